@@ -1,0 +1,101 @@
+"""mpenv.device: device strings, the MPENV_DEVICE override, seeding and moving batches."""
+
+import random
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+import torch
+
+from mpenv.device import get_device, module_device, seed_everything, to_device
+
+
+def test_cpu_and_auto_resolve_on_a_cpu_machine(monkeypatch):
+    monkeypatch.delenv("MPENV_DEVICE", raising=False)
+    assert get_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert get_device("auto").type == expected
+    assert get_device(None).type == expected
+    assert get_device(torch.device("cpu")) == torch.device("cpu")
+
+
+def test_env_var_replaces_auto_but_not_an_explicit_request(monkeypatch):
+    monkeypatch.setenv("MPENV_DEVICE", "cpu")
+    assert get_device("auto") == torch.device("cpu")
+    monkeypatch.setenv("MPENV_DEVICE", "tpu")
+    with pytest.raises(ValueError, match=r"'tpu' \(from \$MPENV_DEVICE\)"):
+        get_device("auto")
+    assert get_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.parametrize("bad", ["gpu", "cuda:x", "cpu:0:1", "", "CUDA 1"])
+def test_malformed_device_strings_are_rejected(bad, monkeypatch):
+    monkeypatch.delenv("MPENV_DEVICE", raising=False)
+    with pytest.raises(ValueError, match="unknown device"):
+        get_device(bad)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+@pytest.mark.parametrize("spec", ["cuda", "cuda:1"])
+def test_unavailable_cuda_is_a_clear_error(spec):
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        get_device(spec)
+
+
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="checks the error on a machine without MPS")
+def test_unavailable_mps_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="MPS is not available"):
+        get_device("mps")
+
+
+def draw_everything() -> tuple[float, float, torch.Tensor]:
+    return random.random(), float(np.random.rand())  # noqa: NPY002, torch.rand(3)
+
+
+def test_seed_everything_repeats_python_numpy_and_torch_streams():
+    rng_a = seed_everything(7)
+    first = draw_everything()
+    a_draw = rng_a.random()
+    rng_b = seed_everything(7)
+    second = draw_everything()
+    assert first[:2] == second[:2]
+    assert torch.equal(first[2], second[2])
+    assert a_draw == rng_b.random()
+    seed_everything(8)
+    assert draw_everything()[0] != first[0]
+
+
+def test_deterministic_mode_switches_torch_to_deterministic_kernels():
+    try:
+        seed_everything(0, deterministic=True)
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "3", True])
+def test_seed_must_be_a_non_negative_integer(bad):
+    with pytest.raises(ValueError, match="seed"):
+        seed_everything(bad)
+
+
+class Pair(NamedTuple):
+    obs: object
+    act: object
+
+
+def test_to_device_moves_nested_batches_and_keeps_their_structure():
+    batch = {"obs": np.arange(6, dtype=np.float64).reshape(2, 3), "pair": Pair(torch.ones(2), [np.zeros(1)]),
+             "name": "cartpole", "n": 3}
+    moved = to_device(batch, "cpu", dtype=torch.float32)
+    assert moved["obs"].dtype == torch.float32 and moved["obs"].device.type == "cpu"
+    np.testing.assert_array_equal(moved["obs"].numpy(), batch["obs"])
+    assert isinstance(moved["pair"], Pair) and isinstance(moved["pair"].act, list)
+    assert moved["name"] == "cartpole" and moved["n"] == 3
+    ints = to_device(np.arange(3), "cpu", dtype=torch.float32)
+    assert ints.dtype == torch.int64  # dtype only applies to floating data
+
+
+def test_module_device():
+    assert module_device(torch.nn.Linear(2, 2)) == torch.device("cpu")
+    assert module_device(torch.nn.ReLU()) == torch.device("cpu")
