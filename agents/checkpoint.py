@@ -1,0 +1,85 @@
+"""Saving and loading checkpoints, treating every file as untrusted input.
+
+A tabular checkpoint is a run directory holding ``checkpoint.npz`` (plain numeric arrays, loaded with
+``allow_pickle=False`` so a crafted file cannot run code) and ``config.json`` (what the run was: the
+algorithm, the env id and kwargs, the hyperparameters). Both are written through a temporary file and
+an atomic rename, so an interrupted save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ARRAYS_FILE = "checkpoint.npz"
+CONFIG_FILE = "config.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and what is wrong."""
+
+
+def save_arrays(run_dir: str | Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write ``arrays`` into ``run_dir`` atomically; returns the ``.npz`` path. The run's
+    ``config.json`` beside it is written when the run starts (:class:`agents.logger.RunLogger`)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    target = run_dir / ARRAYS_FILE
+    tmp = run_dir / (ARRAYS_FILE + ".tmp")
+    with open(tmp, "wb") as handle:  # a file handle keeps numpy from appending another ".npz"
+        np.savez(handle, **{name: np.asarray(value) for name, value in arrays.items()})
+    os.replace(tmp, target)
+    return target
+
+
+def resolve(path: str | Path) -> tuple[Path, Path]:
+    """The ``(npz, config.json)`` pair for a run directory or for the ``.npz`` inside one."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / ARRAYS_FILE
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint (expected a run directory or its {ARRAYS_FILE})")
+    return path, path.with_name(CONFIG_FILE)
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    _, config_path = resolve(path)
+    if not config_path.exists():
+        raise CheckpointError(f"{config_path}: missing; a checkpoint needs its {CONFIG_FILE} beside it")
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{config_path}: not a readable JSON config ({err})") from err
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{config_path}: expected a JSON object, found {type(config).__name__}")
+    return config
+
+
+def load_arrays(path: str | Path, required: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+    """Load the numeric arrays of a checkpoint.
+
+    ``required`` maps array names to their number of dimensions; a missing name, a wrong rank or a
+    non-numeric array raises ``CheckpointError`` naming the file.
+    """
+    npz_path, _ = resolve(path)
+    try:
+        with np.load(npz_path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise CheckpointError(f"{npz_path}: not a readable checkpoint ({err})") from err
+    for name, ndim in (required or {}).items():
+        if name not in arrays:
+            raise CheckpointError(f"{npz_path}: missing array {name!r} (found: {sorted(arrays)})")
+        if arrays[name].ndim != ndim:
+            raise CheckpointError(
+                f"{npz_path}: array {name!r} has shape {arrays[name].shape}, expected {ndim} dimension(s)"
+            )
+    for name, array in arrays.items():
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+            raise CheckpointError(f"{npz_path}: array {name!r} has non-numeric dtype {array.dtype}")
+    return arrays

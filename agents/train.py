@@ -1,0 +1,257 @@
+"""``mpenv-train ALGO --env ENV_ID ...`` (also ``python -m agents.train``): train an agent, log to
+TensorBoard, save a checkpoint.
+
+    mpenv-train q-learning --env mpenv/CliffWalking-v0 --total-steps 20000 --seed 1
+    mpenv-train value-iteration --env FrozenLake-v1 --gamma 0.99
+    mpenv-train sarsa --help            # every hyperparameter, with its default
+
+Each algorithm's hyperparameters are the fields of its config dataclass (``QLearningConfig`` in
+``agents/td.py`` and so on); this module turns them into flags, so a new field is a new flag with no
+edit here. A run writes ``runs/<env>__<algo>__<seed>__<timestamp>/`` (see :mod:`agents.logger`) with
+``config.json``, ``checkpoint.npz`` (``V``, the greedy policy ``pi`` and ``Q`` for control methods)
+and, on grid environments, ``values.png``: V(s) with greedy-policy arrows.
+
+Budgets: ``--total-steps`` bounds environment steps for the sample-based methods; when it is given and
+``--n-episodes`` is not, the step budget alone ends the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import sys
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from agents import dp, mc, td
+from agents.checkpoint import CheckpointError, load_arrays, save_arrays
+from agents.envs import make_env
+from agents.evaluate import check_policy, evaluate_policy
+from agents.logger import NonFiniteLossError, RunLogger, make_run_dir
+from agents.plots import save_figure, value_policy_figure
+from agents.tabular import discrete_sizes
+
+Log = Callable[[str, float, int], None]
+UNLIMITED_EPISODES = 10**12
+
+
+@dataclass
+class RunConfig:
+    """What every run shares, whatever the algorithm."""
+
+    env: str = field(default="mpenv/FrozenLake4x4-v0", metadata={"help": "gymnasium env id (mpenv/... ids included)"})
+    env_kwargs: str = field(default="{}", metadata={"help": 'JSON dict of env kwargs, e.g. \'{"slip": 0.1}\''})
+    total_steps: int | None = field(default=None, metadata={"help": "env-step budget (sample-based methods)"})
+    seed: int = field(default=1, metadata={"help": "seed of the agent and of the env's first reset"})
+    logdir: str = field(default="runs", metadata={"help": "parent directory of the run directory"})
+    device: str = field(default="auto", metadata={"help": "torch device: auto, cpu, cuda, cuda:N or mps"})
+    eval_episodes: int = field(default=100, metadata={"help": "greedy evaluation episodes after training (0: skip)"})
+    policy: str = field(default="", metadata={"help": "prediction methods: evaluate this checkpoint's policy "
+                                                      "instead of the uniform random one"})
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    config: type  # the hyperparameter dataclass; its fields become flags
+    fn: Callable  # the algorithm itself, from agents.dp / agents.mc / agents.td
+    kind: str  # "dp": solves the model; "control": learns Q; "prediction": learns V of a fixed policy
+    summary: str
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    "value-iteration": Algorithm(dp.ValueIterationConfig, dp.value_iteration, "dp",
+                                 "dynamic programming: value iteration on the env's model P"),
+    "policy-iteration": Algorithm(dp.PolicyIterationConfig, dp.policy_iteration, "dp",
+                                  "dynamic programming: policy iteration on the env's model P"),
+    "mc-prediction": Algorithm(mc.MCPredictionConfig, mc.mc_prediction, "prediction",
+                               "Monte Carlo prediction of V for a fixed policy"),
+    "mc-control": Algorithm(mc.MCControlConfig, mc.mc_control, "control",
+                            "on-policy first-visit Monte Carlo control, epsilon-greedy"),
+    "td0": Algorithm(td.TD0Config, td.td0_prediction, "prediction", "TD(0) prediction of V for a fixed policy"),
+    "sarsa": Algorithm(td.SarsaConfig, td.sarsa, "control", "SARSA: on-policy TD control"),
+    "expected-sarsa": Algorithm(td.ExpectedSarsaConfig, td.expected_sarsa, "control",
+                                "expected SARSA: TD control with the expected next action value"),
+    "q-learning": Algorithm(td.QLearningConfig, td.q_learning, "control", "Q-learning: off-policy TD control"),
+}
+ALIASES = {"value-iteration": ["vi"], "policy-iteration": ["pi"], "mc-control": ["mc"],
+           "q-learning": ["qlearning"]}
+CANONICAL = {alias: name for name, aliases in ALIASES.items() for alias in aliases} | {n: n for n in ALGORITHMS}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Flags from dataclass fields
+
+
+def _flag_type(annotation: Any) -> tuple[type, bool]:
+    """The scalar type behind an annotation and whether ``None`` is allowed (``int | None``)."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
+        return next(a for a in args if a is not type(None)), True
+    return annotation, False
+
+
+def _parser_for(kind: type, optional: bool) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        if optional and text.strip().lower() == "none":
+            return None
+        return kind(text)
+    parse.__name__ = kind.__name__  # argparse names the type in its error messages
+    return parse
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser, config: type, skip: set[str] = frozenset(),
+                        suppress_defaults: bool = False) -> None:
+    """One ``--field-name`` flag per dataclass field, typed from its annotation, helped by its metadata."""
+    hints = typing.get_type_hints(config)
+    for f in dataclasses.fields(config):
+        if f.name in skip:
+            continue
+        kind, optional = _flag_type(hints[f.name])
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        kwargs: dict[str, Any] = {"dest": f.name, "help": f.metadata.get("help", "") + f" (default: {default})",
+                                  "default": argparse.SUPPRESS if suppress_defaults else default}
+        flag = "--" + f.name.replace("_", "-")
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+        else:
+            parser.add_argument(flag, type=_parser_for(kind, optional), metavar=kind.__name__.upper(), **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mpenv-train", description=__doc__.split("\n\n")[0].replace("``", ""),
+        epilog="Run 'mpenv-train ALGO --help' for an algorithm's hyperparameters. Watch a run with "
+               "'tensorboard --logdir runs'; evaluate it with 'mpenv-eval RUN_DIR'.")
+    sub = parser.add_subparsers(dest="algo", required=True, metavar="ALGO",
+                                help="one of: " + ", ".join(ALGORITHMS) + " (aliases: vi, pi, mc, qlearning)")
+    for name, algorithm in ALGORITHMS.items():
+        doc = (algorithm.config.__doc__ or "").strip()
+        p = sub.add_parser(name, aliases=ALIASES.get(name, []), help=algorithm.summary,
+                           description=f"{algorithm.summary}. {doc}")
+        add_dataclass_flags(p.add_argument_group("run"), RunConfig)
+        add_dataclass_flags(p.add_argument_group(f"{name} hyperparameters"), algorithm.config,
+                            skip={f.name for f in dataclasses.fields(RunConfig)}, suppress_defaults=True)
+    return parser
+
+
+def configs_from_args(args: argparse.Namespace) -> tuple[str, RunConfig, Any]:
+    """Split parsed flags into the run config and the algorithm's config dataclass."""
+    name = CANONICAL[args.algo]
+    values = vars(args)
+    run = RunConfig(**{f.name: values[f.name] for f in dataclasses.fields(RunConfig)})
+    algo_fields = {f.name for f in dataclasses.fields(ALGORITHMS[name].config)}
+    given = {key: values[key] for key in algo_fields if key in values}
+    if "n_episodes" in algo_fields and "n_episodes" not in given and run.total_steps is not None:
+        given["n_episodes"] = UNLIMITED_EPISODES
+    if "seed" in algo_fields:
+        given["seed"] = run.seed
+    return name, run, ALGORITHMS[name].config(**given)
+
+
+# ---------------------------------------------------------------------------------------------------
+# A run
+
+
+def parse_env_kwargs(text: str) -> dict[str, Any]:
+    try:
+        kwargs = json.loads(text or "{}")
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--env-kwargs is not valid JSON ({err}): {text!r}") from err
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"--env-kwargs must be a JSON object, got {text!r}")
+    return kwargs
+
+
+def policy_to_evaluate(env: gym.Env, checkpoint: str) -> np.ndarray:
+    """The fixed policy of a prediction run: a saved run's ``pi``, else uniform random [S, A]."""
+    n_states, n_actions = env.observation_space.n, env.action_space.n
+    if not checkpoint:
+        return np.full((n_states, n_actions), 1.0 / n_actions)
+    pi = load_arrays(checkpoint, required={"pi": 1})["pi"]
+    check_policy(pi, env, checkpoint)
+    return pi
+
+
+def run_algorithm(algorithm: Algorithm, env: gym.Env, params: dict[str, Any], total_steps: int | None,
+                  policy: np.ndarray | None, log: Log) -> dict[str, np.ndarray]:
+    """Run one algorithm; returns the arrays of its checkpoint: ``V``, ``pi`` and, for control, ``Q``."""
+    if algorithm.kind == "dp":
+        V, pi = algorithm.fn(dp.MDP.from_env(env), **params, log=log)
+        return {"V": V, "pi": pi}
+    if algorithm.kind == "prediction":
+        V = algorithm.fn(env, policy, **params, total_steps=total_steps, log=log)
+        return {"V": V, "pi": policy}
+    Q = algorithm.fn(env, **params, total_steps=total_steps, log=log)
+    return {"Q": Q, "V": Q.max(axis=1), "pi": Q.argmax(axis=1)}
+
+
+def train(algo: str, run: RunConfig, params: Any, progress: bool | None = None) -> Path:
+    """Train ``algo`` as configured; returns the run directory. Validates everything before writing."""
+    from mpenv.device import get_device
+
+    name = CANONICAL.get(algo)
+    if name is None:
+        raise ValueError(f"unknown algorithm {algo!r}; choose one of {', '.join(ALGORITHMS)}")
+    device = get_device(run.device)  # tabular agents run in numpy; the check still catches a typo early
+    env_kwargs = parse_env_kwargs(run.env_kwargs)
+    env = make_env(run.env, env_kwargs)
+    discrete_sizes(env, f"{name} on {run.env}")
+    algorithm = ALGORITHMS[name]
+    policy = policy_to_evaluate(env, run.policy) if algorithm.kind == "prediction" else None
+    param_dict = dataclasses.asdict(params)
+    config = {"algo": name, "env_id": run.env, "env_kwargs": env_kwargs, "seed": run.seed,
+              "total_steps": run.total_steps, "device": str(device), "hyperparameters": param_dict}
+    run_dir = make_run_dir(run.logdir, run.env, name, run.seed)
+    with RunLogger(run_dir, config, total_steps=run.total_steps, progress=progress) as logger:
+        try:
+            arrays = run_algorithm(algorithm, env, param_dict, run.total_steps, policy, logger.log)
+        except ValueError:
+            # The algorithms check their hyperparameters before doing any work: a run that fails there
+            # leaves no directory behind, like every other bad input.
+            if logger.scalars_written == 0:
+                logger.close()
+                shutil.rmtree(run_dir)
+            raise
+        save_arrays(run_dir, arrays)
+        figure = value_policy_figure(env, arrays["V"], arrays["pi"] if arrays["pi"].ndim == 1 else None,
+                                     title=f"{name} on {run.env}")
+        if figure is not None:
+            save_figure(figure, run_dir / "values.png")
+            logger.figure("values", figure)
+        if run.eval_episodes > 0:
+            returns = evaluate_policy(env, arrays["pi"], run.eval_episodes, seed=run.seed + 10_000)
+            logger.log("eval/mean_return", returns.mean(), logger.last_step)
+            print(f"evaluation over {run.eval_episodes} episodes: return {returns.mean():.3f} +- {returns.std():.3f}")
+    env.close()
+    return run_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        name, run, params = configs_from_args(args)
+        run_dir = train(name, run, params)
+    except (ValueError, RuntimeError, CheckpointError) as err:
+        print(f"mpenv-train: error: {err}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as err:
+        print(f"mpenv-train: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nmpenv-train: interrupted; TensorBoard logs were flushed, no checkpoint was written", file=sys.stderr)
+        return 130
+    print(f"run directory: {run_dir}\n  tensorboard --logdir {run_dir.parent}\n  mpenv-eval {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
