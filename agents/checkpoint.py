@@ -83,3 +83,54 @@ def load_arrays(path: str | Path, required: dict[str, int] | None = None) -> dic
         if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
             raise CheckpointError(f"{npz_path}: array {name!r} has non-numeric dtype {array.dtype}")
     return arrays
+
+
+# ---------------------------------------------------------------------------------------------------
+# Torch checkpoints of the deep agents: state dicts only, loaded with weights_only=True
+
+TORCH_FILE = "checkpoint.pt"
+
+
+def save_torch(run_dir: str | Path, state: dict[str, Any]) -> Path:
+    """Write ``state`` (tensors, state dicts, numbers, strings) to ``run_dir/checkpoint.pt`` through a
+    temporary file and an atomic rename: a crash or Ctrl-C mid-save keeps the previous checkpoint."""
+    import torch
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    target, tmp = run_dir / TORCH_FILE, run_dir / (TORCH_FILE + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, target)
+    return target
+
+
+def load_torch(path: str | Path, required: tuple[str, ...] = ("step", "modules")) -> dict[str, Any]:
+    """Load a deep agent's checkpoint without running any code from the file (``weights_only=True``);
+    ``path`` is a run directory or the ``checkpoint.pt`` in one."""
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / TORCH_FILE
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint (expected a run directory or its {TORCH_FILE})")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({err})") from err
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: expected a dict of state, found {type(state).__name__}")
+    missing = [key for key in required if key not in state]
+    if missing:
+        raise CheckpointError(f"{path}: missing {missing} (found: {sorted(state)})")
+    return state
+
+
+def load_state_dict_checked(module: Any, state_dict: dict[str, Any], source: str) -> None:
+    """``module.load_state_dict`` with an error that names the file and the mismatching entries."""
+    try:
+        module.load_state_dict(state_dict)
+    except (RuntimeError, KeyError, ValueError) as err:
+        raise CheckpointError(f"{source}: weights do not fit the network ({str(err).splitlines()[0]})") from err
