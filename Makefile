@@ -33,8 +33,10 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[test,bench]"
 	$(PY) benchmarks/bench_gridworld.py
 	$(PY) benchmarks/bench_value_iteration.py
+	$(PY) benchmarks/bench_vs_sb3.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info .pytest_cache .ruff_cache

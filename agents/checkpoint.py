@@ -37,18 +37,22 @@ def save_arrays(run_dir: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     return target
 
 
-def resolve(path: str | Path) -> tuple[Path, Path]:
-    """The ``(npz, config.json)`` pair for a run directory or for the ``.npz`` inside one."""
+def resolve(path: str | Path) -> Path:
+    """The ``.npz`` of a run directory, or the ``.npz`` given."""
     path = Path(path)
     if path.is_dir():
         path = path / ARRAYS_FILE
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint (expected a run directory or its {ARRAYS_FILE})")
-    return path, path.with_name(CONFIG_FILE)
+    return path
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    _, config_path = resolve(path)
+    """The ``config.json`` of a run directory (or of the directory holding a checkpoint file)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint (expected a run directory or a checkpoint file in one)")
+    config_path = (path if path.is_dir() else path.parent) / CONFIG_FILE
     if not config_path.exists():
         raise CheckpointError(f"{config_path}: missing; a checkpoint needs its {CONFIG_FILE} beside it")
     try:
@@ -66,7 +70,7 @@ def load_arrays(path: str | Path, required: dict[str, int] | None = None) -> dic
     ``required`` maps array names to their number of dimensions; a missing name, a wrong rank or a
     non-numeric array raises ``CheckpointError`` naming the file.
     """
-    npz_path, _ = resolve(path)
+    npz_path = resolve(path)
     try:
         with np.load(npz_path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}

@@ -1,14 +1,19 @@
-"""``mpenv-eval CHECKPOINT --episodes N``: reload a trained policy and report its return.
+"""``mpenv-eval CHECKPOINT --episodes N [--video DIR]``: reload a trained policy and report its return.
 
-The checkpoint's ``config.json`` names the env id and kwargs, so the same environment is rebuilt;
-the policy ``pi`` in ``checkpoint.npz`` is a greedy action per state (int [S]) or action
-probabilities per state (float [S, A]).
+The checkpoint's ``config.json`` names the algorithm, the env id and its kwargs, so the same
+environment is rebuilt. Tabular runs store their policy ``pi`` in ``checkpoint.npz`` (a greedy action
+per state, or action probabilities per state); deep agents store networks in ``checkpoint.pt`` and
+act deterministically (greedy Q, categorical argmax, Gaussian mean).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -17,23 +22,39 @@ from agents.checkpoint import CheckpointError, load_arrays, load_config
 from agents.envs import make_env
 from agents.tabular import PolicySampler, agent_rng, discrete_sizes
 
+Act = Callable[[Any], Any]  # one observation -> one action
+DEEP_AGENT_MODULES = {"dqn": "agents.dqn", "reinforce": "agents.reinforce", "a2c": "agents.actor_critic"}
 
-def evaluate_policy(env: gym.Env, pi: np.ndarray, episodes: int, seed: int = 0,
-                    max_steps: int = 10_000) -> np.ndarray:
-    """Undiscounted return of each of ``episodes`` episodes under ``pi`` (int [S] or float [S, A]); the
-    first reset is seeded so the whole evaluation is reproducible. ``max_steps`` guards envs without a
-    time limit against a policy that never ends an episode (an untrained CliffWalking table, say)."""
-    n_states, n_actions = discrete_sizes(env, "evaluation")
-    choose, rng = PolicySampler(pi, n_states, n_actions), agent_rng(seed)
+
+def run_episodes(env: gym.Env, act: Act, episodes: int, seed: int = 0, max_steps: int = 10_000,
+                 on_frame: Callable[[], None] | None = None) -> np.ndarray:
+    """Undiscounted return of each of ``episodes`` episodes acting with ``act``; the first reset is
+    seeded so the whole evaluation is reproducible. ``max_steps`` guards envs without a time limit
+    against a policy that never ends an episode (an untrained CliffWalking table, say). ``on_frame``
+    is called after every reset and step (rendering)."""
     returns = np.zeros(episodes)
     for episode in range(episodes):
-        state, _ = env.reset(seed=seed if episode == 0 else None)
+        obs, _ = env.reset(seed=seed if episode == 0 else None)
+        if on_frame:
+            on_frame()
         for _ in range(max_steps):
-            state, reward, terminated, truncated, _ = env.step(choose(int(state), rng))
+            obs, reward, terminated, truncated, _ = env.step(act(obs))
             returns[episode] += float(reward)
+            if on_frame:
+                on_frame()
             if terminated or truncated:
                 break
     return returns
+
+
+def tabular_actor(pi: np.ndarray, env: gym.Env, seed: int) -> Act:
+    choose, rng = PolicySampler(pi, *discrete_sizes(env, "evaluation")), agent_rng(seed)
+    return lambda state: choose(int(state), rng)
+
+
+def evaluate_policy(env: gym.Env, pi: np.ndarray, episodes: int, seed: int = 0, max_steps: int = 10_000) -> np.ndarray:
+    """Returns of a tabular policy ``pi`` (int [S] or float [S, A]) over ``episodes`` episodes."""
+    return run_episodes(env, tabular_actor(pi, env, seed), episodes, seed, max_steps)
 
 
 def check_policy(pi: np.ndarray, env: gym.Env, source: str) -> None:
@@ -44,29 +65,56 @@ def check_policy(pi: np.ndarray, env: gym.Env, source: str) -> None:
         raise CheckpointError(f"{source}: {err}") from err
 
 
+def load_actor(checkpoint: str, config: dict[str, Any], env: gym.Env, seed: int) -> Act:
+    """The policy of a checkpoint as a function of one observation, whichever kind of agent wrote it."""
+    algo = config.get("algo")
+    if algo in DEEP_AGENT_MODULES:
+        batched = importlib.import_module(DEEP_AGENT_MODULES[algo]).load_policy(checkpoint, env)
+        return lambda obs: batched(np.asarray(obs)[None])[0]
+    arrays = load_arrays(checkpoint)
+    if "pi" not in arrays:
+        raise CheckpointError(f"{checkpoint}: no policy 'pi' in checkpoint.npz (found: {sorted(arrays)})")
+    check_policy(arrays["pi"], env, checkpoint)
+    return tabular_actor(arrays["pi"], env, seed)
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float) -> Path:
+    import imageio.v2 as imageio  # imageio-ffmpeg ships its own ffmpeg binary
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with imageio.get_writer(path, fps=fps, codec="libx264", quality=7, macro_block_size=1) as writer:
+        for frame in frames:
+            writer.append_data(frame)
+    return path
+
+
+def record(config: dict[str, Any], checkpoint: str, seed: int, mode: str, video_dir: str | None) -> None:
+    """Play one episode with rendering: frames as text (``ansi``) or an mp4 in ``video_dir``."""
+    env = make_env(config["env_id"], config.get("env_kwargs"), render_mode=mode)
+    act = load_actor(checkpoint, config, env, seed)
+    frames: list[Any] = []
+    run_episodes(env, act, episodes=1, seed=seed, max_steps=2_000, on_frame=lambda: frames.append(env.render()))
+    if mode == "ansi":
+        print("\n".join(frames))
+        return
+    name = f"{config['env_id'].replace('/', '_')}__{config.get('algo', 'policy')}.mp4"
+    path = write_video(Path(video_dir) / name, frames, fps=env.metadata.get("render_fps") or 30)
+    print(f"video of one episode ({len(frames)} frames): {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mpenv-eval", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description="Evaluate a checkpoint written by mpenv-train: rebuilds its env from config.json and "
-                    "runs its policy (greedy for control and DP runs).")
-    parser.add_argument("checkpoint", help="run directory (or its checkpoint.npz)")
+        description="Evaluate a run written by mpenv-train: rebuilds its env from config.json and runs its "
+                    "policy (greedy for control, DP and DQN runs; the mean action for Gaussian policies).")
+    parser.add_argument("checkpoint", help="run directory (or the checkpoint file in it)")
     parser.add_argument("--episodes", type=int, default=100, help="number of evaluation episodes")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first reset and of stochastic policies")
     parser.add_argument("--render", choices=["none", "ansi"], default="none",
-                        help="print the first episode's frames as text")
+                        help="print one episode's frames as text")
+    parser.add_argument("--video", metavar="DIR", default=None,
+                        help="write an mp4 of one episode into DIR (envs with render_mode='rgb_array')")
     return parser
-
-
-def render_episode(env_id: str, env_kwargs: dict, pi: np.ndarray, seed: int) -> None:
-    env = make_env(env_id, env_kwargs, render_mode="ansi")
-    choose, rng = PolicySampler(pi, *discrete_sizes(env, "evaluation")), agent_rng(seed)
-    state, _ = env.reset(seed=seed)
-    print(env.render())
-    for _ in range(200):
-        state, _, terminated, truncated, _ = env.step(choose(int(state), rng))
-        print(env.render())
-        if terminated or truncated:
-            break
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,18 +124,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         config = load_config(args.checkpoint)
-        arrays = load_arrays(args.checkpoint)
-        if "pi" not in arrays or "env_id" not in config:
-            raise CheckpointError(f"{args.checkpoint}: needs a policy 'pi' and an 'env_id' in config.json")
+        if "env_id" not in config:
+            raise CheckpointError(f"{args.checkpoint}: config.json names no 'env_id'")
         env = make_env(config["env_id"], config.get("env_kwargs"))
-        pi = arrays["pi"]
-        check_policy(pi, env, str(args.checkpoint))
+        act = load_actor(args.checkpoint, config, env, args.seed)
+        if args.render == "ansi":
+            record(config, args.checkpoint, args.seed, "ansi", None)
+        if args.video:
+            record(config, args.checkpoint, args.seed, "rgb_array", args.video)
     except (CheckpointError, ValueError) as err:
         print(f"mpenv-eval: error: {err}", file=sys.stderr)
         return 2
-    if args.render == "ansi":
-        render_episode(config["env_id"], config.get("env_kwargs") or {}, pi, args.seed)
-    returns = evaluate_policy(env, pi, args.episodes, seed=args.seed)
+    returns = run_episodes(env, act, args.episodes, seed=args.seed)
     print(f"{config['env_id']} | {config.get('algo', '?')} | {args.episodes} episodes: "
           f"return {returns.mean():.3f} +- {returns.std():.3f} (min {returns.min():.3g}, max {returns.max():.3g})")
     return 0

@@ -46,6 +46,8 @@ class RunContext:
     def __post_init__(self) -> None:
         if self.total_steps < 1:
             raise ValueError(f"total_steps must be at least 1, got {self.total_steps}")
+        if self.checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be at least 1 env step, got {self.checkpoint_every}")
 
     @property
     def torch_device(self) -> torch.device:

@@ -18,13 +18,14 @@ Budgets: ``--total-steps`` bounds environment steps for the sample-based methods
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import shutil
 import sys
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,16 +33,19 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents import dp, mc, td
-from agents.checkpoint import CheckpointError, load_arrays, save_arrays
+from agents import actor_critic, dp, dqn, mc, reinforce, td
+from agents.checkpoint import CheckpointError, load_arrays, load_config, load_torch, save_arrays
 from agents.envs import make_env
-from agents.evaluate import check_policy, evaluate_policy
+from agents.evaluate import check_policy, evaluate_policy, run_episodes
 from agents.logger import NonFiniteLossError, RunLogger, make_run_dir
 from agents.plots import save_figure, value_policy_figure
+from agents.run import RunContext
 from agents.tabular import discrete_sizes
+from mpenv.device import get_device
 
 Log = Callable[[str, float, int], None]
 UNLIMITED_EPISODES = 10**12
+DEEP_DEFAULT_STEPS = 100_000
 
 
 @dataclass
@@ -50,21 +54,26 @@ class RunConfig:
 
     env: str = field(default="mpenv/FrozenLake4x4-v0", metadata={"help": "gymnasium env id (mpenv/... ids included)"})
     env_kwargs: str = field(default="{}", metadata={"help": 'JSON dict of env kwargs, e.g. \'{"slip": 0.1}\''})
-    total_steps: int | None = field(default=None, metadata={"help": "env-step budget (sample-based methods)"})
+    total_steps: int | None = field(default=None, metadata={
+        "help": f"env-step budget (sample-based methods; deep agents default to {DEEP_DEFAULT_STEPS:,})"})
     seed: int = field(default=1, metadata={"help": "seed of the agent and of the env's first reset"})
     logdir: str = field(default="runs", metadata={"help": "parent directory of the run directory"})
     device: str = field(default="auto", metadata={"help": "torch device: auto, cpu, cuda, cuda:N or mps"})
     eval_episodes: int = field(default=100, metadata={"help": "greedy evaluation episodes after training (0: skip)"})
     policy: str = field(default="", metadata={"help": "prediction methods: evaluate this checkpoint's policy "
                                                       "instead of the uniform random one"})
+    resume: str = field(default="", metadata={"help": "deep agents: continue the run in this run directory "
+                                                      "(its hyperparameters, its TensorBoard curve)"})
+    checkpoint_every: int = field(default=10_000, metadata={"help": "deep agents: env steps between checkpoints"})
 
 
 @dataclass(frozen=True)
 class Algorithm:
     config: type  # the hyperparameter dataclass; its fields become flags
     fn: Callable  # the algorithm itself, from agents.dp / agents.mc / agents.td
-    kind: str  # "dp": solves the model; "control": learns Q; "prediction": learns V of a fixed policy
+    kind: str  # "dp": model -> V, pi; "control": learns Q; "prediction": V of a fixed policy; "deep": networks
     summary: str
+    load_policy: Callable | None = None  # deep agents: (run_dir, env) -> batched deterministic actions
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -81,6 +90,12 @@ ALGORITHMS: dict[str, Algorithm] = {
     "expected-sarsa": Algorithm(td.ExpectedSarsaConfig, td.expected_sarsa, "control",
                                 "expected SARSA: TD control with the expected next action value"),
     "q-learning": Algorithm(td.QLearningConfig, td.q_learning, "control", "Q-learning: off-policy TD control"),
+    "dqn": Algorithm(dqn.DQNConfig, dqn.train_dqn, "deep", "deep Q-network with replay and a target network",
+                     dqn.load_policy),
+    "reinforce": Algorithm(reinforce.ReinforceConfig, reinforce.train_reinforce, "deep",
+                           "REINFORCE: Monte Carlo policy gradient with a baseline", reinforce.load_policy),
+    "a2c": Algorithm(actor_critic.A2CConfig, actor_critic.train_a2c, "deep",
+                     "advantage actor-critic on synchronous vectorized envs", actor_critic.load_policy),
 }
 ALIASES = {"value-iteration": ["vi"], "policy-iteration": ["pi"], "mc-control": ["mc"],
            "q-learning": ["qlearning"]}
@@ -196,31 +211,49 @@ def run_algorithm(algorithm: Algorithm, env: gym.Env, params: dict[str, Any], to
 
 def train(algo: str, run: RunConfig, params: Any, progress: bool | None = None) -> Path:
     """Train ``algo`` as configured; returns the run directory. Validates everything before writing."""
-    from mpenv.device import get_device
-
     name = CANONICAL.get(algo)
     if name is None:
         raise ValueError(f"unknown algorithm {algo!r}; choose one of {', '.join(ALGORITHMS)}")
-    device = get_device(run.device)  # tabular agents run in numpy; the check still catches a typo early
+    get_device(run.device)  # a typo in --device fails here, before anything is written
     env_kwargs = parse_env_kwargs(run.env_kwargs)
     env = make_env(run.env, env_kwargs)
+    try:
+        if ALGORITHMS[name].kind == "deep":
+            return train_deep(name, run, params, env, env_kwargs, progress)
+        return train_tabular(name, run, params, env, env_kwargs, progress)
+    finally:
+        env.close()
+
+
+def run_config(name: str, run: RunConfig, env_kwargs: dict[str, Any], params: Any, total_steps: int | None) -> dict:
+    """What config.json records: enough to rebuild the env and the agent, and to resume."""
+    return {"algo": name, "env_id": run.env, "env_kwargs": env_kwargs, "seed": run.seed, "total_steps": total_steps,
+            "device": str(get_device(run.device)), "hyperparameters": dataclasses.asdict(params)}
+
+
+@contextlib.contextmanager
+def removed_if_rejected(run_dir: Path, logger: RunLogger, keep: bool = False) -> Iterator[None]:
+    """The agents check their hyperparameters and spaces before doing any work: a run that fails there
+    (a ValueError before anything was logged) leaves no directory behind, like every other bad input."""
+    try:
+        yield
+    except ValueError:
+        if logger.scalars_written == 0 and not keep:
+            logger.close()
+            shutil.rmtree(run_dir)
+        raise
+
+
+def train_tabular(name: str, run: RunConfig, params: Any, env: gym.Env, env_kwargs: dict[str, Any],
+                  progress: bool | None) -> Path:
     discrete_sizes(env, f"{name} on {run.env}")
     algorithm = ALGORITHMS[name]
     policy = policy_to_evaluate(env, run.policy) if algorithm.kind == "prediction" else None
-    param_dict = dataclasses.asdict(params)
-    config = {"algo": name, "env_id": run.env, "env_kwargs": env_kwargs, "seed": run.seed,
-              "total_steps": run.total_steps, "device": str(device), "hyperparameters": param_dict}
+    config = run_config(name, run, env_kwargs, params, run.total_steps)
     run_dir = make_run_dir(run.logdir, run.env, name, run.seed)
     with RunLogger(run_dir, config, total_steps=run.total_steps, progress=progress) as logger:
-        try:
-            arrays = run_algorithm(algorithm, env, param_dict, run.total_steps, policy, logger.log)
-        except ValueError:
-            # The algorithms check their hyperparameters before doing any work: a run that fails there
-            # leaves no directory behind, like every other bad input.
-            if logger.scalars_written == 0:
-                logger.close()
-                shutil.rmtree(run_dir)
-            raise
+        with removed_if_rejected(run_dir, logger):
+            arrays = run_algorithm(algorithm, env, config["hyperparameters"], run.total_steps, policy, logger.log)
         save_arrays(run_dir, arrays)
         figure = value_policy_figure(env, arrays["V"], arrays["pi"] if arrays["pi"].ndim == 1 else None,
                                      title=f"{name} on {run.env}")
@@ -228,11 +261,48 @@ def train(algo: str, run: RunConfig, params: Any, progress: bool | None = None) 
             save_figure(figure, run_dir / "values.png")
             logger.figure("values", figure)
         if run.eval_episodes > 0:
-            returns = evaluate_policy(env, arrays["pi"], run.eval_episodes, seed=run.seed + 10_000)
-            logger.log("eval/mean_return", returns.mean(), logger.last_step)
-            print(f"evaluation over {run.eval_episodes} episodes: return {returns.mean():.3f} +- {returns.std():.3f}")
-    env.close()
+            report_evaluation(logger, evaluate_policy(env, arrays["pi"], run.eval_episodes, seed=run.seed + 10_000))
     return run_dir
+
+
+def resumed_run(name: str, run: RunConfig) -> tuple[Path, dict[str, Any]]:
+    """The run directory and saved config of ``--resume``, checked against the command line."""
+    run_dir = Path(run.resume)
+    run_dir = run_dir.parent if run_dir.is_file() else run_dir
+    load_torch(run_dir)  # fails early, naming the file, if there is no usable checkpoint
+    saved = load_config(run_dir)
+    for key, given in (("algo", name), ("env_id", run.env)):
+        if saved.get(key) != given:
+            raise ValueError(f"--resume {run_dir}: that run is {key}={saved.get(key)!r}, not {given!r}")
+    return run_dir, saved
+
+
+def train_deep(name: str, run: RunConfig, params: Any, env: gym.Env, env_kwargs: dict[str, Any],
+               progress: bool | None) -> Path:
+    algorithm = ALGORITHMS[name]
+    total_steps = run.total_steps or DEEP_DEFAULT_STEPS
+    if run.resume:
+        run_dir, saved = resumed_run(name, run)
+        params = algorithm.config(**saved["hyperparameters"])  # a resumed run keeps its hyperparameters
+    else:
+        run_dir = make_run_dir(run.logdir, run.env, name, run.seed)
+    config = run_config(name, run, env_kwargs, params, total_steps)
+    with RunLogger(run_dir, config, total_steps=total_steps, progress=progress) as logger:
+        context = RunContext(env_id=run.env, total_steps=total_steps, seed=run.seed, env_kwargs=env_kwargs,
+                             device=run.device, log=logger.log, run_dir=run_dir,
+                             resume=run_dir if run.resume else None, checkpoint_every=run.checkpoint_every)
+        with removed_if_rejected(run_dir, logger, keep=bool(run.resume)):
+            algorithm.fn(params, context)
+        if run.eval_episodes > 0:
+            act = algorithm.load_policy(run_dir, env)
+            report_evaluation(logger, run_episodes(env, lambda obs: act(obs[None])[0], run.eval_episodes,
+                                                   seed=run.seed + 10_000))
+    return run_dir
+
+
+def report_evaluation(logger: RunLogger, returns: np.ndarray) -> None:
+    logger.log("eval/final_return", returns.mean(), logger.last_step)
+    print(f"evaluation over {len(returns)} episodes: return {returns.mean():.3f} +- {returns.std():.3f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mpenv-train: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\nmpenv-train: interrupted; TensorBoard logs were flushed, no checkpoint was written", file=sys.stderr)
+        print("\nmpenv-train: interrupted; TensorBoard logs were flushed and the last checkpoint (deep agents) "
+              "is intact", file=sys.stderr)
         return 130
     print(f"run directory: {run_dir}\n  tensorboard --logdir {run_dir.parent}\n  mpenv-eval {run_dir}")
     return 0

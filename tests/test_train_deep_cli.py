@@ -1,0 +1,87 @@
+"""mpenv-train / mpenv-eval with the deep agents: short runs through the real CLI, resume, video, errors."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agents import evaluate, train
+from agents.logger import read_scalars
+
+SHORT = ["--total-steps", "1200", "--checkpoint-every", "600", "--eval-episodes", "2", "--seed", "3"]
+
+
+def only_run_dir(logdir: Path) -> Path:
+    runs = [p for p in logdir.iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+@pytest.mark.parametrize("algo", ["dqn", "reinforce", "a2c"])
+def test_a_short_deep_run_writes_config_checkpoint_and_scalars(tmp_path, algo, capsys):
+    assert train.main([algo, "--env", "CartPole-v1", "--logdir", str(tmp_path), *SHORT]) == 0
+    run_dir = only_run_dir(tmp_path)
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["algo"] == algo and config["env_id"] == "CartPole-v1" and config["total_steps"] == 1200
+    assert (run_dir / "checkpoint.pt").exists()
+    steps, returns = read_scalars(run_dir, "charts/episodic_return")
+    assert len(returns) > 5 and np.all(np.isfinite(returns)) and steps[-1] <= 1200
+    assert len(read_scalars(run_dir, "charts/SPS")[1]) > 0
+    assert "evaluation over 2 episodes" in capsys.readouterr().out
+    assert evaluate.main([str(run_dir), "--episodes", "2"]) == 0
+    assert "CartPole-v1 | " + algo in capsys.readouterr().out
+
+
+def test_resume_continues_the_step_counter_and_the_curve(tmp_path):
+    assert train.main(["dqn", "--env", "CartPole-v1", "--logdir", str(tmp_path), *SHORT]) == 0
+    run_dir = only_run_dir(tmp_path)
+    first_steps, _ = read_scalars(run_dir, "charts/episodic_return")
+    assert train.main(["dqn", "--env", "CartPole-v1", "--resume", str(run_dir), "--total-steps", "2400",
+                       "--eval-episodes", "0"]) == 0
+    assert only_run_dir(tmp_path) == run_dir  # no second run directory
+    steps, _ = read_scalars(run_dir, "charts/episodic_return")
+    assert steps.max() > 1200 and steps.max() <= 2400
+    assert len(steps) > len(first_steps)
+
+
+def test_resume_refuses_a_run_of_another_algorithm_or_env(tmp_path, capsys):
+    assert train.main(["dqn", "--env", "CartPole-v1", "--logdir", str(tmp_path), *SHORT]) == 0
+    run_dir = only_run_dir(tmp_path)
+    assert train.main(["a2c", "--env", "CartPole-v1", "--resume", str(run_dir)]) == 2
+    assert "that run is algo='dqn', not 'a2c'" in capsys.readouterr().err
+    assert train.main(["dqn", "--env", "Acrobot-v1", "--resume", str(run_dir)]) == 2
+    assert "env_id='CartPole-v1'" in capsys.readouterr().err
+    assert train.main(["dqn", "--env", "CartPole-v1", "--resume", str(tmp_path / "nothing")]) == 2
+    assert "no such checkpoint" in capsys.readouterr().err
+
+
+def test_dqn_on_continuous_actions_is_a_clear_error_that_writes_nothing(tmp_path, capsys):
+    assert train.main(["dqn", "--env", "Pendulum-v1", "--logdir", str(tmp_path), "--total-steps", "100"]) == 2
+    err = capsys.readouterr().err
+    assert "Box" in err and "dqn" in err.lower()
+    assert not any(tmp_path.iterdir())
+
+
+def test_video_of_a_gridworld_policy(tmp_path, capsys):
+    env_kwargs = '{"obs_mode": "onehot", "slip": 0.0, "layout": "4x4"}'
+    assert train.main(["dqn", "--env", "mpenv/GridWorld-v0", "--env-kwargs", env_kwargs, "--logdir",
+                       str(tmp_path / "runs"), "--total-steps", "300", "--eval-episodes", "0"]) == 0
+    run_dir = only_run_dir(tmp_path / "runs")
+    assert evaluate.main([str(run_dir), "--episodes", "1", "--video", str(tmp_path / "videos")]) == 0
+    videos = list((tmp_path / "videos").glob("*.mp4"))
+    assert len(videos) == 1 and videos[0].stat().st_size > 1000
+    import imageio.v2 as imageio
+
+    frames = imageio.mimread(videos[0])
+    assert len(frames) >= 2 and frames[0].ndim == 3
+
+
+def test_eval_of_a_corrupt_deep_checkpoint_names_the_file(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps({"algo": "dqn", "env_id": "CartPole-v1",
+                                                     "hyperparameters": {}}))
+    (run_dir / "checkpoint.pt").write_bytes(b"\x80\x04garbage")
+    assert evaluate.main([str(run_dir)]) == 2
+    assert "checkpoint.pt" in capsys.readouterr().err
