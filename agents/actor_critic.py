@@ -47,10 +47,11 @@ from agents import policies
 from agents.envs import finished_episodes, make_vector_env
 from agents.policies import (
     ActorCritic,
-    BestPolicyKeeper,
     Every,
+    KeepBest,
     build_actor_critic,
     gradient_step,
+    keep_best,
     make_optimizer,
     observations_to_tensor,
     restore_training_state,
@@ -212,7 +213,7 @@ def train_a2c(config: A2CConfig, run: RunContext) -> ActorCritic:
     try:
         model = build_actor_critic(config, envs.single_observation_space, envs.single_action_space).to(device)
         optimizer = make_optimizer(config.optimizer, model.parameters(), config.learning_rate)
-        keeper = BestPolicyKeeper(model, run.env_id, run.env_kwargs, config.eval_every_episodes, run.seed + 10_000)
+        keeper = keep_best(model, run, config.eval_every_episodes)
         start_step, _ = restore_training_state(run, model, keeper, optimizer)
         try:
             train_loop(model, optimizer, keeper, envs, config, run, start_step)
@@ -223,7 +224,7 @@ def train_a2c(config: A2CConfig, run: RunContext) -> ActorCritic:
     return keeper.best
 
 
-def train_loop(model: ActorCritic, optimizer: torch.optim.Optimizer, keeper: BestPolicyKeeper,
+def train_loop(model: ActorCritic, optimizer: torch.optim.Optimizer, keeper: KeepBest,
                envs: gym.vector.VectorEnv, config: A2CConfig, run: RunContext, step: int) -> None:
     rollout = Rollout(config.n_steps, envs, next(model.parameters()).device)
     obs, _ = envs.reset(seed=run.seed + step)  # a resumed run plays new episodes, not the first ones again
@@ -246,10 +247,10 @@ def train_loop(model: ActorCritic, optimizer: torch.optim.Optimizer, keeper: Bes
             if config.anneal_lr:
                 run.log("charts/learning_rate", optimizer.param_groups[0]["lr"], step)
         if evaluation.due(step):
-            run.log("eval/mean_return", keeper.evaluate_and_keep(), step)
+            run.log("eval/mean_return", keeper.evaluate(), step)
         if checkpoint.due(step):
             save_training_state(run, step, model, keeper, optimizer)
-    run.log("eval/mean_return", keeper.evaluate_and_keep(), step)  # the final policy competes too
+    run.log("eval/mean_return", keeper.evaluate(), step)  # the final policy competes too
     save_training_state(run, step, model, keeper, optimizer)
 
 

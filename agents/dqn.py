@@ -56,14 +56,14 @@ from torch import nn
 from agents.buffers import Batch, ReplayBuffer
 from agents.checkpoint import CheckpointError, load_config, load_state_dict_checked, load_torch
 from agents.envs import finished_episodes, make_vector_env
-from agents.networks import encoder_for, is_image_space, layer_init
+from agents.evaluate import KeepBest
+from agents.networks import encoder_for, is_image_space, layer_init, parse_hidden_sizes
 from agents.run import RunContext, check_finite
 from agents.tabular import agent_rng, check_gamma, check_positive_int, check_unit_interval, linear_schedule
 from mpenv.device import module_device, seed_everything
 
 LOG_EVERY = 100  # env steps between logged losses and epsilons
 EVAL_SEED_OFFSET = 50_000  # the evaluation env's seeds, far from the training env's
-MAX_EVAL_STEPS = 10_000  # an evaluation episode longer than this is cut (envs without a time limit)
 SAMPLE_BYTES = 32 * 2**20  # memory for the minibatches drawn at once (see minibatches)
 
 
@@ -102,17 +102,6 @@ class DQNConfig:
 
 # ---------------------------------------------------------------------------------------------------
 # Checks: everything that can be wrong is reported before the first env step
-
-
-def parse_hidden_sizes(text: str) -> tuple[int, ...]:
-    """``"120,84"`` -> ``(120, 84)``."""
-    try:
-        sizes = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) < 1:
-        raise ValueError(f"hidden_sizes must be comma-separated positive integers such as '256,256', got {text!r}")
-    return sizes
 
 
 def check_config(config: DQNConfig) -> None:
@@ -313,44 +302,6 @@ def actor_from_network(q_net: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
     return lambda obs: greedy_actions(q_net, np.asarray(obs), device)
 
 
-def evaluate_greedy(q_net: nn.Module, envs: gym.vector.VectorEnv, device: torch.device, seed: int) -> np.ndarray:
-    """The return of one greedy episode in each copy of ``envs``, played side by side (one forward pass
-    per step). An episode longer than ``MAX_EVAL_STEPS`` is cut there (envs without a time limit)."""
-    obs, _ = envs.reset(seed=seed)
-    returns = np.zeros(envs.num_envs)
-    running = np.ones(envs.num_envs, dtype=bool)  # a copy's later (autoreset) episodes are not counted
-    for _ in range(MAX_EVAL_STEPS):
-        obs, rewards, terminated, truncated, _ = envs.step(greedy_actions(q_net, obs, device))
-        returns += np.where(running, rewards, 0.0)
-        running &= ~(terminated | truncated)
-        if not running.any():
-            break
-    return returns
-
-
-class BestWeights:
-    """Keep the best: evaluates the greedy policy of ``q_net`` on envs of its own and keeps a copy of
-    the weights with the best mean return so far."""
-
-    def __init__(self, q_net: nn.Module, envs: gym.vector.VectorEnv | None, seed: int, device: torch.device):
-        self.q_net, self.envs, self.seed, self.device = q_net, envs, seed, device
-        self.best = copy.deepcopy(q_net)
-        self.best_return = -math.inf  # -inf: nothing evaluated yet
-
-    def evaluate(self, step: int) -> float:
-        # Seeded by the step: each evaluation plays other episodes, and the same ones after a resume.
-        mean_return = float(evaluate_greedy(self.q_net, self.envs, self.device, self.seed + step).mean())
-        if mean_return > self.best_return:
-            self.best_return = mean_return
-            self.best.load_state_dict(self.q_net.state_dict())
-        return mean_return
-
-    @property
-    def network(self) -> nn.Module:
-        """The best evaluated weights, or the current ones before the first evaluation."""
-        return self.best if math.isfinite(self.best_return) else self.q_net
-
-
 def true_next_obs(next_obs: np.ndarray, infos: dict[str, Any]) -> np.ndarray:
     """s' of each transition. With autoreset, a copy whose episode just ended already returns the next
     episode's first observation; its episode's real last observation is in ``infos["final_obs"]``."""
@@ -398,14 +349,14 @@ def training_loop(config: DQNConfig, run: RunContext, envs: gym.vector.VectorEnv
     q_net = QNetwork(obs_space, n_actions, parse_hidden_sizes(config.hidden_sizes)).to(device)
     target_net = copy.deepcopy(q_net)
     optimizer = adam(q_net, config.learning_rate)
-    keeper = BestWeights(q_net, eval_envs, run.seed + EVAL_SEED_OFFSET, device)
+    keeper = KeepBest(q_net, actor_from_network(q_net), eval_envs, run.seed + EVAL_SEED_OFFSET)
     start_step, extra = run.restore({"q_network": q_net, "target_network": target_net, "best_q_network": keeper.best},
                                     {"optimizer": optimizer})
-    keeper.best_return = float(extra.get("best_eval_return", -math.inf))
+    keeper.load_state(extra)
 
     def save(step: int) -> None:
         run.save(step, {"q_network": q_net, "target_network": target_net, "best_q_network": keeper.network},
-                 {"optimizer": optimizer}, best_eval_return=keeper.best_return)
+                 {"optimizer": optimizer}, **keeper.state())
 
     # The buffer is not checkpointed; it never needs to hold more than the steps left in this run.
     buffer = ReplayBuffer(min(config.buffer_size, max(run.total_steps - start_step, 1)), obs_space.shape,
@@ -442,7 +393,7 @@ def training_loop(config: DQNConfig, run: RunContext, envs: gym.vector.VectorEnv
 
         # Evaluated at the end too, so the final weights compete (unless there is nothing to compete with).
         if eval_envs is not None and (step % config.eval_every == 0 or step == run.total_steps > config.eval_every):
-            run.log("eval/mean_return", keeper.evaluate(step), step)
+            run.log("eval/mean_return", keeper.evaluate(), step)
         if step % run.checkpoint_every == 0:
             save(step)
     if step % run.checkpoint_every != 0 or step == start_step:

@@ -9,7 +9,9 @@ act deterministically (greedy Q, categorical argmax, Gaussian mean).
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +25,7 @@ from agents.envs import make_env
 from agents.tabular import PolicySampler, agent_rng, discrete_sizes
 
 Act = Callable[[Any], Any]  # one observation -> one action
+BatchAct = Callable[[np.ndarray], np.ndarray]  # a batch of observations -> a batch of actions
 DEEP_AGENT_MODULES = {"dqn": "agents.dqn", "reinforce": "agents.reinforce", "a2c": "agents.actor_critic"}
 
 
@@ -45,6 +48,64 @@ def run_episodes(env: gym.Env, act: Act, episodes: int, seed: int = 0, max_steps
             if terminated or truncated:
                 break
     return returns
+
+
+def vector_returns(envs: gym.vector.VectorEnv, act: BatchAct, seed: int, max_steps: int = 10_000) -> np.ndarray:
+    """The return of one episode in each copy of ``envs``, played side by side (one batched ``act`` per
+    step); a copy's later, autoreset episodes do not count. Episodes are cut at ``max_steps`` (envs
+    without a time limit and a policy that never ends one)."""
+    obs, _ = envs.reset(seed=seed)
+    returns = np.zeros(envs.num_envs)
+    running = np.ones(envs.num_envs, dtype=bool)
+    for _ in range(max_steps):
+        obs, rewards, terminated, truncated, _ = envs.step(act(obs))
+        returns += np.where(running, rewards, 0.0)
+        running &= ~(terminated | truncated)
+        if not running.any():
+            break
+    return returns
+
+
+class KeepBest:
+    """Keep the best: evaluates the current deterministic policy on envs of its own and keeps a copy of
+    the weights with the best mean return so far (ties go to the later, longer-trained weights).
+
+    RL training curves are noisy and the last weights are often not the best ones (SB3's EvalCallback
+    does the same). Each evaluation plays other episodes (the seed advances with ``evaluations``), and
+    the same ones after a resume, as ``state()`` is checkpointed.
+    """
+
+    def __init__(self, module: Any, act: BatchAct, envs: gym.vector.VectorEnv | None, seed: int):
+        self.module, self.act, self.envs, self.seed = module, act, envs, seed
+        self.best = copy.deepcopy(module)
+        self.best_return = -math.inf  # nothing evaluated yet
+        self.evaluations = 0
+
+    def evaluate(self) -> float:
+        if self.envs is None:
+            raise ValueError("KeepBest was made without evaluation envs")
+        mean_return = float(vector_returns(self.envs, self.act, self.seed + 1000 * self.evaluations).mean())
+        self.evaluations += 1
+        if mean_return >= self.best_return:
+            self.best_return = mean_return
+            self.best.load_state_dict(self.module.state_dict())
+        return mean_return
+
+    @property
+    def network(self) -> Any:
+        """The best evaluated weights, or the current ones before the first evaluation."""
+        return self.best if self.evaluations else self.module
+
+    def state(self) -> dict[str, float]:
+        return {"best_return": self.best_return, "evaluations": self.evaluations}
+
+    def load_state(self, extra: dict[str, Any]) -> None:
+        self.best_return = float(extra.get("best_return", -math.inf))
+        self.evaluations = int(extra.get("evaluations", 0))
+
+    def close(self) -> None:
+        if self.envs is not None:
+            self.envs.close()
 
 
 def tabular_actor(pi: np.ndarray, env: gym.Env, seed: int) -> Act:

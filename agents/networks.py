@@ -15,6 +15,18 @@ import torch
 from torch import nn
 
 
+def parse_hidden_sizes(text: str) -> tuple[int, ...]:
+    """``"64,64"`` -> ``(64, 64)``: hidden layer widths as a config string, so a config stays a flat
+    set of CLI flags."""
+    try:
+        widths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        widths = ()
+    if not widths or min(widths) < 1:
+        raise ValueError(f"hidden_sizes must be comma-separated positive layer widths like '64,64', got {text!r}")
+    return widths
+
+
 def layer_init(layer: nn.Module, std: float = float(np.sqrt(2)), bias: float = 0.0) -> nn.Module:
     """Orthogonal weights with gain ``std`` and constant bias, the initialisation PPO/A2C/DQN
     implementations use: it keeps activations at a stable scale through depth."""

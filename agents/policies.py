@@ -24,7 +24,6 @@ actions. The agents need four things from it, written out here by hand rather th
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,8 +36,11 @@ from torch import nn
 
 from agents.checkpoint import CheckpointError, load_config, load_state_dict_checked, load_torch
 from agents.envs import make_vector_env
-from agents.networks import encoder_for, is_image_space, layer_init
+from agents.evaluate import KeepBest
+from agents.networks import encoder_for, is_image_space, layer_init, parse_hidden_sizes
 from agents.run import RunContext, check_finite
+
+EVAL_SEED_OFFSET = 10_000  # evaluation envs play other episodes than the training envs
 
 LOG_2PI = math.log(2 * math.pi)
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
@@ -191,17 +193,6 @@ def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
                          "Discrete observations; flatten Dict/Tuple spaces with gymnasium.wrappers.FlattenObservation")
 
 
-def parse_hidden(text: str) -> tuple[int, ...]:
-    """``"64,64"`` -> ``(64, 64)``: the hidden layer widths as a config string (a plain CLI flag)."""
-    try:
-        widths = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        widths = ()
-    if not widths or min(widths) < 1:
-        raise ValueError(f"hidden_sizes must be comma-separated positive layer widths like '64,64', got {text!r}")
-    return widths
-
-
 def activation_named(name: str) -> type[nn.Module]:
     if name not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
@@ -259,7 +250,7 @@ class ActorCritic(nn.Module):
 
 def build_actor_critic(config: Any, observation_space: gym.Space, action_space: gym.Space) -> ActorCritic:
     """The network a config describes (fields ``hidden_sizes``, ``activation``, ``init_log_std``, ``normalize_obs``)."""
-    return ActorCritic(observation_space, action_space, parse_hidden(config.hidden_sizes),
+    return ActorCritic(observation_space, action_space, parse_hidden_sizes(config.hidden_sizes),
                        activation_named(config.activation), config.init_log_std, config.normalize_obs)
 
 
@@ -295,49 +286,6 @@ def make_optimizer(name: str, parameters: Any, learning_rate: float) -> torch.op
 def observations_to_tensor(obs: np.ndarray, device: torch.device) -> torch.Tensor:
     tensor = torch.as_tensor(obs, device=device)
     return tensor if tensor.dtype == torch.uint8 else tensor.float()
-
-
-class BestPolicyKeeper:
-    """Evaluates the deterministic policy on envs of its own and keeps a copy of the best weights so far.
-
-    A policy-gradient run is noisy: the last policy is often not the best one. The copy is checkpointed
-    as ``best_policy`` and is what ``load_policy`` returns.
-    """
-
-    def __init__(self, model: ActorCritic, env_id: str, env_kwargs: dict[str, Any], episodes: int, seed: int):
-        self.model = model
-        self.best = copy.deepcopy(model)
-        self.best_return = -math.inf
-        self.episodes, self.seed, self.evaluations = episodes, seed, 0
-        self.envs = make_vector_env(env_id, env_kwargs, episodes, seed)
-        self.device = next(model.parameters()).device
-
-    def evaluate(self, max_steps: int = 10_000) -> float:
-        """Mean undiscounted return of one episode in each eval env; fresh start states every call.
-        ``max_steps`` guards envs without a time limit against a policy that never ends an episode."""
-        obs, _ = self.envs.reset(seed=self.seed + 1000 * self.evaluations)
-        self.evaluations += 1
-        returns = np.zeros(self.episodes)
-        running = np.ones(self.episodes, dtype=bool)  # an env whose episode ended has autoreset: ignore it
-        for _ in range(max_steps):
-            if not running.any():
-                break
-            with torch.no_grad():
-                actions = self.model.deterministic_action(observations_to_tensor(obs, self.device))
-            obs, rewards, terminated, truncated, _ = self.envs.step(self.model.env_action(actions))
-            returns += rewards * running
-            running &= ~(terminated | truncated)
-        return float(returns.mean())
-
-    def evaluate_and_keep(self) -> float:
-        mean_return = self.evaluate()
-        if mean_return >= self.best_return:  # ties go to the later, longer-trained policy
-            self.best_return = mean_return
-            self.best.load_state_dict(self.model.state_dict())
-        return mean_return
-
-    def close(self) -> None:
-        self.envs.close()
 
 
 def load_policy(path: str | Path, env: gym.Env, config_type: type, device: str | torch.device = "cpu"
@@ -392,16 +340,20 @@ class Every:
         return True
 
 
-def save_training_state(run: RunContext, step: int, model: ActorCritic, keeper: BestPolicyKeeper,
+def keep_best(model: ActorCritic, run: RunContext, episodes: int) -> KeepBest:
+    """Evaluation of the deterministic policy on ``episodes`` envs of its own, keeping the best weights."""
+    envs = make_vector_env(run.env_id, run.env_kwargs, episodes, run.seed + EVAL_SEED_OFFSET)
+    return KeepBest(model, actor_from_network(model), envs, run.seed + EVAL_SEED_OFFSET)
+
+
+def save_training_state(run: RunContext, step: int, model: ActorCritic, keeper: KeepBest,
                         optimizer: torch.optim.Optimizer, **extra: Any) -> None:
     """One checkpoint holds the live model (to resume), the best one (to deploy) and the optimizer."""
-    run.save(step, {"policy": model, "best_policy": keeper.best}, {"optimizer": optimizer},
-             best_return=keeper.best_return, evaluations=keeper.evaluations, **extra)
+    run.save(step, {"policy": model, "best_policy": keeper.best}, {"optimizer": optimizer}, **keeper.state(), **extra)
 
 
-def restore_training_state(run: RunContext, model: ActorCritic, keeper: BestPolicyKeeper,
+def restore_training_state(run: RunContext, model: ActorCritic, keeper: KeepBest,
                            optimizer: torch.optim.Optimizer) -> tuple[int, dict[str, Any]]:
     step, extra = run.restore({"policy": model, "best_policy": keeper.best}, {"optimizer": optimizer})
-    keeper.best_return = float(extra.get("best_return", -math.inf))
-    keeper.evaluations = int(extra.get("evaluations", 0))
+    keeper.load_state(extra)
     return step, extra

@@ -35,10 +35,11 @@ from agents import policies
 from agents.envs import finished_episodes, make_vector_env
 from agents.policies import (
     ActorCritic,
-    BestPolicyKeeper,
     Every,
+    KeepBest,
     build_actor_critic,
     gradient_step,
+    keep_best,
     make_optimizer,
     observations_to_tensor,
     restore_training_state,
@@ -187,7 +188,7 @@ def train_reinforce(config: ReinforceConfig, run: RunContext) -> ActorCritic:
     try:
         model = build_actor_critic(config, envs.single_observation_space, envs.single_action_space).to(device)
         optimizer = make_optimizer(config.optimizer, model.parameters(), config.learning_rate)
-        keeper = BestPolicyKeeper(model, run.env_id, run.env_kwargs, config.eval_every_episodes, run.seed + 10_000)
+        keeper = keep_best(model, run, config.eval_every_episodes)
         start_step, extra = restore_training_state(run, model, keeper, optimizer)
         mean_baseline = extra.get("mean_baseline")
         try:
@@ -199,7 +200,7 @@ def train_reinforce(config: ReinforceConfig, run: RunContext) -> ActorCritic:
     return keeper.best
 
 
-def train_loop(model: ActorCritic, optimizer: torch.optim.Optimizer, keeper: BestPolicyKeeper,
+def train_loop(model: ActorCritic, optimizer: torch.optim.Optimizer, keeper: KeepBest,
                envs: gym.vector.VectorEnv, config: ReinforceConfig, run: RunContext, step: int,
                mean_baseline: float | None) -> None:
     obs, _ = envs.reset(seed=run.seed + step)  # a resumed run plays new episodes, not the first ones again
@@ -222,10 +223,10 @@ def train_loop(model: ActorCritic, optimizer: torch.optim.Optimizer, keeper: Bes
             for name in ("policy_loss", "value_loss", "entropy"):
                 run.log(f"losses/{name}", float(terms[name].detach()), step)
         if evaluation.due(step):
-            run.log("eval/mean_return", keeper.evaluate_and_keep(), step)
+            run.log("eval/mean_return", keeper.evaluate(), step)
         if checkpoint.due(step):
             save_training_state(run, step, model, keeper, optimizer, mean_baseline=mean_baseline)
-    run.log("eval/mean_return", keeper.evaluate_and_keep(), step)  # the final policy competes too
+    run.log("eval/mean_return", keeper.evaluate(), step)  # the final policy competes too
     save_training_state(run, step, model, keeper, optimizer, mean_baseline=mean_baseline)
 
 

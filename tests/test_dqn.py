@@ -344,7 +344,7 @@ def test_the_best_evaluated_weights_are_returned_and_loaded(tmp_path):
     steps, returns = read_scalars(tmp_path, "eval/mean_return")
     np.testing.assert_array_equal(steps, [250, 500, 750, 1000])
     state = load_torch(tmp_path)
-    assert state["extra"]["best_eval_return"] == pytest.approx(returns.max())
+    assert state["extra"]["best_return"] == pytest.approx(returns.max())
     best = dqn.QNetwork(gym.make("CartPole-v1").observation_space, 2, (32, 32))
     best.load_state_dict(state["modules"]["best_q_network"])
     observations = cartpole_observations()
@@ -406,7 +406,7 @@ def test_the_same_seed_gives_the_same_curve_with_double_dqn_and_polyak():
                                                    ("onehot", "Flatten")])
 def test_discrete_and_image_observations_train_and_reload(tmp_path, obs_mode, encoder):
     env_kwargs = {"obs_mode": obs_mode, "layout": "4x4", "slip": 0.0}
-    # GridWorld-v0 has no time limit: an evaluation of a policy that walks into a wall is cut at MAX_EVAL_STEPS,
+    # GridWorld-v0 has no time limit: an evaluation of a policy that walks into a wall is cut at 10,000 steps,
     # too slow with images.
     config = quick_config(learning_starts=40, batch_size=16, train_frequency=4,
                           eval_every=0 if obs_mode == "rgb" else 100, eval_every_episodes=2)

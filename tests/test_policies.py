@@ -18,7 +18,7 @@ from agents.policies import (
     check_spaces,
     gaussian_entropy,
     gaussian_log_prob,
-    parse_hidden,
+    parse_hidden_sizes,
 )
 
 
@@ -183,7 +183,7 @@ def test_observation_normalization_needs_vector_observations():
 @pytest.mark.parametrize("text", ["", "64,", "a,b", "64,0", "-3"])
 def test_bad_hidden_sizes_are_rejected(text):
     with pytest.raises(ValueError, match="hidden_sizes"):
-        parse_hidden(text)
+        parse_hidden_sizes(text)
 
 
 def test_every_fires_once_per_interval_crossed():
