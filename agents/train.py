@@ -32,6 +32,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from agents import actor_critic, dp, dqn, mc, reinforce, td
 from agents.checkpoint import CheckpointError, load_arrays, load_config, load_torch, save_arrays
@@ -65,6 +66,8 @@ class RunConfig:
     resume: str = field(default="", metadata={"help": "deep agents: continue the run in this run directory "
                                                       "(its hyperparameters, its TensorBoard curve)"})
     checkpoint_every: int = field(default=10_000, metadata={"help": "deep agents: env steps between checkpoints"})
+    threads: int = field(default=1, metadata={"help": "torch CPU threads; small MLPs are fastest with 1, CNNs "
+                                                      "may gain from more (0: torch's default)"})
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,14 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, config: type, skip: set
             parser.add_argument(flag, type=_parser_for(kind, optional), metavar=kind.__name__.upper(), **kwargs)
 
 
+def check_no_shadowed_fields(name: str, config: type) -> None:
+    """A hyperparameter named like a run flag would silently take the run flag's value (``seed`` is the
+    one meant to be shared)."""
+    clash = ({f.name for f in dataclasses.fields(config)} & {f.name for f in dataclasses.fields(RunConfig)}) - {"seed"}
+    if clash:
+        raise TypeError(f"{config.__name__} ({name}) has fields {sorted(clash)} that shadow mpenv-train's run flags")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mpenv-train", description=__doc__.split("\n\n")[0].replace("``", ""),
@@ -149,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="algo", required=True, metavar="ALGO",
                                 help="one of: " + ", ".join(ALGORITHMS) + " (aliases: vi, pi, mc, qlearning)")
     for name, algorithm in ALGORITHMS.items():
+        check_no_shadowed_fields(name, algorithm.config)
         doc = (algorithm.config.__doc__ or "").strip()
         p = sub.add_parser(name, aliases=ALIASES.get(name, []), help=algorithm.summary,
                            description=f"{algorithm.summary}. {doc}")
@@ -215,6 +227,10 @@ def train(algo: str, run: RunConfig, params: Any, progress: bool | None = None) 
     if name is None:
         raise ValueError(f"unknown algorithm {algo!r}; choose one of {', '.join(ALGORITHMS)}")
     get_device(run.device)  # a typo in --device fails here, before anything is written
+    if run.threads < 0:
+        raise ValueError(f"--threads must be >= 0, got {run.threads}")
+    if run.threads:
+        torch.set_num_threads(run.threads)
     env_kwargs = parse_env_kwargs(run.env_kwargs)
     env = make_env(run.env, env_kwargs)
     try:

@@ -1,10 +1,12 @@
 """Head to head with stable-baselines3: DQN and A2C on CartPole-v1, same machine, same seeds, matched
 hyperparameters, run one after the other in this process.
 
-For each (algorithm, seed) both implementations train for the same number of env steps; the script
-reports env steps per second (whole training loop, learning included), the wall time until the mean
-return of the last 10 training episodes first reaches 475, and the final deterministic evaluation
-return over 20 episodes (same evaluation code for both). Ratios are ours / SB3.
+For each (algorithm, seed) both implementations train for the same number of env steps with the same
+periodic evaluation (our KeepBest, SB3's EvalCallback: every ``eval_every`` steps, the config's number of
+deterministic episodes, the best weights kept). The script reports env steps per second (the whole
+training loop, learning and evaluations included), the wall time until a periodic evaluation first
+reaches a mean return of 475, and the return of the kept policy over 20 fresh episodes (same evaluation
+code for both). Ratios are ours / SB3.
 
     pip install -e ".[bench]"              # stable-baselines3
     python benchmarks/bench_vs_sb3.py      # about 5-10 minutes on 2 cores
@@ -21,7 +23,6 @@ import importlib
 import statistics
 import tempfile
 import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,28 +31,23 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents import actor_critic, dqn
+from agents import actor_critic, dqn, policies
 from agents.evaluate import run_episodes
 from agents.run import RunContext
 
 THRESHOLD = 475.0
 EVAL_EPISODES = 20
-EVAL_EPISODES_DURING_TRAINING = 10
 
 
-class ReturnClock:
-    """Collects training-episode returns with wall-clock times; the time-to-threshold is the first
-    moment the mean of the last ``window`` returns reaches ``THRESHOLD``."""
+class ThresholdClock:
+    """Wall time from the start of training until a periodic evaluation first reaches ``THRESHOLD``."""
 
-    def __init__(self, window: int = 10):
+    def __init__(self) -> None:
         self.start = time.perf_counter()
-        self.recent: deque[float] = deque(maxlen=window)
         self.reached_at: float | None = None
 
-    def episode(self, episode_return: float) -> None:
-        self.recent.append(episode_return)
-        full = len(self.recent) == self.recent.maxlen
-        if self.reached_at is None and full and statistics.fmean(self.recent) >= THRESHOLD:
+    def evaluation(self, mean_return: float) -> None:
+        if self.reached_at is None and mean_return >= THRESHOLD:
             self.reached_at = time.perf_counter() - self.start
 
 
@@ -79,7 +75,7 @@ def sb3_a2c_kwargs(cfg: actor_critic.A2CConfig) -> dict[str, Any]:
     hidden = [int(h) for h in cfg.hidden_sizes.split(",")]
     return dict(learning_rate=cfg.learning_rate, n_steps=cfg.n_steps, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
                 ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm,
-                use_rms_prop=False, normalize_advantage=cfg.normalize_advantage,
+                use_rms_prop=cfg.optimizer == "rmsprop", normalize_advantage=cfg.normalize_advantage,
                 policy_kwargs=dict(net_arch=dict(pi=hidden, vf=hidden), activation_fn=torch.nn.Tanh))
 
 
@@ -87,11 +83,11 @@ def sb3_a2c_kwargs(cfg: actor_critic.A2CConfig) -> dict[str, Any]:
 
 
 def run_ours(algo: str, steps: int, seed: int, workdir: Path) -> dict[str, float]:
-    clock = ReturnClock()
+    clock = ThresholdClock()
 
     def log(tag: str, value: float, step: int) -> None:
-        if tag == "charts/episodic_return":
-            clock.episode(value)
+        if tag == "eval/mean_return":
+            clock.evaluation(value)
 
     context = RunContext("CartPole-v1", total_steps=steps, seed=seed, device="cpu", log=log)
     start = time.perf_counter()
@@ -102,7 +98,7 @@ def run_ours(algo: str, steps: int, seed: int, workdir: Path) -> dict[str, float
     else:
         cfg = actor_critic.A2CConfig()
         network = actor_critic.train_a2c(cfg, context)
-        act = actor_critic.actor_from_network(network)
+        act = policies.actor_from_network(network)
     seconds = time.perf_counter() - start
     return {"sps": steps / seconds, "seconds": seconds, "to_475": clock.reached_at or float("nan"),
             "eval": evaluate(lambda obs: act(obs[None])[0], seed)}
@@ -112,16 +108,14 @@ def run_sb3(algo: str, steps: int, seed: int, workdir: Path) -> dict[str, float]
     """SB3 with an EvalCallback at our evaluation schedule, keeping its best model as we keep our best
     weights: the same selection, the same evaluation cost inside the timed loop."""
     from stable_baselines3 import A2C, DQN
-    from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalCallback
+    from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
     from stable_baselines3.common.env_util import make_vec_env
 
-    clock = ReturnClock()
+    clock = ThresholdClock()
 
-    class Episodes(BaseCallback):
+    class AfterEvaluation(BaseCallback):
         def _on_step(self) -> bool:
-            for info in self.locals["infos"]:
-                if "episode" in info:
-                    clock.episode(float(info["episode"]["r"]))
+            clock.evaluation(float(self.parent.last_mean_reward))
             return True
 
     cfg = dqn.DQNConfig() if algo == "dqn" else actor_critic.A2CConfig()
@@ -133,11 +127,11 @@ def run_sb3(algo: str, steps: int, seed: int, workdir: Path) -> dict[str, float]
         model = A2C("MlpPolicy", envs, seed=seed, device="cpu", **sb3_a2c_kwargs(cfg))
     best_dir = workdir / f"sb3_{algo}_{seed}"
     evaluation = EvalCallback(make_vec_env("CartPole-v1", n_envs=1, seed=seed + 500),
-                              n_eval_episodes=EVAL_EPISODES_DURING_TRAINING,
+                              n_eval_episodes=cfg.eval_every_episodes,
                               eval_freq=max(cfg.eval_every // n_envs, 1), best_model_save_path=str(best_dir),
-                              deterministic=True, verbose=0)
+                              deterministic=True, verbose=0, callback_after_eval=AfterEvaluation())
     clock.start = start = time.perf_counter()
-    model.learn(total_timesteps=steps, callback=CallbackList([Episodes(), evaluation]))
+    model.learn(total_timesteps=steps, callback=evaluation)
     seconds = time.perf_counter() - start
     best = (DQN if algo == "dqn" else A2C).load(best_dir / "best_model.zip", device="cpu")
     return {"sps": steps / seconds, "seconds": seconds, "to_475": clock.reached_at or float("nan"),
@@ -150,7 +144,7 @@ def main() -> None:
     parser.add_argument("--algos", default="dqn,a2c", help="comma-separated: dqn, a2c")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 1..N for each algorithm")
     parser.add_argument("--steps-dqn", type=int, default=50_000, help="env steps per DQN run")
-    parser.add_argument("--steps-a2c", type=int, default=100_000, help="env steps per A2C run")
+    parser.add_argument("--steps-a2c", type=int, default=200_000, help="env steps per A2C run")
     args = parser.parse_args()
     torch.set_num_threads(1)
     import stable_baselines3
@@ -166,7 +160,7 @@ def main() -> None:
                 result = runner(algo, steps, seed, workdir)
                 rows.append((algo, name, seed, result))
                 print(f"{algo:4s} {name:6s} seed {seed}: {result['sps']:8.0f} steps/s, {result['seconds']:6.1f} s, "
-                      f"mean-10 return >= 475 after {result['to_475']:6.1f} s, eval {result['eval']:6.1f}", flush=True)
+                      f"evaluation >= 475 after {result['to_475']:6.1f} s, eval {result['eval']:6.1f}", flush=True)
 
     print(f"\n| algo | impl | steps | steps/s | time to 475 [s] | eval return ({EVAL_EPISODES} ep) |")
     print("|---|---|---|---|---|---|")
@@ -183,7 +177,8 @@ def main() -> None:
             print(f"| {algo} | {name} | {steps:,} | {sps:,.0f} | {to_475} | "
                   f"{statistics.fmean(evals):.1f} (min {min(evals):.0f}) |")
         print(f"| {algo} | ratio mpenv/sb3 | | {summary['mpenv'] / summary['sb3']:.2f}x | | |")
-    print("\n(steps/s: median over seeds, the whole training loop; time to 475: median over the runs that got there)")
+    print("\n(steps/s: median over seeds, the whole training loop; time to 475: median over the runs whose "
+          "evaluations got there)")
 
 
 if __name__ == "__main__":

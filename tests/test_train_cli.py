@@ -1,5 +1,6 @@
 """mpenv-train / mpenv-eval end to end: event files read back, checkpoints, and clear errors."""
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -197,3 +198,15 @@ def test_ctrl_c_flushes_the_logs(tmp_path, monkeypatch, capsys):
 def test_progress_bar_is_off_in_ci(monkeypatch):
     monkeypatch.setenv("CI", "true")
     assert not progress_enabled()
+
+
+def test_a_hyperparameter_may_not_shadow_a_run_flag():
+    @dataclasses.dataclass
+    class Shadowing:
+        eval_episodes: int = 3
+        seed: int = 0  # shared on purpose
+
+    with pytest.raises(TypeError, match=r"\['eval_episodes'\] that shadow"):
+        train.check_no_shadowed_fields("shadowing", Shadowing)
+    for name, algorithm in train.ALGORITHMS.items():
+        train.check_no_shadowed_fields(name, algorithm.config)

@@ -85,3 +85,16 @@ def test_eval_of_a_corrupt_deep_checkpoint_names_the_file(tmp_path, capsys):
     (run_dir / "checkpoint.pt").write_bytes(b"\x80\x04garbage")
     assert evaluate.main([str(run_dir)]) == 2
     assert "checkpoint.pt" in capsys.readouterr().err
+
+
+def test_video_of_a_cartpole_policy(tmp_path, capsys):
+    assert train.main(["a2c", "--env", "CartPole-v1", "--logdir", str(tmp_path / "runs"), "--total-steps", "500",
+                       "--eval-episodes", "0"]) == 0
+    run_dir = only_run_dir(tmp_path / "runs")
+    assert evaluate.main([str(run_dir), "--episodes", "1", "--video", str(tmp_path / "videos")]) == 0
+    assert "video of one episode" in capsys.readouterr().out
+    (video,) = (tmp_path / "videos").glob("CartPole-v1__a2c.mp4")
+    import imageio.v2 as imageio
+
+    frames = imageio.mimread(video)
+    assert frames[0].shape == (400, 600, 3)  # CartPole's rgb_array size
