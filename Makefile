@@ -1,11 +1,14 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   create .venv, install mpenv, run the main job
 #   make test   create .venv, install mpenv with test extras, run every test
-# TORCH picks the torch build. The default asks for any torch >= 2.1; on machines that keep a local
-# CPU wheel (CI here) use e.g. `make test TORCH=torch==2.13.0`, which .ci/run does.
+# TORCH picks the torch build: `make demo TORCH=torch==2.5.1`, or any pip requirement. By default a
+# machine that keeps the CPU wheel LOCAL_TORCH where pip finds it offline (this project's CI machines)
+# uses it; elsewhere pip picks the build for the platform (CUDA on Linux, MPS-enabled on macOS).
 PYTHON ?= python3
 VENV   ?= .venv
-TORCH  ?= torch>=2.1
+LOCAL_TORCH = torch==2.13.0
+TORCH  ?= $(shell $(PYTHON) -m pip install --dry-run --no-deps --no-index --quiet "$(LOCAL_TORCH)" >/dev/null 2>&1 \
+            && echo "$(LOCAL_TORCH)" || echo "torch>=2.1")
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
