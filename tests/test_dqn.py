@@ -17,14 +17,7 @@ from agents.evaluate import run_episodes
 from agents.logger import NonFiniteLossError, RunLogger, read_scalars
 from agents.run import RunContext
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small networks run fastest single-threaded, and the CI machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def quick_config(**overrides) -> dqn.DQNConfig:

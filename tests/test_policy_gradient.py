@@ -19,13 +19,7 @@ AGENTS = {
     "reinforce": (ReinforceConfig, train_reinforce, reinforce.load_policy),
     "a2c": (A2CConfig, train_a2c, actor_critic.load_policy),
 }
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small networks run fastest on one thread, and on a busy 2-core machine a thread pool only waits."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 FAST = {algo: {"eval_every": 500, "eval_every_episodes": 2} for algo in AGENTS}  # short runs, cheap evaluations
