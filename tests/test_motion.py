@@ -1,0 +1,170 @@
+"""Tests for vision3d.body.motion.Motion: npz I/O, resampling, clipping, mirroring and looping."""
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation, Slerp
+
+from vision3d.body.motion import Motion
+from vision3d.body.skeleton import JOINT_INDEX
+
+
+def _random_motion(n_frames: int = 10, fps: float = 30.0, seed: int = 0) -> Motion:
+    rng = np.random.default_rng(seed)
+    # Angles below pi so axis-angle round trips through quaternions are unique.
+    poses = rng.normal(scale=0.5, size=(n_frames, 24, 3))
+    return Motion(fps=fps, poses=poses, trans=rng.normal(size=(n_frames, 3)), betas=rng.normal(size=10), name="r")
+
+
+def _same_rotations(a: np.ndarray, b: np.ndarray) -> bool:
+    ra, rb = Rotation.from_rotvec(a.reshape(-1, 3)), Rotation.from_rotvec(b.reshape(-1, 3))
+    return bool(np.allclose((ra.inv() * rb).magnitude(), 0.0, atol=1e-9))
+
+
+def test_validation_names_the_field():
+    with pytest.raises(ValueError, match="fps"):
+        Motion(fps=0, poses=np.zeros((2, 24, 3)), trans=np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="poses"):
+        Motion(fps=30, poses=np.zeros((2, 23, 3)), trans=np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="trans"):
+        Motion(fps=30, poses=np.zeros((2, 24, 3)), trans=np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="poses"):
+        Motion(fps=30, poses=np.full((2, 24, 3), np.nan), trans=np.zeros((2, 3)))
+    m = Motion(fps=30, poses=np.zeros((2, 72)), trans=np.zeros((2, 3)))
+    assert m.poses.shape == (2, 24, 3) and m.betas.shape == (10,)
+
+
+def test_npz_round_trip_is_exact(tmp_path):
+    m = _random_motion()
+    m.source = "synthetic, CC0"
+    m.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as raw:
+        assert raw["poses"].shape == (10, 72)
+    back = Motion.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(back.poses, m.poses)
+    np.testing.assert_array_equal(back.trans, m.trans)
+    np.testing.assert_array_equal(back.betas, m.betas)
+    assert (back.fps, back.name, back.source) == (m.fps, m.name, m.source)
+
+
+def test_amass_smplh_file_loads(tmp_path):
+    rng = np.random.default_rng(1)
+    poses = rng.normal(size=(5, 156))
+    path = tmp_path / "amass.npz"
+    np.savez(path, poses=poses, trans=rng.normal(size=(5, 3)), betas=rng.normal(size=16), mocap_framerate=120.0)
+    m = Motion.load(path)
+    assert m.fps == 120.0 and m.n_frames == 5 and m.betas.shape == (16,)
+    np.testing.assert_array_equal(m.poses.reshape(5, 72)[:, :66], poses[:, :66])
+    # SMPL+H has no SMPL hand joints: entries 66:72 are finger rotations and must not be read as hands.
+    np.testing.assert_array_equal(m.poses[:, 22:], 0.0)
+
+
+@pytest.mark.parametrize(
+    ("arrays", "key"),
+    [
+        ({"trans": np.zeros((3, 3)), "mocap_framerate": 30.0}, "poses"),
+        ({"poses": np.zeros((3, 72)), "mocap_framerate": 30.0}, "trans"),
+        ({"poses": np.zeros((3, 72)), "trans": np.zeros((3, 3))}, "mocap_framerate"),
+        ({"poses": np.zeros((3, 70)), "trans": np.zeros((3, 3)), "mocap_framerate": 30.0}, "poses"),
+        ({"poses": np.zeros((3, 72)), "trans": np.zeros((4, 3)), "mocap_framerate": 30.0}, "trans"),
+    ],
+)
+def test_bad_file_names_file_and_key(tmp_path, arrays, key):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=f"bad.npz.*{key}"):
+        Motion.load(path)
+
+
+def test_resample_same_fps_is_identity():
+    m = _random_motion()
+    r = m.resample(30.0)
+    np.testing.assert_array_equal(r.poses, m.poses)
+    np.testing.assert_array_equal(r.trans, m.trans)
+
+
+def test_resample_up_and_down_returns_original_frames():
+    m = _random_motion(n_frames=7)
+    up = m.resample(60.0)
+    assert up.n_frames == 13 and up.fps == 60.0
+    np.testing.assert_allclose(up.trans[1], 0.5 * (m.trans[0] + m.trans[1]))
+    down = up.resample(30.0)
+    assert down.n_frames == m.n_frames
+    assert _same_rotations(down.poses, m.poses)
+    np.testing.assert_allclose(down.trans, m.trans, atol=1e-12)
+
+
+def test_resample_to_non_multiple_rate_keeps_span_and_metadata():
+    m = _random_motion(n_frames=31, fps=30.0)  # spans exactly 1 s from first to last frame
+    r = m.resample(24.0)
+    assert r.n_frames == 25 and r.fps == 24.0 and r.name == m.name
+    np.testing.assert_array_equal(r.betas, m.betas)
+    np.testing.assert_allclose(r.trans[[0, -1]], m.trans[[0, -1]], atol=1e-12)
+    assert _same_rotations(r.poses[[0, -1]], m.poses[[0, -1]])
+
+
+def test_resample_midpoint_matches_scipy_slerp():
+    m = _random_motion(n_frames=2, seed=3)
+    mid = m.resample(60.0).poses[1]
+    for k in range(24):
+        slerp = Slerp([0.0, 1.0], Rotation.from_rotvec(m.poses[:, k]))
+        assert _same_rotations(mid[k], slerp([0.5]).as_rotvec()[0])
+
+
+def test_mirror_twice_is_identity_and_swaps_sides():
+    m = _random_motion()
+    mm = m.mirror()
+    np.testing.assert_allclose(mm.mirror().poses, m.poses)
+    np.testing.assert_allclose(mm.mirror().trans, m.trans)
+    left, right = JOINT_INDEX["left_elbow"], JOINT_INDEX["right_elbow"]
+    np.testing.assert_allclose(mm.poses[:, right], m.poses[:, left] * [1, -1, -1])
+    np.testing.assert_allclose(mm.trans, m.trans * [-1, 1, 1])
+
+
+def test_mirror_is_reflection_of_rotation_matrices():
+    m = _random_motion(n_frames=3, seed=4)
+    reflect = np.diag([-1.0, 1.0, 1.0])
+    got = Rotation.from_rotvec(m.mirror().poses[:, 0]).as_matrix()
+    expected = reflect @ Rotation.from_rotvec(m.poses[:, 0]).as_matrix() @ reflect
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+def test_loop_continues_constant_velocity():
+    n = 8
+    velocity = np.array([0.05, 0.01, 0.0])  # per frame, Z-up: horizontal
+    trans = np.arange(n)[:, None] * velocity + [0, 0, 0.9]
+    m = Motion(fps=30, poses=np.zeros((n, 24, 3)), trans=trans)
+    looped = m.loop(3)
+    assert looped.n_frames == 3 * n
+    np.testing.assert_allclose(looped.trans, np.arange(3 * n)[:, None] * velocity + [0, 0, 0.9], atol=1e-12)
+    with pytest.raises(ValueError):
+        m.loop(0)
+
+
+def test_loop_closed_cycle_drops_duplicate_frames():
+    n = 5
+    velocity = np.array([0.0, 0.1, 0.0])
+    poses = np.random.default_rng(5).normal(scale=0.3, size=(n, 24, 3))
+    poses[-1] = poses[0]  # closed: the last frame repeats the first pose one cycle further on
+    m = Motion(fps=30, poses=poses, trans=np.arange(n)[:, None] * velocity)
+    looped = m.loop(3, closed=True)
+    assert looped.n_frames == 2 * (n - 1) + n
+    np.testing.assert_allclose(looped.trans, np.arange(looped.n_frames)[:, None] * velocity, atol=1e-12)
+    np.testing.assert_array_equal(looped.poses[n - 1 : 2 * (n - 1) + 1], poses)
+
+
+def test_loop_does_not_accumulate_height():
+    trans = np.array([[0.0, 0.0, 0.9], [0.1, 0.0, 1.0]])
+    looped = Motion(fps=30, poses=np.zeros((2, 24, 3)), trans=trans).loop(2, up_axis=2)
+    np.testing.assert_allclose(looped.trans[2:, 2], trans[:, 2])
+
+
+def test_clip_by_seconds_and_frames():
+    m = _random_motion(n_frames=30, fps=10.0)
+    c = m.clip(0.5, 1.5)
+    assert c.n_frames == 10 and c.duration == pytest.approx(1.0)
+    np.testing.assert_array_equal(c.poses, m.poses[5:15])
+    np.testing.assert_array_equal(m.clip(start_frame=25).trans, m.trans[25:])
+    with pytest.raises(ValueError):
+        m.clip(2.0, 1.0)
+    with pytest.raises(ValueError):
+        m.clip(0.0, start_frame=1)
