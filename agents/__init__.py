@@ -2,7 +2,11 @@
 
 Tabular:  :mod:`agents.dp` (policy evaluation, value iteration, policy iteration),
           :mod:`agents.mc` (Monte Carlo prediction and control),
-          :mod:`agents.td` (TD(0), SARSA, expected SARSA, Q-learning).
-Tools:    :mod:`agents.train` (``mpenv-train``), :mod:`agents.evaluate` (``mpenv-eval``),
-          :mod:`agents.logger` (TensorBoard run directory), :mod:`agents.plots` (value/policy maps).
+          :mod:`agents.td` (TD(0), SARSA, expected SARSA, Q-learning), sharing :mod:`agents.tabular`.
+Deep:     :mod:`agents.dqn` (with :mod:`agents.buffers`), :mod:`agents.reinforce`,
+          :mod:`agents.actor_critic` (A2C), sharing :mod:`agents.networks`, :mod:`agents.policies`,
+          :mod:`agents.returns` and :mod:`agents.run` (budget, device, checkpoints, resume).
+Tools:    :mod:`agents.train` (``mpenv-train``), :mod:`agents.evaluate` (``mpenv-eval``, keep-the-best),
+          :mod:`agents.logger` (TensorBoard run directory), :mod:`agents.checkpoint`, :mod:`agents.plots`,
+          :mod:`agents.envs`, :mod:`agents.demo` (``make demo``).
 """
