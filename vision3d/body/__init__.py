@@ -1,4 +1,4 @@
-"""SMPL-style human body: rotations, the 24-joint kinematic tree and forward kinematics.
+"""SMPL-style human body: the body model, its kinematics, motions, 2D pose and fitting.
 
 Submodules (import them directly; this package imports nothing heavy on its own):
 
@@ -8,6 +8,17 @@ Submodules (import them directly; this package imports nothing heavy on its own)
   :func:`~vision3d.body.skeleton.check_parents`.
 - :mod:`vision3d.body.kinematics` -- forward kinematics of the joints without a mesh, finite-difference joint
   velocities and angular velocities, centre of mass.
+- :mod:`vision3d.body.lbs` -- the SMPL formulation: shape blend shapes, joint regression, pose correctives,
+  world transforms down the tree, linear blend skinning.
+- :mod:`vision3d.body.model` -- :class:`~vision3d.body.model.BodyModel` (smplx-compatible call) and the loaders
+  of SMPL ``.npz`` / ``.pkl`` model files (restricted unpickler, no chumpy).
+- :mod:`vision3d.body.motion` -- :class:`~vision3d.body.motion.Motion` clips (AMASS-style ``.npz``), resampling,
+  clipping, mirroring, looping.
+- :mod:`vision3d.body.bvh`, :mod:`vision3d.body.deepmimic` -- readers of BVH and DeepMimic motion files.
+- :mod:`vision3d.body.heatmaps` -- 2D joint heatmaps: Gaussian encoding, argmax and soft-argmax decoding.
+- :mod:`vision3d.body.pictorial_structures` -- exact MAP inference of part locations on a tree of parts with
+  generalized distance transforms.
 """
 
-__all__ = ["kinematics", "rotations", "skeleton"]
+__all__ = ["bvh", "deepmimic", "heatmaps", "kinematics", "lbs", "model", "motion", "pictorial_structures",
+           "rotations", "skeleton"]
