@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_gridworld.py
 	$(PY) benchmarks/bench_value_iteration.py
 	$(PY) benchmarks/bench_vs_sb3.py
+	$(PY) benchmarks/bench_body_model.py --threads 1
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info .pytest_cache .ruff_cache
