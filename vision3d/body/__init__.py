@@ -16,10 +16,11 @@ Submodules (import them directly; this package imports nothing heavy on its own)
   clipping, mirroring, looping.
 - :mod:`vision3d.body.bvh`, :mod:`vision3d.body.deepmimic` -- readers of BVH and DeepMimic motion files.
 - :mod:`vision3d.body.render` -- skeleton motions as PNG strips and mp4 videos (matplotlib, imageio).
+- :mod:`vision3d.body.fitting` -- fitting shape, pose and a camera to 2D keypoints (SMPLify-style), PA-MPJPE.
 - :mod:`vision3d.body.heatmaps` -- 2D joint heatmaps: Gaussian encoding, argmax and soft-argmax decoding.
 - :mod:`vision3d.body.pictorial_structures` -- exact MAP inference of part locations on a tree of parts with
   generalized distance transforms.
 """
 
-__all__ = ["bvh", "deepmimic", "heatmaps", "kinematics", "lbs", "model", "motion", "pictorial_structures",
+__all__ = ["bvh", "deepmimic", "fitting", "heatmaps", "kinematics", "lbs", "model", "motion", "pictorial_structures",
            "render", "rotations", "skeleton"]
