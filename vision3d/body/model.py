@@ -416,6 +416,14 @@ class BodyModel(nn.Module):
         the first ``num_betas`` shape components are kept (``None``: all)."""
         return cls(read_model_file(path), num_betas=num_betas, dtype=dtype, device=device, source=str(path))
 
+    @classmethod
+    def default(cls, dtype: torch.dtype = torch.float32, device: str | torch.device | None = "auto") -> BodyModel:
+        """The stand-in body model shipped with mpenv (SMPL's structure, procedural mesh, PCA shape space;
+        not SMPL: see :mod:`vision3d.body.default_model`). Real SMPL files plug in via :meth:`load`."""
+        from vision3d.body.default_model import default_model_path
+
+        return cls.load(default_model_path(), dtype=dtype, device=device)
+
     @property
     def num_betas(self) -> int:
         return self.shapedirs.shape[-1]
