@@ -12,6 +12,8 @@ Submodules (import them directly; this package imports nothing heavy on its own)
   world transforms down the tree, linear blend skinning.
 - :mod:`vision3d.body.model` -- :class:`~vision3d.body.model.BodyModel` (smplx-compatible call) and the loaders
   of SMPL ``.npz`` / ``.pkl`` model files (restricted unpickler, no chumpy).
+- :mod:`vision3d.body.default_model` -- the stand-in body model shipped with mpenv (``BodyModel.default()``):
+  SMPL's structure, anthropometric joints, a procedural mesh and a PCA shape space; not SMPL.
 - :mod:`vision3d.body.motion` -- :class:`~vision3d.body.motion.Motion` clips (AMASS-style ``.npz``), resampling,
   clipping, mirroring, looping.
 - :mod:`vision3d.body.bvh`, :mod:`vision3d.body.deepmimic` -- readers of BVH and DeepMimic motion files.
@@ -22,5 +24,7 @@ Submodules (import them directly; this package imports nothing heavy on its own)
   generalized distance transforms.
 """
 
-__all__ = ["bvh", "deepmimic", "fitting", "heatmaps", "kinematics", "lbs", "model", "motion", "pictorial_structures",
-           "render", "rotations", "skeleton"]
+__all__ = [
+    "bvh", "deepmimic", "default_model", "fitting", "heatmaps", "kinematics", "lbs", "model", "motion",
+    "pictorial_structures", "render", "rotations", "skeleton",
+]
