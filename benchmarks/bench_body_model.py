@@ -34,7 +34,7 @@ import torch
 
 from vision3d.body import lbs
 from vision3d.body.kinematics import forward_kinematics_axis_angle
-from vision3d.body.model import BodyModel
+from vision3d.body.model import BodyModel, random_model_arrays
 from vision3d.body.rotations import axis_angle_to_matrix
 from vision3d.body.skeleton import PARENTS
 
@@ -45,23 +45,7 @@ N_VERTS, N_FACES, N_BETAS = 6890, 13776, 10
 
 
 def synthetic_smpl_arrays(seed: int = 0) -> dict[str, np.ndarray]:
-    """A random but valid SMPL-sized model in the files' layout (``posedirs [V, 3, 207]``, ``kintree_table``)."""
-    rng = np.random.default_rng(seed)
-    weights = rng.random((N_VERTS, 24)) ** 4  # peaked, like real skinning weights
-    weights /= weights.sum(axis=1, keepdims=True)
-    regressor = rng.random((24, N_VERTS)) * (rng.random((24, N_VERTS)) < 0.05)
-    regressor[np.arange(24), rng.integers(0, N_VERTS, 24)] += 1.0  # no empty row
-    regressor /= regressor.sum(axis=1, keepdims=True)
-    kintree = np.stack([np.array(PARENTS, dtype=np.int64) % 2**32, np.arange(24)]).astype(np.uint32)
-    return {
-        "v_template": rng.normal(scale=0.4, size=(N_VERTS, 3)),
-        "shapedirs": rng.normal(scale=0.02, size=(N_VERTS, 3, N_BETAS)),
-        "posedirs": rng.normal(scale=0.02, size=(N_VERTS, 3, 207)),
-        "J_regressor": regressor,
-        "weights": weights,
-        "kintree_table": kintree,
-        "f": rng.integers(0, N_VERTS, size=(N_FACES, 3)).astype(np.uint32),
-    }
+    return random_model_arrays(seed, N_VERTS, N_FACES, N_BETAS)
 
 
 def random_inputs(batch: int, seed: int = 1) -> dict[str, torch.Tensor]:

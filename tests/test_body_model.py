@@ -19,7 +19,7 @@ from scipy import sparse
 from scipy.spatial.transform import Rotation
 
 from vision3d.body.lbs import lbs, pose_correctives, skin
-from vision3d.body.model import BodyModel
+from vision3d.body.model import BodyModel, random_model_arrays
 from vision3d.body.rotations import axis_angle_to_matrix
 from vision3d.body.skeleton import PARENTS
 
@@ -30,23 +30,7 @@ N_FACES = 13776
 
 
 def random_arrays(seed: int, n_verts: int = N_VERTS, n_betas: int = 10) -> dict[str, np.ndarray]:
-    """A random but valid SMPL model in the files' layout (posedirs [V, 3, 207], kintree_table (2, 24))."""
-    rng = np.random.default_rng(seed)
-    weights = rng.random((n_verts, 24)) ** 4  # peaked, like real skinning weights
-    weights /= weights.sum(axis=1, keepdims=True)
-    regressor = rng.random((24, n_verts)) * (rng.random((24, n_verts)) < 0.05)
-    regressor[np.arange(24), rng.integers(0, n_verts, 24)] += 1.0  # no empty row
-    regressor /= regressor.sum(axis=1, keepdims=True)
-    kintree = np.stack([np.array(SMPL_PARENTS, dtype=np.int64) % 2**32, np.arange(24)]).astype(np.uint32)
-    return {
-        "v_template": rng.normal(scale=0.4, size=(n_verts, 3)),
-        "shapedirs": rng.normal(scale=0.02, size=(n_verts, 3, n_betas)),
-        "posedirs": rng.normal(scale=0.02, size=(n_verts, 3, 207)),
-        "J_regressor": regressor,
-        "weights": weights,
-        "kintree_table": kintree,
-        "f": rng.integers(0, n_verts, size=(N_FACES if n_verts == N_VERTS else 96, 3)).astype(np.uint32),
-    }
+    return random_model_arrays(seed, n_verts, N_FACES if n_verts == N_VERTS else 96, n_betas)
 
 
 class FakeCh:

@@ -43,7 +43,7 @@ from torch import nn
 from mpenv.device import get_device
 from vision3d.body.lbs import lbs
 from vision3d.body.rotations import axis_angle_to_matrix
-from vision3d.body.skeleton import N_JOINTS
+from vision3d.body.skeleton import N_JOINTS, PARENTS
 
 N_POSE_FEATURES = 9 * (N_JOINTS - 1)  # 207
 REQUIRED_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
@@ -539,3 +539,25 @@ class BodyModel(nn.Module):
             body_pose=body_pose,
             v_shaped=out.shaped,
         )
+
+
+def random_model_arrays(seed: int, n_vertices: int = 6890, n_faces: int = 13776, n_betas: int = 10) -> dict:
+    """A random but valid model in the official files' layout (``posedirs [V, 3, 207]``, ``kintree_table``
+    (2, 24) with uint32(-1) for the root), SMPL-sized by default: for tests and benchmarks that need the
+    SMPL format without the licensed data. Not a body: the vertices are noise."""
+    rng = np.random.default_rng(seed)
+    weights = rng.random((n_vertices, N_JOINTS)) ** 4  # peaked, like real skinning weights
+    weights /= weights.sum(axis=1, keepdims=True)
+    regressor = rng.random((N_JOINTS, n_vertices)) * (rng.random((N_JOINTS, n_vertices)) < 0.05)
+    regressor[np.arange(N_JOINTS), rng.integers(0, n_vertices, N_JOINTS)] += 1.0  # no empty row
+    regressor /= regressor.sum(axis=1, keepdims=True)
+    kintree = np.stack([np.array(PARENTS, dtype=np.int64) % 2**32, np.arange(N_JOINTS)]).astype(np.uint32)
+    return {
+        "v_template": rng.normal(scale=0.4, size=(n_vertices, 3)),
+        "shapedirs": rng.normal(scale=0.02, size=(n_vertices, 3, n_betas)),
+        "posedirs": rng.normal(scale=0.02, size=(n_vertices, 3, 207)),
+        "J_regressor": regressor,
+        "weights": weights,
+        "kintree_table": kintree,
+        "f": rng.integers(0, n_vertices, size=(n_faces, 3)).astype(np.uint32),
+    }
