@@ -3,13 +3,16 @@ TensorBoard, save a checkpoint.
 
     mpenv-train q-learning --env mpenv/CliffWalking-v0 --total-steps 20000 --seed 1
     mpenv-train value-iteration --env FrozenLake-v1 --gamma 0.99
+    mpenv-train dqn --env CartPole-v1 --total-steps 50000 --seed 1
+    mpenv-train a2c --env CartPole-v1 --resume runs/<run-dir> --total-steps 300000
     mpenv-train sarsa --help            # every hyperparameter, with its default
 
 Each algorithm's hyperparameters are the fields of its config dataclass (``QLearningConfig`` in
 ``agents/td.py`` and so on); this module turns them into flags, so a new field is a new flag with no
 edit here. A run writes ``runs/<env>__<algo>__<seed>__<timestamp>/`` (see :mod:`agents.logger`) with
 ``config.json``, ``checkpoint.npz`` (``V``, the greedy policy ``pi`` and ``Q`` for control methods)
-and, on grid environments, ``values.png``: V(s) with greedy-policy arrows.
+and, on grid environments, ``values.png``: V(s) with greedy-policy arrows; deep agents write
+``checkpoint.pt`` (see :mod:`agents.run`) and can be resumed.
 
 Budgets: ``--total-steps`` bounds environment steps for the sample-based methods; when it is given and
 ``--n-episodes`` is not, the step budget alone ends the run.
