@@ -44,22 +44,18 @@ import torch
 from torch import nn
 
 from agents import policies
-from agents.envs import finished_episodes, make_vector_env
+from agents.envs import finished_episodes
 from agents.policies import (
     ActorCritic,
     Every,
     KeepBest,
-    build_actor_critic,
     gradient_step,
-    keep_best,
-    make_optimizer,
     observations_to_tensor,
-    restore_training_state,
+    policy_gradient_run,
     save_training_state,
 )
 from agents.returns import gae
 from agents.run import LogFn, RunContext
-from mpenv.device import seed_everything
 
 # ---------------------------------------------------------------------------------------------------
 # Config
@@ -207,21 +203,9 @@ def a2c_loss(model: ActorCritic, rollout: Rollout, config: A2CConfig) -> tuple[t
 def train_a2c(config: A2CConfig, run: RunContext) -> ActorCritic:
     """Train A2C on ``run.env_id``; returns the best policy found by evaluation."""
     check_config(config)
-    seed_everything(run.seed)
-    device = run.torch_device
-    envs = make_vector_env(run.env_id, run.env_kwargs, config.n_envs, run.seed)
-    try:
-        model = build_actor_critic(config, envs.single_observation_space, envs.single_action_space).to(device)
-        optimizer = make_optimizer(config.optimizer, model.parameters(), config.learning_rate)
-        keeper = keep_best(model, run, config.eval_every_episodes)
-        start_step, _ = restore_training_state(run, model, keeper, optimizer)
-        try:
-            train_loop(model, optimizer, keeper, envs, config, run, start_step)
-        finally:
-            keeper.close()
-    finally:
-        envs.close()
-    return keeper.best
+    with policy_gradient_run(config, run, n_envs=config.n_envs) as state:
+        train_loop(state.model, state.optimizer, state.keeper, state.envs, config, run, state.start_step)
+    return state.keeper.best
 
 
 def train_loop(model: ActorCritic, optimizer: torch.optim.Optimizer, keeper: KeepBest,

@@ -24,10 +24,11 @@ actions. The agents need four things from it, written out here by hand rather th
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -39,6 +40,7 @@ from agents.envs import make_vector_env
 from agents.evaluate import KeepBest
 from agents.networks import encoder_for, is_image_space, layer_init, parse_hidden_sizes
 from agents.run import RunContext, check_finite
+from mpenv.device import seed_everything
 
 EVAL_SEED_OFFSET = 10_000  # evaluation envs play other episodes than the training envs
 
@@ -344,6 +346,36 @@ def keep_best(model: ActorCritic, run: RunContext, episodes: int) -> KeepBest:
     """Evaluation of the deterministic policy on ``episodes`` envs of its own, keeping the best weights."""
     envs = make_vector_env(run.env_id, run.env_kwargs, episodes, run.seed + EVAL_SEED_OFFSET)
     return KeepBest(model, actor_from_network(model), envs, run.seed + EVAL_SEED_OFFSET)
+
+
+class TrainingState(NamedTuple):
+    envs: gym.vector.VectorEnv
+    model: ActorCritic
+    optimizer: torch.optim.Optimizer
+    keeper: KeepBest
+    start_step: int
+    extra: dict[str, Any]
+
+
+@contextlib.contextmanager
+def policy_gradient_run(config: Any, run: RunContext, n_envs: int) -> Iterator[TrainingState]:
+    """The set-up both policy-gradient agents share: seeded training envs, the actor-critic on the run's
+    device, its optimizer, keep-the-best evaluation, and the checkpoint of ``run.resume`` restored; the
+    envs are closed however the run ends."""
+    seed_everything(run.seed)
+    envs = make_vector_env(run.env_id, run.env_kwargs, n_envs, run.seed)
+    try:
+        model = build_actor_critic(config, envs.single_observation_space, envs.single_action_space)
+        model = model.to(run.torch_device)
+        optimizer = make_optimizer(config.optimizer, model.parameters(), config.learning_rate)
+        keeper = keep_best(model, run, config.eval_every_episodes)
+        try:
+            start_step, extra = restore_training_state(run, model, keeper, optimizer)
+            yield TrainingState(envs, model, optimizer, keeper, start_step, extra)
+        finally:
+            keeper.close()
+    finally:
+        envs.close()
 
 
 def save_training_state(run: RunContext, step: int, model: ActorCritic, keeper: KeepBest,

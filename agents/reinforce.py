@@ -32,22 +32,18 @@ import numpy as np
 import torch
 
 from agents import policies
-from agents.envs import finished_episodes, make_vector_env
+from agents.envs import finished_episodes
 from agents.policies import (
     ActorCritic,
     Every,
     KeepBest,
-    build_actor_critic,
     gradient_step,
-    keep_best,
-    make_optimizer,
     observations_to_tensor,
-    restore_training_state,
+    policy_gradient_run,
     save_training_state,
 )
 from agents.returns import reward_to_go
 from agents.run import LogFn, RunContext
-from mpenv.device import seed_everything
 
 BASELINES = ("value", "mean", "none")
 
@@ -182,22 +178,10 @@ def reinforce_loss(model: ActorCritic, batch: Episodes, config: ReinforceConfig,
 def train_reinforce(config: ReinforceConfig, run: RunContext) -> ActorCritic:
     """Train with REINFORCE on ``run.env_id``; returns the best policy found by evaluation."""
     check_config(config)
-    seed_everything(run.seed)
-    device = run.torch_device
-    envs = make_vector_env(run.env_id, run.env_kwargs, 1, run.seed)  # one env: batches end at episode ends
-    try:
-        model = build_actor_critic(config, envs.single_observation_space, envs.single_action_space).to(device)
-        optimizer = make_optimizer(config.optimizer, model.parameters(), config.learning_rate)
-        keeper = keep_best(model, run, config.eval_every_episodes)
-        start_step, extra = restore_training_state(run, model, keeper, optimizer)
-        mean_baseline = extra.get("mean_baseline")
-        try:
-            train_loop(model, optimizer, keeper, envs, config, run, start_step, mean_baseline)
-        finally:
-            keeper.close()
-    finally:
-        envs.close()
-    return keeper.best
+    with policy_gradient_run(config, run, n_envs=1) as state:  # one env: batches end at episode ends
+        train_loop(state.model, state.optimizer, state.keeper, state.envs, config, run, state.start_step,
+                   state.extra.get("mean_baseline"))
+    return state.keeper.best
 
 
 def train_loop(model: ActorCritic, optimizer: torch.optim.Optimizer, keeper: KeepBest,
