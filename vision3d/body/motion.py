@@ -14,7 +14,8 @@ Conventions
 Files
 -----
 :meth:`Motion.save` / :meth:`Motion.load` use ``.npz`` with AMASS keys: ``poses`` flattened to ``(T, 72)``,
-``trans (T, 3)``, ``betas (B,)``, ``mocap_framerate`` (scalar), plus ``name`` / ``source`` strings. AMASS SMPL+H
+``trans (T, 3)``, ``betas (B,)``, ``mocap_framerate`` (scalar), plus ``name`` / ``source`` strings and a
+``cyclic`` flag. AMASS SMPL+H
 files store ``poses (T, 156)`` = 22 body joints (66 numbers) + 2 x 15 finger joints; SMPL's two hand joints
 (22, 23) have no counterpart there (entries 66:72 are the left index finger), so they are loaded as zero
 rotations.
@@ -23,14 +24,22 @@ rotations.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from vision3d.body.rotations import axis_angle_to_quaternion, quaternion_slerp, quaternion_to_axis_angle
-from vision3d.body.skeleton import MIRROR_INDEX, N_JOINTS
+from vision3d.body.kinematics import forward_kinematics_axis_angle
+from vision3d.body.rotations import (
+    axis_angle_to_matrix,
+    axis_angle_to_quaternion,
+    matrix_to_axis_angle,
+    quaternion_slerp,
+    quaternion_to_axis_angle,
+)
+from vision3d.body.skeleton import MIRROR_INDEX, N_JOINTS, PARENTS
 
 SMPL_POSE_DIM = 3 * N_JOINTS  # 72
 SMPLH_POSE_DIM = 156
@@ -66,6 +75,8 @@ class Motion:
         betas: ``(B,)`` shape coefficients, zeros(10) by default.
         name: free-form clip name.
         source: provenance / licence of the data.
+        cyclic: the clip is one cycle of a periodic motion (an *open* cycle: frame ``T`` would be frame 0 again),
+            so players such as the humanoid environment may repeat it with :meth:`loop`.
     """
 
     fps: float
@@ -74,6 +85,7 @@ class Motion:
     betas: np.ndarray = field(default_factory=lambda: np.zeros(10))
     name: str = ""
     source: str = ""
+    cyclic: bool = False
 
     def __post_init__(self) -> None:
         self.fps = float(self.fps)
@@ -112,8 +124,8 @@ class Motion:
     # ------------------------------------------------------------------------------------------------ files
 
     def save(self, path: str | Path) -> None:
-        """Write an AMASS-style ``.npz`` (``poses`` as ``(T, 72)``); strings are stored as numpy unicode arrays."""
-        np.savez(
+        """Write an AMASS-style compressed ``.npz`` (``poses`` as ``(T, 72)``); strings as numpy unicode arrays."""
+        np.savez_compressed(
             path,
             poses=self.poses.reshape(self.n_frames, SMPL_POSE_DIM),
             trans=self.trans,
@@ -121,6 +133,7 @@ class Motion:
             mocap_framerate=np.float64(self.fps),
             name=np.str_(self.name),
             source=np.str_(self.source),
+            cyclic=np.bool_(self.cyclic),
         )
 
     @classmethod
@@ -138,12 +151,13 @@ class Motion:
             betas = data["betas"] if "betas" in data else np.zeros(10)
             name = str(data["name"]) if "name" in data else Path(path).stem
             source = str(data["source"]) if "source" in data else ""
+            cyclic = bool(data["cyclic"]) if "cyclic" in data else False
         if fps.size != 1:
             raise ValueError(f"{path}: key '{fps_key}' must be a scalar, got shape {fps.shape}")
         if trans.shape != (len(poses), 3):
             raise ValueError(f"{path}: key 'trans' must have shape ({len(poses)}, 3), got {trans.shape}")
         try:
-            return cls(fps=float(fps), poses=poses, trans=trans, betas=betas, name=name, source=source)
+            return cls(fps=float(fps), poses=poses, trans=trans, betas=betas, name=name, source=source, cyclic=cyclic)
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from err
 
@@ -192,19 +206,32 @@ class Motion:
         end = self.n_frames if end is None else end
         if not 0 <= start < end <= self.n_frames:
             raise ValueError(f"clip bounds [{start}, {end}) frames are empty or outside [0, {self.n_frames})")
-        return self._with(poses=self.poses[start:end].copy(), trans=self.trans[start:end].copy())
+        whole = start == 0 and end == self.n_frames
+        return self._with(
+            poses=self.poses[start:end].copy(), trans=self.trans[start:end].copy(), cyclic=self.cyclic and whole
+        )
 
-    def mirror(self) -> Motion:
-        """Left/right mirror image: a reflection of the whole scene across the world ``x = 0`` plane.
+    def mirror(self, world_axis: int = 0) -> Motion:
+        """Left/right mirror image: a reflection of the whole scene across the world plane ``x[world_axis] = 0``.
 
-        Assumes x is the left/right axis of SMPL's rest pose (true for the SMPL template, which is symmetric about
-        x = 0). Joint ``k`` takes the rotation of its mirror joint (``MIRROR_INDEX``) with the rotation vector
-        ``(x, y, z) -> (x, -y, -z)`` (conjugation by ``diag(-1, 1, 1)``), and ``trans`` x -> -x. Applied to the root
-        too, so the result is the exact reflection whatever the heading. Caveat: the SMPL pelvis rest joint is a
-        few millimetres off x = 0, so mesh vertices mirror up to that offset.
+        The body is mirrored about SMPL's own left/right axis (canonical x; the SMPL template is symmetric about
+        x = 0): joint ``k`` takes the rotation of its mirror joint (``MIRROR_INDEX``) conjugated by
+        ``M_c = diag(-1, 1, 1)``, i.e. rotation vector ``(x, y, z) -> (x, -y, -z)``. The root orientation, which maps
+        canonical to world coordinates, becomes ``M_w R M_c`` with ``M_w`` the world reflection, and ``trans`` is
+        reflected by ``M_w``. Pick the world axis along which the character's left points to keep its heading:
+        ``0`` for AMASS-style clips of a body facing +-y or +-z, ``1`` for the Z-up clips of
+        :mod:`vision3d.body.retarget`, which face +x. Caveat: the SMPL pelvis rest joint is a few millimetres off
+        x = 0, so mesh vertices mirror up to that offset.
         """
+        if world_axis not in (0, 1, 2):
+            raise ValueError(f"world_axis must be 0, 1 or 2, got {world_axis}")
         poses = self.poses[:, list(MIRROR_INDEX)] * _AXIS_ANGLE_MIRROR
-        return self._with(poses=poses, trans=self.trans * _TRANS_MIRROR)
+        world = np.ones(3)
+        world[world_axis] = -1.0
+        root = axis_angle_to_matrix(torch.from_numpy(self.poses[:, 0])).numpy()
+        root = world[:, None] * root * _TRANS_MIRROR[None, :]  # M_w R M_c with diagonal M_w, M_c
+        poses[:, 0] = matrix_to_axis_angle(torch.from_numpy(root)).numpy()
+        return self._with(poses=poses, trans=self.trans * world)
 
     def loop(self, n_cycles: int, up_axis: int = 2, closed: bool = False) -> Motion:
         """Repeat a cyclic clip ``n_cycles`` times, carrying the root forward in the horizontal plane.
@@ -259,3 +286,20 @@ def _pose_key(data, path: str | Path) -> np.ndarray:
         body = poses[:, :_SMPLH_BODY_DIM]
         poses = np.concatenate([body, np.zeros((len(poses), SMPL_POSE_DIM - _SMPLH_BODY_DIM))], axis=1)
     return poses
+
+
+def motion_joints(
+    motion: Motion, rest_joints: np.ndarray | torch.Tensor, parents: Sequence[int] = PARENTS
+) -> np.ndarray:
+    """World joint positions ``(T, J, 3)`` of a :class:`Motion`, by forward kinematics.
+
+    ``rest_joints (J, 3)`` are the rest-pose joint locations (SMPL: ``J(beta)``, e.g. ``model(betas).joints[0]``);
+    the root lands at ``rest_joints[0] + motion.trans[t]``, as in SMPL. No mesh is built.
+    """
+    rest = torch.as_tensor(rest_joints, dtype=torch.float64)
+    poses = torch.from_numpy(np.asarray(motion.poses, dtype=np.float64))
+    if rest.shape != (poses.shape[1], 3):
+        raise ValueError(f"rest_joints must have shape ({poses.shape[1]}, 3), got {tuple(rest.shape)}")
+    trans = torch.from_numpy(np.asarray(motion.trans, dtype=np.float64))
+    positions, _ = forward_kinematics_axis_angle(poses, rest, parents, trans)
+    return positions.numpy()

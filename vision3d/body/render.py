@@ -24,13 +24,11 @@ from pathlib import Path
 
 import imageio.v2 as imageio
 import numpy as np
-import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from mpl_toolkits.mplot3d.axes3d import Axes3D
 
-from vision3d.body.kinematics import forward_kinematics_axis_angle
-from vision3d.body.motion import Motion
+from vision3d.body.motion import motion_joints
 from vision3d.body.skeleton import JOINT_NAMES, PARENTS, check_parents
 
 __all__ = ["motion_joints", "render_frames", "skeleton_strip", "skeleton_video"]
@@ -49,23 +47,6 @@ _TO_PLOT = {
     "y": np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]),
     "z": np.eye(3),
 }
-
-
-def motion_joints(
-    motion: Motion, rest_joints: np.ndarray | torch.Tensor, parents: Sequence[int] = PARENTS
-) -> np.ndarray:
-    """World joint positions ``(T, J, 3)`` of a :class:`~vision3d.body.motion.Motion`, by forward kinematics.
-
-    ``rest_joints (J, 3)`` are the rest-pose joint locations (SMPL: ``J(beta)``, e.g. ``model(betas).joints[0]``);
-    the root lands at ``rest_joints[0] + motion.trans[t]``, as in SMPL. No mesh is built.
-    """
-    rest = torch.as_tensor(rest_joints, dtype=torch.float64)
-    poses = torch.from_numpy(np.asarray(motion.poses, dtype=np.float64))
-    if rest.shape != (poses.shape[1], 3):
-        raise ValueError(f"rest_joints must have shape ({poses.shape[1]}, 3), got {tuple(rest.shape)}")
-    trans = torch.from_numpy(np.asarray(motion.trans, dtype=np.float64))
-    positions, _ = forward_kinematics_axis_angle(poses, rest, parents, trans)
-    return positions.numpy()
 
 
 # ---------------------------------------------------------------------------------------------------------------
