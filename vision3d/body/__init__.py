@@ -17,6 +17,9 @@ Submodules (import them directly; this package imports nothing heavy on its own)
 - :mod:`vision3d.body.motion` -- :class:`~vision3d.body.motion.Motion` clips (AMASS-style ``.npz``), resampling,
   clipping, mirroring, looping.
 - :mod:`vision3d.body.bvh`, :mod:`vision3d.body.deepmimic` -- readers of BVH and DeepMimic motion files.
+- :mod:`vision3d.body.retarget` -- BVH (CMU joint maps) and DeepMimic motion onto the SMPL tree, as Motions.
+- :mod:`vision3d.body.clips` -- the six real clips shipped with mpenv (DeepMimic walk, run, jump, cartwheel; CMU
+  walk and jumps), ``load_clip(name)``, and the script that converted them.
 - :mod:`vision3d.body.render` -- skeleton motions as PNG strips and mp4 videos (matplotlib, imageio).
 - :mod:`vision3d.body.fitting` -- fitting shape, pose and a camera to 2D keypoints (SMPLify-style), PA-MPJPE.
 - :mod:`vision3d.body.heatmaps` -- 2D joint heatmaps: Gaussian encoding, argmax and soft-argmax decoding.
@@ -25,6 +28,6 @@ Submodules (import them directly; this package imports nothing heavy on its own)
 """
 
 __all__ = [
-    "bvh", "deepmimic", "default_model", "fitting", "heatmaps", "kinematics", "lbs", "model", "motion",
-    "pictorial_structures", "render", "rotations", "skeleton",
+    "bvh", "clips", "deepmimic", "default_model", "fitting", "heatmaps", "kinematics", "lbs", "model", "motion",
+    "pictorial_structures", "render", "retarget", "rotations", "skeleton",
 ]
