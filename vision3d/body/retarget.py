@@ -12,7 +12,8 @@ joint ``k`` driven by source joint ``s(k)`` with world rotation ``R_s(t)`` (sour
 * ``W`` (:data:`SMPL_TO_WORLD`) places the canonical frame in the Z-up world of the clips made here: canonical
   x -> world +y, y -> +z, z -> +x, so a body in its rest pose faces +x (MuJoCo's convention, AMASS is Z-up too).
 * ``A_k`` is the smallest rotation taking SMPL's rest bone direction ``d_k`` (joint k to the next mapped joint
-  down its chain, :data:`AIM_CHILD`) onto the source's rest bone direction ``e_k`` between the mapped joints.
+  down its chain, :data:`AIM_CHILD`) onto the source's rest bone direction ``e_k`` between the mapped joints;
+  a joint with no such bone (a hand, a foot, the head) takes its parent's ``A``.
   With it, every mapped SMPL bone points exactly where the source bone points at every frame, whatever the two
   rest poses are (CMU's splayed legs, DeepMimic's arms-down rest, SMPL's T-pose); only the twist about a bone is
   taken from the source frame as is.
@@ -38,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vision3d.body import skeleton
 from vision3d.body.bvh import read_bvh
 from vision3d.body.deepmimic import read_deepmimic
 from vision3d.body.motion import Motion, motion_joints
@@ -58,8 +60,8 @@ __all__ = [
     "source_to_canonical",
 ]
 
-SMPL_TO_WORLD = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-"""``W``: SMPL canonical coordinates (x left, y up, z forward) -> Z-up world with the rest body facing +x."""
+SMPL_TO_WORLD = np.array(skeleton.SMPL_TO_WORLD)
+"""``W`` (:data:`vision3d.body.skeleton.SMPL_TO_WORLD`): canonical -> Z-up world, rest body facing +x."""
 
 AIM_CHILD: dict[str, str | None] = {
     "pelvis": None,
@@ -228,18 +230,23 @@ def _aim_target(joint: str, mapped: Mapping[str, str]) -> str | None:
 
 def _alignment(joint_map: Mapping[str, str], src_rest: np.ndarray, names: list[str], smpl_rest: np.ndarray
                ) -> np.ndarray:  # fmt: skip
-    """``A_k`` for every SMPL joint (identity where there is no bone to align), canonical coordinates."""
+    """``A_k`` for every SMPL joint, canonical coordinates.
+
+    A joint with no bone to align (the end of a chain, or coincident joints) takes its parent's alignment: the
+    source segment continues the parent's bone (DeepMimic's fixed wrist continues the forearm), so its rotation
+    relative to the parent carries over unchanged.
+    """
     align = np.broadcast_to(np.eye(3), (len(JOINT_NAMES), 3, 3)).copy()
-    for joint, source_joint in joint_map.items():
-        target = _aim_target(joint, joint_map)
+    for k, joint in enumerate(JOINT_NAMES):
+        align[k] = align[PARENTS[k]] if k > 0 else np.eye(3)
+        target = _aim_target(joint, joint_map) if joint in joint_map else None
         if target is None:
             continue
-        k, a = JOINT_INDEX[joint], JOINT_INDEX[target]
+        a = JOINT_INDEX[target]
         d_smpl = smpl_rest[a] - smpl_rest[k]
-        d_src = src_rest[names.index(joint_map[target])] - src_rest[names.index(source_joint)]
-        if np.linalg.norm(d_src) < 1e-9 or np.linalg.norm(d_smpl) < 1e-9:
-            continue  # coincident joints: no bone direction to align
-        align[k] = rotation_between(d_smpl, d_src)
+        d_src = src_rest[names.index(joint_map[target])] - src_rest[names.index(joint_map[joint])]
+        if np.linalg.norm(d_src) > 1e-9 and np.linalg.norm(d_smpl) > 1e-9:
+            align[k] = rotation_between(d_smpl, d_src)
     return align
 
 

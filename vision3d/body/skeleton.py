@@ -22,6 +22,7 @@ __all__ = [
     "MIRROR_INDEX",
     "N_JOINTS",
     "PARENTS",
+    "SMPL_TO_WORLD",
     "check_parents",
     "tree_levels",
 ]
@@ -56,6 +57,10 @@ JOINT_NAMES: tuple[str, ...] = (
 PARENTS: tuple[int, ...] = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
 
 N_JOINTS: int = 24
+
+SMPL_TO_WORLD: tuple[tuple[float, ...], ...] = ((0.0, 0.0, 1.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0))
+"""``W``: SMPL's canonical frame (x = the body's left, y = up, z = forward) -> the Z-up world of mpenv's motions and
+simulator (canonical x -> world +y, y -> +z, z -> +x: the rest body faces +x). ``np.array(SMPL_TO_WORLD)``."""
 
 JOINT_INDEX: dict[str, int] = {name: i for i, name in enumerate(JOINT_NAMES)}
 """Joint name -> index into :data:`JOINT_NAMES` / :data:`PARENTS`."""
