@@ -1,0 +1,46 @@
+"""MuJoCo humanoids of the course: a DeepMimic-style SMPL character (:mod:`mpenv.humanoid.mjcf`).
+
+Importing this package imports no MuJoCo: it only picks the offscreen OpenGL backend -- EGL -- when there is no
+display (neither ``DISPLAY`` nor ``WAYLAND_DISPLAY``) and the user has not chosen one with ``MUJOCO_GL``. MuJoCo
+reads ``MUJOCO_GL`` when it is first imported, so this must happen before; every submodule imports mujoco lazily.
+The builder's names are re-exported lazily::
+
+    from mpenv.humanoid import build_humanoid_xml, HINGE_NAMES
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+if "MUJOCO_GL" not in os.environ and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    os.environ["MUJOCO_GL"] = "egl"
+
+_MJCF_NAMES = (
+    "ACTUATED_JOINTS",
+    "ACTUATED_SMPL_INDEX",
+    "BODY_ORDER",
+    "FRAME_SKIP",
+    "HINGE_NAMES",
+    "JOINT_LIMITS_DEG",
+    "MASS_FRACTIONS",
+    "PD_GAINS",
+    "POLICY_HZ",
+    "SMPL_TO_WORLD",
+    "TIMESTEP",
+    "TORQUE_LIMITS",
+    "build_humanoid_xml",
+    "rest_joint_positions",
+    "standing_pelvis_height",
+    "write_humanoid_xml",
+)
+__all__ = list(_MJCF_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy re-export of :mod:`mpenv.humanoid.mjcf` (which imports numpy and, when building, torch and mujoco)."""
+    if name in _MJCF_NAMES:
+        from mpenv.humanoid import mjcf
+
+        return getattr(mjcf, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
