@@ -14,7 +14,9 @@ loaded on first ``gym.make``; torch is imported by ``mpenv.device`` only when it
 """
 
 from mpenv.gridworld.registration import register_gridworlds
+from mpenv.humanoid.registration import register_humanoids
 
 __version__ = "0.1.0"
 
 register_gridworlds()
+register_humanoids()

@@ -1,0 +1,336 @@
+"""``mpenv/HumanoidMimic-v0``: a DeepMimic-style physically simulated humanoid imitating a reference motion.
+
+The character is the SMPL humanoid of :mod:`mpenv.humanoid.mjcf` (24 bodies, a free root and 69 PD-controlled
+hinges, 70 kg, physics at 480 Hz, policy at 30 Hz); the reference is a :class:`~vision3d.body.motion.Motion` -- a
+shipped clip (``vision3d.body.clips``: walk, run, jump, cartwheel, cmu_walk, cmu_jumps) or your own ``.npz``,
+``.bvh`` or DeepMimic ``.txt`` file, converted once by :mod:`mpenv.humanoid.reference`.
+
+Action space
+    ``Box(-1, 1, (69,))``: PD targets of the 69 hinges (order :data:`~mpenv.humanoid.mjcf.HINGE_NAMES`), mapped
+    linearly onto each joint's range; the position actuators apply ``kp (target - q) - kv qdot`` up to the
+    torque limits. NaN or infinite actions raise ``ValueError``.
+
+Observation space
+    ``Box(-inf, inf, (292 + 72 * future_frames,), float64)``, everything in the root's *heading frame* (the world
+    rotated about z so that the pelvis faces +x; the observation does not change when the whole scene turns about
+    the vertical or moves horizontally):
+
+    ====================== ===== =========================================================================
+    root height            1     pelvis z, metres
+    body positions         69    the 23 non-root bodies relative to the pelvis
+    body rotations         144   all 24 body orientations, 6D (first two columns of the rotation matrix)
+    root linear velocity   3
+    root angular velocity  3
+    joint velocities       69    hinge rates; with the root velocities they fix every body's velocity
+    phase                  3     ``(phi, sin 2 pi phi, cos 2 pi phi)``, phi = position in the cycle (or clip)
+    future reference       72 k  the reference body positions of the next ``future_frames`` frames,
+                                 relative to the current pelvis
+    ====================== ===== =========================================================================
+
+Reward (DeepMimic's imitation reward, Peng et al. 2018, eq. 4-8)
+    ``r = w_p r_pose + w_v r_vel + w_e r_end + w_c r_com`` with default weights ``(0.65, 0.1, 0.15, 0.1)`` and
+
+    * ``r_pose = exp(-2 sum_j ||q_hat_j (-) q_j||^2)``: angle of the quaternion difference of every joint's local
+      rotation (the root's world orientation included);
+    * ``r_vel = exp(-0.1 sum_j ||qdot_hat_j - qdot_j||^2)``: root angular velocity and the 69 hinge rates;
+    * ``r_end = exp(-40 sum_e ||p_hat_e - p_e||^2)``: hands and feet, positions relative to the pelvis;
+    * ``r_com = exp(-10 ||p_hat_c - p_c||^2)``: whole-body centre of mass, world frame.
+
+    Scales ``(2, 0.1, 40, 10)`` and weights are keyword arguments. ``info`` carries each term
+    (``reward_pose``, ``reward_vel``, ``reward_end``, ``reward_com``), ``mpjpe`` (mean joint position error
+    relative to the pelvis, metres), ``mpjpe_global`` (without root alignment) and ``frame`` (reference frame).
+
+Episode
+    * Start: reference state initialization (``rsi=True``): a uniformly random frame of the clip (of the first
+      cycle for a cyclic clip), with the reference's positions and velocities; ``rsi=False`` starts at frame 0.
+    * Termination (``early_termination=True``): a body other than the allowed contacts (the feet by default; the
+      cartwheel also allows the hands) touches the floor, or the pelvis falls below ``fall_height``.
+    * Truncation: gymnasium's ``TimeLimit`` (300 steps = 10 s for the registered ids), and the end of a non-cyclic
+      clip. Cyclic clips repeat forever, the root displacement of each cycle carried forward.
+
+Rendering
+    ``rgb_array`` through MuJoCo's offscreen renderer (EGL when there is no display, set by
+    :mod:`mpenv.humanoid`), with the reference drawn as a translucent green ghost; ``human`` where a display
+    exists. The ghost exists only when rendering, so training runs simulate the character alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mujoco
+import numpy as np
+from gymnasium import spaces
+from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+
+from mpenv.humanoid.mjcf import BODY_ORDER, FRAME_SKIP, build_humanoid_xml
+from mpenv.humanoid.reference import Reference, body_parent_ids, build_reference, local_quaternions
+from vision3d.body.motion import Motion
+from vision3d.body.skeleton import END_EFFECTOR_NAMES
+
+__all__ = ["HumanoidMimicEnv", "load_motion"]
+
+DEFAULT_WEIGHTS = (0.65, 0.1, 0.15, 0.1)
+DEFAULT_SCALES = (2.0, 0.1, 40.0, 10.0)
+FOOT_BODIES = ("left_ankle", "left_foot", "right_ankle", "right_foot")
+HAND_BODIES = ("left_wrist", "left_hand", "right_wrist", "right_hand")
+N_HINGES = 69
+_ROOT_QPOS, _ROOT_QVEL = 7, 6  # free joint: position + quaternion; linear + angular velocity
+_CHAR_NQ, _CHAR_NV = _ROOT_QPOS + N_HINGES, _ROOT_QVEL + N_HINGES
+
+
+def load_motion(motion: str | Path | Motion) -> Motion:
+    """A :class:`Motion` from a shipped clip name, a ``.npz`` / ``.bvh`` / DeepMimic ``.txt`` path, or as is."""
+    if isinstance(motion, Motion):
+        return motion
+    from vision3d.body.clips import clip_names, load_clip
+
+    text = str(motion)
+    if text in clip_names():
+        return load_clip(text)
+    path = Path(text)
+    suffix = path.suffix.lower()
+    if suffix not in (".npz", ".bvh", ".txt"):
+        raise ValueError(
+            f"unknown motion {text!r}: give a shipped clip ({', '.join(clip_names())}) or a .npz, .bvh or "
+            "DeepMimic .txt file"
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"motion file not found: {path}")
+    if suffix == ".npz":
+        return Motion.load(path)
+    from vision3d.body import retarget
+
+    return retarget.bvh_to_motion(path) if suffix == ".bvh" else retarget.deepmimic_to_motion(path)
+
+
+def _heading_rotation(root_matrix: np.ndarray) -> np.ndarray:
+    """Rotation about z that turns the pelvis's facing direction (its body x axis) onto world +x."""
+    yaw = np.arctan2(root_matrix[1, 0], root_matrix[0, 0])
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+class HumanoidMimicEnv(MujocoEnv):
+    """DeepMimic-style motion imitation with the SMPL humanoid (see the module docstring).
+
+    Args:
+        motion: shipped clip name, path to a ``.npz`` / ``.bvh`` / DeepMimic ``.txt`` file, or a ``Motion``.
+        betas: body shape ``(10,)`` of the character (default the mean shape). The reference keeps its angles
+            and root path, so a very different shape may float or sink a little.
+        reward_weights: ``(w_pose, w_vel, w_end, w_com)``.
+        reward_scales: ``(k_pose, k_vel, k_end, k_com)`` in ``exp(-k err)``.
+        rsi: reference state initialization (random start frame); False starts at frame 0.
+        early_termination: end the episode on a fall (see ``allowed_contacts`` and ``fall_height``).
+        allowed_contacts: bodies that may touch the floor; default the feet (plus the hands for a cartwheel).
+        fall_height: pelvis height (m) below which the character has fallen.
+        future_frames: number of upcoming reference frames appended to the observation.
+        gain_scale: multiplies every PD gain (stiffness and damping) of the character.
+        render_mode, width, height, camera_name: rendering, as gymnasium's MuJoCo envs.
+    """
+
+    metadata = {"render_modes": ["human", "rgb_array", "depth_array"], "render_fps": 30}
+
+    def __init__(
+        self,
+        motion: str | Path | Motion = "walk",
+        betas: np.ndarray | None = None,
+        reward_weights: tuple[float, float, float, float] = DEFAULT_WEIGHTS,
+        reward_scales: tuple[float, float, float, float] = DEFAULT_SCALES,
+        rsi: bool = True,
+        early_termination: bool = True,
+        allowed_contacts: tuple[str, ...] | None = None,
+        fall_height: float = 0.3,
+        future_frames: int = 0,
+        gain_scale: float = 1.0,
+        render_mode: str | None = None,
+        width: int = 480,
+        height: int = 480,
+        camera_name: str | None = "track",
+    ) -> None:
+        from vision3d.body.retarget import smpl_rest_joints
+
+        self.motion = load_motion(motion)
+        self.reward_weights = _four_floats(reward_weights, "reward_weights")
+        self.reward_scales = _four_floats(reward_scales, "reward_scales")
+        if future_frames < 0:
+            raise ValueError(f"future_frames must be >= 0, got {future_frames}")
+        self.rsi, self.early_termination = rsi, early_termination
+        self.fall_height, self.future_frames = float(fall_height), int(future_frames)
+
+        # The ghost (reference drawn beside the character) only exists when rendering.
+        self._xml = build_humanoid_xml(betas, gain_scale=gain_scale, ghost=render_mode is not None)
+        character = mujoco.MjModel.from_xml_string(build_humanoid_xml(betas))
+        self.reference: Reference = build_reference(
+            self.motion, character, smpl_rest_joints(betas), fps=1.0 / (character.opt.timestep * FRAME_SKIP)
+        )
+        n_obs = 292 + 72 * self.future_frames
+        super().__init__(
+            # MujocoEnv checks that model_path exists; the model itself comes from _initialize_simulation.
+            model_path=str(Path(__file__).resolve()),
+            frame_skip=FRAME_SKIP,
+            observation_space=spaces.Box(-np.inf, np.inf, (n_obs,), np.float64),
+            render_mode=render_mode,
+            width=width,
+            height=height,
+            camera_name=camera_name if render_mode is not None else None,
+        )
+        self._body_ids = np.array([self.model.body(name).id for name in BODY_ORDER])
+        self._parents = body_parent_ids(self.model)
+        self._end_ids = np.array([BODY_ORDER.index(name) for name in END_EFFECTOR_NAMES])
+        self._floor = self.model.geom("floor").id
+        if allowed_contacts is None:
+            allowed_contacts = FOOT_BODIES + (HAND_BODIES if self.motion.name == "cartwheel" else ())
+        unknown = sorted(set(allowed_contacts) - set(BODY_ORDER))
+        if unknown:
+            raise ValueError(f"allowed_contacts has unknown bodies {unknown}; bodies: {list(BODY_ORDER)}")
+        self._allowed = np.zeros(self.model.nbody, dtype=bool)
+        self._allowed[[self.model.body(name).id for name in allowed_contacts]] = True
+        low, high = self.model.jnt_range[1 : 1 + N_HINGES].T  # joint 0 is the root's free joint
+        self._ctrl_mid, self._ctrl_half = (high + low) / 2.0, (high - low) / 2.0
+        self._start = self._frame = 0
+
+    # ------------------------------------------------------------------------------------------ simulation
+
+    def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
+        model = mujoco.MjModel.from_xml_string(self._xml)
+        model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
+        model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
+        return model, mujoco.MjData(model)
+
+    def _set_action_space(self) -> spaces.Box:
+        self.action_space = spaces.Box(-1.0, 1.0, (N_HINGES,), np.float32)
+        return self.action_space
+
+    def _step_mujoco_simulation(self, ctrl: np.ndarray, n_frames: int) -> None:
+        self.data.ctrl[:N_HINGES] = ctrl
+        mujoco.mj_step(self.model, self.data, nstep=n_frames)
+        # mj_step leaves positions computed before its last integration; refresh them (and the subtree centres of
+        # mass) for the new state. Skips gymnasium's mj_rnePostConstraint, which computes forces we do not use.
+        mujoco.mj_kinematics(self.model, self.data)
+        mujoco.mj_comPos(self.model, self.data)
+
+    # ------------------------------------------------------------------------------------------ reference
+
+    def reference_state(self, frame: int) -> dict[str, np.ndarray]:
+        """The reference at episode frame ``frame`` (cyclic clips repeat, shifted by the cycle displacement)."""
+        ref = self.reference
+        cycle, index = divmod(frame, ref.cycle_frames) if ref.cyclic else (0, min(frame, ref.n_frames - 1))
+        shift = cycle * ref.cycle_shift
+        qpos = ref.qpos[index].copy()
+        qpos[:3] += shift
+        return {
+            "qpos": qpos,
+            "qvel": ref.qvel[index],
+            "body_pos": ref.body_pos[index] + shift,
+            "local_quat": ref.local_quat[index],
+            "com": ref.com[index] + shift,
+            "phase": np.array(index / max(ref.cycle_frames - (0 if ref.cyclic else 1), 1)),
+        }
+
+    # ------------------------------------------------------------------------------------------ gym API
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != (N_HINGES,):
+            raise ValueError(f"action must have shape ({N_HINGES},), got {action.shape}")
+        if not np.all(np.isfinite(action)):
+            raise ValueError(f"action contains NaN or infinite values: {action}")
+        self.do_simulation(self._ctrl_mid + self._ctrl_half * np.clip(action, -1.0, 1.0), self.frame_skip)
+        self._frame += 1
+        ref = self.reference_state(self._start + self._frame)
+        reward, info = self._reward(ref)
+        terminated = self.early_termination and self._has_fallen()
+        truncated = not self.reference.cyclic and self._start + self._frame >= self.reference.n_frames - 1
+        if self.render_mode == "human":
+            self.render()
+        return self._observation(ref), reward, bool(terminated), bool(truncated), info
+
+    def reset_model(self) -> np.ndarray:
+        ref = self.reference
+        last = ref.cycle_frames if ref.cyclic else ref.n_frames - 1
+        self._start = int(self.np_random.integers(0, last)) if self.rsi else 0
+        self._frame = 0
+        state = self.reference_state(self._start)
+        qpos, qvel = self.init_qpos.copy(), self.init_qvel.copy()
+        qpos[:_CHAR_NQ], qvel[:_CHAR_NV] = state["qpos"], state["qvel"]
+        self.set_state(qpos, qvel)
+        return self._observation(state)
+
+    def _get_reset_info(self) -> dict[str, Any]:
+        return {"frame": self._start}
+
+    def render(self) -> np.ndarray | None:
+        if self.model.nq > _CHAR_NQ:  # pose the ghost as the current reference frame
+            self.data.qpos[_CHAR_NQ : 2 * _CHAR_NQ] = self.reference_state(self._start + self._frame)["qpos"]
+            self.data.qvel[_CHAR_NV:] = 0.0
+            mujoco.mj_kinematics(self.model, self.data)
+        return super().render()
+
+    # ------------------------------------------------------------------------------------------ reward
+
+    def _reward(self, ref: dict[str, np.ndarray]) -> tuple[float, dict[str, Any]]:
+        data, ids = self.data, self._body_ids
+        pos, quat = data.xpos[ids], data.xquat[ids]
+        local = local_quaternions(quat, self._parents)
+        cos_half = np.clip(np.abs(np.sum(local * ref["local_quat"], axis=-1)), 0.0, 1.0)
+        pose_err = np.sum((2.0 * np.arccos(cos_half)) ** 2)
+        vel_err = np.sum((data.qvel[3:_CHAR_NV] - ref["qvel"][3:]) ** 2)  # root angular velocity + hinge rates
+        rel, ref_rel = pos - pos[0], ref["body_pos"] - ref["body_pos"][0]
+        end_err = np.sum((rel[self._end_ids] - ref_rel[self._end_ids]) ** 2)
+        com_err = np.sum((data.subtree_com[ids[0]] - ref["com"]) ** 2)
+        errors = np.array([pose_err, vel_err, end_err, com_err])
+        terms = np.exp(-self.reward_scales * errors)
+        info = {
+            "reward_pose": terms[0],
+            "reward_vel": terms[1],
+            "reward_end": terms[2],
+            "reward_com": terms[3],
+            "mpjpe": float(np.mean(np.linalg.norm(rel - ref_rel, axis=-1))),
+            "mpjpe_global": float(np.mean(np.linalg.norm(pos - ref["body_pos"], axis=-1))),
+            "frame": self._start + self._frame,
+        }
+        return float(self.reward_weights @ terms), info
+
+    def _has_fallen(self) -> bool:
+        if self.data.xpos[self._body_ids[0], 2] < self.fall_height:
+            return True
+        contact = self.data.contact
+        geom1, geom2 = contact.geom1, contact.geom2
+        other = np.concatenate([geom2[geom1 == self._floor], geom1[geom2 == self._floor]])
+        return bool(np.any(~self._allowed[self.model.geom_bodyid[other]]))
+
+    # ------------------------------------------------------------------------------------------ observation
+
+    def _observation(self, ref: dict[str, np.ndarray]) -> np.ndarray:
+        data, ids = self.data, self._body_ids
+        root_pos, root_mat = data.xpos[ids[0]], data.xmat[ids[0]].reshape(3, 3)
+        heading = _heading_rotation(root_mat)
+        rel = (data.xpos[ids[1:]] - root_pos) @ heading.T
+        rotations = heading @ data.xmat[ids].reshape(-1, 3, 3)
+        rot6d = rotations[:, :, :2].reshape(-1)
+        qvel = data.qvel
+        linear = heading @ qvel[0:3]
+        angular = heading @ (root_mat @ qvel[3:6])  # the free joint's angular velocity is in the body frame
+        phi = float(ref["phase"])
+        parts = [
+            [root_pos[2]],
+            rel.reshape(-1),
+            rot6d,
+            linear,
+            angular,
+            qvel[_ROOT_QVEL:_CHAR_NV],
+            [phi, np.sin(2 * np.pi * phi), np.cos(2 * np.pi * phi)],
+        ]
+        for k in range(1, self.future_frames + 1):
+            future = self.reference_state(self._start + self._frame + k)["body_pos"]
+            parts.append(((future - root_pos) @ heading.T).reshape(-1))
+        return np.concatenate(parts)
+
+
+def _four_floats(values: tuple[float, ...], name: str) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    if array.shape != (4,) or not np.all(np.isfinite(array)) or np.any(array < 0):
+        raise ValueError(f"{name} must be 4 finite non-negative numbers (pose, vel, end, com), got {values}")
+    return array

@@ -1,0 +1,30 @@
+"""Gymnasium registration of the humanoid imitation ids (string entry points: nothing heavy is imported).
+
+``mpenv/HumanoidMimic-v0`` takes any motion (``motion=`` a shipped clip name or a file); one id per shipped clip
+fixes it. Episodes are 300 steps (10 s at 30 Hz); a non-cyclic clip also ends with its last frame.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+ENTRY_POINT = "mpenv.humanoid.env:HumanoidMimicEnv"
+MAX_EPISODE_STEPS = 300
+
+# id -> shipped clip
+CLIP_IDS: dict[str, str] = {
+    "mpenv/HumanoidMimicWalk-v0": "walk",
+    "mpenv/HumanoidMimicRun-v0": "run",
+    "mpenv/HumanoidMimicJump-v0": "jump",
+    "mpenv/HumanoidMimicCartwheel-v0": "cartwheel",
+    "mpenv/HumanoidMimicCmuWalk-v0": "cmu_walk",
+    "mpenv/HumanoidMimicCmuJumps-v0": "cmu_jumps",
+}
+
+
+def register_humanoids() -> None:
+    """Register the ids that are not registered yet (idempotent)."""
+    ids = {"mpenv/HumanoidMimic-v0": {}, **{env_id: {"motion": clip} for env_id, clip in CLIP_IDS.items()}}
+    for env_id, kwargs in ids.items():
+        if env_id not in gym.registry:
+            gym.register(env_id, entry_point=ENTRY_POINT, kwargs=kwargs, max_episode_steps=MAX_EPISODE_STEPS)

@@ -1,0 +1,215 @@
+"""mpenv/HumanoidMimic-v0: reference conversion, imitation reward, episodes, checkers and bad input."""
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import pytest
+
+import mpenv  # noqa: F401  (registers the ids)
+from mpenv.humanoid.env import HumanoidMimicEnv
+from mpenv.humanoid.mjcf import BODY_ORDER
+from mpenv.humanoid.registration import CLIP_IDS
+from vision3d.body.clips import load_clip
+from vision3d.body.motion import Motion, motion_joints
+from vision3d.body.retarget import smpl_rest_joints
+from vision3d.body.skeleton import JOINT_INDEX
+
+
+@pytest.fixture(scope="module")
+def walk_env() -> HumanoidMimicEnv:
+    return HumanoidMimicEnv("walk")
+
+
+def pd_tracking_action(env: HumanoidMimicEnv) -> np.ndarray:
+    """The action whose PD targets are the next reference frame's hinge angles."""
+    target = env.reference_state(env._start + env._frame + 1)["qpos"][7:]
+    return np.clip((target - env._ctrl_mid) / env._ctrl_half, -1.0, 1.0)
+
+
+def set_reference_state(env: HumanoidMimicEnv, frame: int) -> dict:
+    state = env.reference_state(frame)
+    env.set_state(state["qpos"], state["qvel"])
+    env._start, env._frame = frame, 0
+    return state
+
+
+@pytest.mark.parametrize("clip", ["walk", "cartwheel", "cmu_jumps"])
+def test_kinematic_replay_scores_one_and_zero_error(clip):
+    env = HumanoidMimicEnv(clip)
+    cycle = env.reference.cycle_frames
+    frames = range(0, cycle + 12, 3) if env.reference.cyclic else range(0, cycle, max(cycle // 12, 1))
+    for frame in frames:  # cyclic clips: through the seam into the second cycle
+        state = set_reference_state(env, frame)
+        reward, info = env._reward(state)
+        assert reward == pytest.approx(1.0, abs=1e-6)
+        for key in ("reward_pose", "reward_vel", "reward_end", "reward_com"):
+            assert info[key] == pytest.approx(1.0, abs=1e-6)
+        assert info["mpjpe"] < 1e-9 and info["mpjpe_global"] < 1e-9
+
+
+def test_reference_bodies_equal_independent_forward_kinematics():
+    """MuJoCo's kinematics of the converted hinge angles = vision3d's FK of the SMPL motion (Euler split exact)."""
+    env = HumanoidMimicEnv("cmu_walk")
+    motion = load_clip("cmu_walk").resample(30.0)
+    expected = motion_joints(motion, smpl_rest_joints())[:, [JOINT_INDEX[b] for b in BODY_ORDER]]
+    ref = env.reference
+    lift = ref.qpos[:, 2] - (motion.trans[:, 2] + smpl_rest_joints()[0, 2])  # the reference's floor clearance
+    assert np.ptp(lift) < 1e-12 and abs(lift[0]) < 0.05
+    np.testing.assert_allclose(ref.body_pos, expected + [0.0, 0.0, lift[0]], atol=1e-9)
+
+
+def test_cyclic_reference_repeats_with_the_root_displacement(walk_env):
+    ref = walk_env.reference
+    assert ref.cyclic and ref.cycle_shift[0] > 0.9 and ref.cycle_shift[2] == 0.0  # about 1.2 m per walk cycle
+    a, b = walk_env.reference_state(5), walk_env.reference_state(5 + 2 * ref.cycle_frames)
+    np.testing.assert_allclose(b["body_pos"], a["body_pos"] + 2 * ref.cycle_shift)
+    np.testing.assert_allclose(b["qpos"][3:], a["qpos"][3:])
+
+
+def test_reference_never_penetrates_the_floor(walk_env):
+    model, data = walk_env.model, mujoco.MjData(walk_env.model)
+    lowest = []
+    for frame in range(walk_env.reference.cycle_frames):
+        data.qpos[:] = walk_env.reference_state(frame)["qpos"]
+        mujoco.mj_forward(model, data)
+        lowest.append(min([data.contact.dist[i] for i in range(data.ncon)], default=0.0))
+    assert min(lowest) > -1e-6
+
+
+def test_pd_tracking_replay_stays_upright_for_about_a_second():
+    """Open-loop PD tracking of the walk (no balance feedback) keeps the pelvis above 0.6 m for ~0.9 s."""
+    env = HumanoidMimicEnv("walk", early_termination=False)
+    upright = []
+    for seed in range(10):
+        env.reset(seed=seed)
+        steps = 0
+        while steps < 60 and env.data.xpos[env._body_ids[0], 2] > 0.6:
+            env.step(pd_tracking_action(env))
+            steps += 1
+        upright.append(steps)
+    assert min(upright) >= 18 and np.median(upright) >= 25, upright  # measured: min 21, median 28 (30 = 1 s)
+
+
+def test_zero_policy_falls_and_without_early_termination_runs_to_the_limit():
+    steps, terminated, truncated = run_zero_policy(gym.make("mpenv/HumanoidMimicWalk-v0"))
+    assert terminated and not truncated and steps < 60
+    steps, terminated, truncated = run_zero_policy(gym.make("mpenv/HumanoidMimicWalk-v0", early_termination=False))
+    assert truncated and not terminated and steps == 300
+
+
+def run_zero_policy(env: gym.Env) -> tuple[int, bool, bool]:
+    env.reset(seed=0)
+    steps, terminated, truncated = 0, False, False
+    while not (terminated or truncated) and steps < 400:
+        _, _, terminated, truncated, _ = env.step(np.zeros(69, dtype=np.float32))
+        steps += 1
+    return steps, terminated, truncated
+
+
+def test_non_cyclic_clip_truncates_at_its_end():
+    env = HumanoidMimicEnv("cmu_walk", early_termination=False, rsi=False)
+    env.reset(seed=0)
+    last = env.reference.n_frames - 1
+    env._start = last - 3
+    results = [env.step(np.zeros(69))[3] for _ in range(3)]
+    assert results == [False, False, True]
+
+
+def test_rsi_covers_the_whole_cycle_and_seeds_repeat(walk_env):
+    starts = {walk_env.reset(seed=seed)[1]["frame"] for seed in range(400)}
+    assert starts == set(range(walk_env.reference.cycle_frames))
+    obs_a, _ = walk_env.reset(seed=7)
+    obs_b, _ = walk_env.reset(seed=7)
+    np.testing.assert_array_equal(obs_a, obs_b)
+    env = HumanoidMimicEnv("walk", rsi=False)
+    assert {env.reset(seed=seed)[1]["frame"] for seed in range(5)} == {0}
+
+
+def test_observation_is_invariant_to_heading_and_horizontal_position(walk_env):
+    state = set_reference_state(walk_env, 10)
+    obs = walk_env._observation(state)
+    yaw = 1.1
+    turn = np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+    qpos, qvel = state["qpos"].copy(), state["qvel"].copy()
+    c, s = np.cos(yaw), np.sin(yaw)
+    rz = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+    qpos[:3] = rz @ qpos[:3] + [3.0, -2.0, 0.0]
+    quat = np.empty(4)
+    mujoco.mju_mulQuat(quat, turn, qpos[3:7])
+    qpos[3:7] = quat
+    qvel[:3] = rz @ qvel[:3]  # world linear velocity turns; the body-frame angular velocity does not
+    walk_env.set_state(qpos, qvel)
+    np.testing.assert_allclose(walk_env._observation(state), obs, atol=1e-9)
+    assert obs.shape == walk_env.observation_space.shape
+
+
+def test_future_frames_extend_the_observation():
+    env = HumanoidMimicEnv("walk", future_frames=2)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (292 + 2 * 72,) == env.observation_space.shape
+
+
+def test_gymnasium_and_sb3_checkers_pass():
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    env = gym.make("mpenv/HumanoidMimicRun-v0")
+    with pytest.warns(UserWarning, match="infinity"):  # unbounded observations are intended
+        check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(HumanoidMimicEnv("run"), warn=False)
+
+
+def test_every_clip_id_is_registered():
+    for env_id, clip in CLIP_IDS.items():
+        assert gym.spec(env_id).kwargs == {"motion": clip}
+    assert gym.spec("mpenv/HumanoidMimic-v0").max_episode_steps == 300
+
+
+def test_rgb_array_rendering_draws_the_ghost():
+    env = HumanoidMimicEnv("walk", render_mode="rgb_array", width=96, height=96)
+    env.reset(seed=0)
+    env.step(np.zeros(69))
+    frame = env.render()
+    assert frame.shape == (96, 96, 3) and frame.dtype == np.uint8 and frame.std() > 5
+    assert env.model.nq == 2 * 76  # the ghost's own free joint and hinges
+    np.testing.assert_allclose(env.data.qpos[76:], env.reference_state(env._start + 1)["qpos"])
+    env.close()
+
+
+def test_motion_files_from_disk(tmp_path):
+    path = tmp_path / "mine.npz"
+    load_clip("run").save(path)
+    env = HumanoidMimicEnv(str(path))
+    assert env.motion.name == "run" and env.reference.cyclic
+
+
+def test_bad_input_is_a_clear_error(tmp_path, walk_env):
+    with pytest.raises(ValueError, match="unknown motion 'moonwalk'.*walk"):
+        HumanoidMimicEnv("moonwalk")
+    with pytest.raises(FileNotFoundError, match="motion file not found"):
+        HumanoidMimicEnv(str(tmp_path / "missing.npz"))
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, poses=np.zeros((5, 72)))
+    with pytest.raises(ValueError, match=r"bad.npz: missing key 'trans'"):
+        HumanoidMimicEnv(str(bad))
+    odd = tmp_path / "odd.bvh"
+    odd.write_text(
+        "HIERARCHY\nROOT Root\n{\n OFFSET 0 0 0\n CHANNELS 6 Xposition Yposition Zposition Zrotation Yrotation "
+        "Xrotation\n JOINT Thigh\n {\n  OFFSET 0.1 -0.1 0\n  CHANNELS 3 Zrotation Yrotation Xrotation\n"
+        "  End Site\n  {\n   OFFSET 0 -0.4 0\n  }\n }\n}\nMOTION\nFrames: 1\nFrame Time: 0.033\n0 1 0 0 0 0 0 0 0\n"
+    )
+    with pytest.raises(ValueError, match="no built-in joint map fits"):
+        HumanoidMimicEnv(str(odd))
+    walk_env.reset(seed=0)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        walk_env.step(np.full(69, np.nan))
+    with pytest.raises(ValueError, match=r"shape \(69,\)"):
+        walk_env.step(np.zeros(12))
+    with pytest.raises(ValueError, match="reward_weights must be 4"):
+        HumanoidMimicEnv("walk", reward_weights=(1.0, 0.0))
+    with pytest.raises(ValueError, match="unknown bodies"):
+        HumanoidMimicEnv("walk", allowed_contacts=("left_paw",))
+    with pytest.raises(ValueError, match="future_frames"):
+        HumanoidMimicEnv("walk", future_frames=-1)
+    motion = Motion(fps=30, poses=np.zeros((3, 24, 3)), trans=np.zeros((3, 3)))
+    assert HumanoidMimicEnv(motion).reference.n_frames == 3  # a Motion object is accepted as is
