@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import mpenv  # noqa: F401  (registers the ids)
-from mpenv.humanoid.env import HumanoidMimicEnv
+from mpenv.humanoid.env import JOINT_WEIGHTS, HumanoidMimicEnv
 from mpenv.humanoid.mjcf import BODY_ORDER
 from mpenv.humanoid.registration import CLIP_IDS
 from vision3d.body.clips import load_clip
@@ -213,3 +213,35 @@ def test_bad_input_is_a_clear_error(tmp_path, walk_env):
         HumanoidMimicEnv("walk", future_frames=-1)
     motion = Motion(fps=30, poses=np.zeros((3, 24, 3)), trans=np.zeros((3, 3)))
     assert HumanoidMimicEnv(motion).reference.n_frames == 3  # a Motion object is accepted as is
+
+
+def test_joint_weights_weigh_the_pose_error():
+    """Uniform weights give the paper's plain sum over joints; DeepMimic's are normalized to a weighted mean."""
+    from mpenv.humanoid.reference import local_rotations, rotation_angles
+
+    uniform = HumanoidMimicEnv("walk", joint_weights="uniform")
+    deepmimic = HumanoidMimicEnv("walk")
+    for env in (uniform, deepmimic):
+        state = set_reference_state(env, 4)
+        qpos = state["qpos"].copy()
+        qpos[7:] += np.random.default_rng(0).normal(scale=0.2, size=69)
+        env.set_state(qpos, state["qvel"])
+    ids = uniform._body_ids
+    local = local_rotations(uniform.data.xmat[ids].reshape(-1, 3, 3), uniform._parents)
+    angles = rotation_angles(local, uniform.reference_state(4)["local_rot"])
+    _, info = uniform._reward(uniform.reference_state(4))
+    assert info["reward_pose"] == pytest.approx(np.exp(-2.0 * np.sum(angles**2)))
+    weights = np.array([JOINT_WEIGHTS[name] for name in BODY_ORDER])
+    _, info = deepmimic._reward(deepmimic.reference_state(4))
+    assert info["reward_pose"] == pytest.approx(np.exp(-2.0 * np.sum(weights * angles**2) / weights.sum()))
+    with pytest.raises(ValueError, match="unknown joints"):
+        HumanoidMimicEnv("walk", joint_weights={"tail": 1.0})
+
+
+def test_reference_is_resynced_over_the_character_each_cycle(walk_env):
+    walk_env.reset(seed=3)
+    cycle = walk_env.reference.cycle_frames
+    for _ in range(cycle - walk_env._start):  # up to the first cycle boundary
+        walk_env.step(pd_tracking_action(walk_env))
+    ref_pelvis = walk_env.reference_state(walk_env._start + walk_env._frame)["body_pos"][0]
+    np.testing.assert_allclose(ref_pelvis[:2], walk_env.data.xpos[walk_env._body_ids[0], :2], atol=1e-12)

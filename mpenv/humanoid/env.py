@@ -30,13 +30,21 @@ Observation space
 Reward (DeepMimic's imitation reward, Peng et al. 2018, eq. 4-8)
     ``r = w_p r_pose + w_v r_vel + w_e r_end + w_c r_com`` with default weights ``(0.65, 0.1, 0.15, 0.1)`` and
 
-    * ``r_pose = exp(-2 sum_j ||q_hat_j (-) q_j||^2)``: angle of the quaternion difference of every joint's local
-      rotation (the root's world orientation included);
-    * ``r_vel = exp(-0.1 sum_j ||qdot_hat_j - qdot_j||^2)``: root angular velocity and the 69 hinge rates;
+    * ``r_pose = exp(-2 sum_j w_j ||q_hat_j (-) q_j||^2)``: angle of the quaternion difference of every joint's
+      local rotation (the root's world orientation included);
+    * ``r_vel = exp(-0.1 sum_j w_j ||qdot_hat_j - qdot_j||^2)``: root angular velocity and the 3 hinge rates of
+      each joint;
     * ``r_end = exp(-40 sum_e ||p_hat_e - p_e||^2)``: hands and feet, positions relative to the pelvis;
     * ``r_com = exp(-10 ||p_hat_c - p_c||^2)``: whole-body centre of mass, world frame.
 
-    Scales ``(2, 0.1, 40, 10)`` and weights are keyword arguments. ``info`` carries each term
+    Scales ``(2, 0.1, 40, 10)`` and weights are keyword arguments. The joint weights ``w_j``
+    (:data:`JOINT_WEIGHTS`, ``joint_weights=``) are DeepMimic's: its code weighs each joint by the character
+    file's ``DiffWeight`` (root 1, chest 0.5, hips 0.5, knees, neck and shoulders 0.3, ankles and elbows 0.2) and
+    normalizes them to sum to 1, so the paper's sum is a weighted mean and the reward stays informative however
+    many joints the skeleton has. ``joint_weights="uniform"`` gives the paper's literal unweighted sum.
+    As in DeepMimic's code, the reference is moved horizontally onto the character at the start of every new
+    cycle of a cyclic clip, so the centre-of-mass term measures the current cycle's drift, not the sum of all.
+    ``info`` carries each term
     (``reward_pose``, ``reward_vel``, ``reward_end``, ``reward_com``), ``mpjpe`` (mean joint position error
     relative to the pelvis, metres), ``mpjpe_global`` (without root alignment) and ``frame`` (reference frame).
 
@@ -65,13 +73,22 @@ from gymnasium import spaces
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
 from mpenv.humanoid.mjcf import BODY_ORDER, FRAME_SKIP, build_humanoid_xml
-from mpenv.humanoid.reference import Reference, body_parent_ids, build_reference, local_quaternions
+from mpenv.humanoid.reference import Reference, body_parent_ids, build_reference, local_rotations, rotation_angles
 from vision3d.body.motion import Motion
 from vision3d.body.skeleton import END_EFFECTOR_NAMES
 
 __all__ = ["HumanoidMimicEnv", "load_motion"]
 
 DEFAULT_WEIGHTS = (0.65, 0.1, 0.15, 0.1)
+JOINT_WEIGHTS: dict[str, float] = {
+    "pelvis": 1.0, "spine1": 0.5, "spine2": 0.3, "spine3": 0.3, "neck": 0.3, "head": 0.2,
+    **{f"{side}_{joint}": w for side in ("left", "right") for joint, w in (
+        ("hip", 0.5), ("knee", 0.3), ("ankle", 0.2), ("foot", 0.1),
+        ("collar", 0.2), ("shoulder", 0.3), ("elbow", 0.2), ("wrist", 0.1), ("hand", 0.0),
+    )},
+}  # fmt: skip
+"""Relative pose/velocity weight per joint, before normalization: DeepMimic's humanoid3d ``DiffWeight`` values for
+the joints it has (its chest -> spine1, wrists 0), ours for SMPL's extra joints."""
 DEFAULT_SCALES = (2.0, 0.1, 40.0, 10.0)
 FOOT_BODIES = ("left_ankle", "left_foot", "right_ankle", "right_foot")
 HAND_BODIES = ("left_wrist", "left_hand", "right_wrist", "right_hand")
@@ -121,6 +138,8 @@ class HumanoidMimicEnv(MujocoEnv):
             and root path, so a very different shape may float or sink a little.
         reward_weights: ``(w_pose, w_vel, w_end, w_com)``.
         reward_scales: ``(k_pose, k_vel, k_end, k_com)`` in ``exp(-k err)``.
+        joint_weights: per-joint weights of the pose and velocity errors, ``{joint: weight}`` (normalized to sum
+            to 1; missing joints 0), ``"deepmimic"`` (:data:`JOINT_WEIGHTS`) or ``"uniform"`` (all 1, unnormalized).
         rsi: reference state initialization (random start frame); False starts at frame 0.
         early_termination: end the episode on a fall (see ``allowed_contacts`` and ``fall_height``).
         allowed_contacts: bodies that may touch the floor; default the feet (plus the hands for a cartwheel).
@@ -138,6 +157,7 @@ class HumanoidMimicEnv(MujocoEnv):
         betas: np.ndarray | None = None,
         reward_weights: tuple[float, float, float, float] = DEFAULT_WEIGHTS,
         reward_scales: tuple[float, float, float, float] = DEFAULT_SCALES,
+        joint_weights: str | dict[str, float] = "deepmimic",
         rsi: bool = True,
         early_termination: bool = True,
         allowed_contacts: tuple[str, ...] | None = None,
@@ -189,7 +209,10 @@ class HumanoidMimicEnv(MujocoEnv):
         self._allowed[[self.model.body(name).id for name in allowed_contacts]] = True
         low, high = self.model.jnt_range[1 : 1 + N_HINGES].T  # joint 0 is the root's free joint
         self._ctrl_mid, self._ctrl_half = (high + low) / 2.0, (high - low) / 2.0
+        self._joint_w = _joint_weights(joint_weights)
+        self._hinge_w = np.repeat(self._joint_w, 3)  # qvel[3:]: root angular velocity, then 3 rates per joint
         self._start = self._frame = 0
+        self._ref_offset = np.zeros(3)  # horizontal shift of the reference, re-synced each new cycle
 
     # ------------------------------------------------------------------------------------------ simulation
 
@@ -217,14 +240,14 @@ class HumanoidMimicEnv(MujocoEnv):
         """The reference at episode frame ``frame`` (cyclic clips repeat, shifted by the cycle displacement)."""
         ref = self.reference
         cycle, index = divmod(frame, ref.cycle_frames) if ref.cyclic else (0, min(frame, ref.n_frames - 1))
-        shift = cycle * ref.cycle_shift
+        shift = cycle * ref.cycle_shift + self._ref_offset
         qpos = ref.qpos[index].copy()
         qpos[:3] += shift
         return {
             "qpos": qpos,
             "qvel": ref.qvel[index],
             "body_pos": ref.body_pos[index] + shift,
-            "local_quat": ref.local_quat[index],
+            "local_rot": ref.local_rot[index],
             "com": ref.com[index] + shift,
             "phase": np.array(index / max(ref.cycle_frames - (0 if ref.cyclic else 1), 1)),
         }
@@ -239,7 +262,10 @@ class HumanoidMimicEnv(MujocoEnv):
             raise ValueError(f"action contains NaN or infinite values: {action}")
         self.do_simulation(self._ctrl_mid + self._ctrl_half * np.clip(action, -1.0, 1.0), self.frame_skip)
         self._frame += 1
-        ref = self.reference_state(self._start + self._frame)
+        frame = self._start + self._frame
+        if self.reference.cyclic and frame % self.reference.cycle_frames == 0:
+            self._sync_reference_root()
+        ref = self.reference_state(frame)
         reward, info = self._reward(ref)
         terminated = self.early_termination and self._has_fallen()
         truncated = not self.reference.cyclic and self._start + self._frame >= self.reference.n_frames - 1
@@ -252,11 +278,18 @@ class HumanoidMimicEnv(MujocoEnv):
         last = ref.cycle_frames if ref.cyclic else ref.n_frames - 1
         self._start = int(self.np_random.integers(0, last)) if self.rsi else 0
         self._frame = 0
+        self._ref_offset[:] = 0.0
         state = self.reference_state(self._start)
         qpos, qvel = self.init_qpos.copy(), self.init_qvel.copy()
         qpos[:_CHAR_NQ], qvel[:_CHAR_NV] = state["qpos"], state["qvel"]
         self.set_state(qpos, qvel)
         return self._observation(state)
+
+    def _sync_reference_root(self) -> None:
+        """Move the reference horizontally so its pelvis is over the character's (DeepMimic, each new cycle)."""
+        self._ref_offset[:2] = 0.0
+        reference = self.reference_state(self._start + self._frame)["body_pos"][0]
+        self._ref_offset[:2] = self.data.xpos[self._body_ids[0], :2] - reference[:2]
 
     def _get_reset_info(self) -> dict[str, Any]:
         return {"frame": self._start}
@@ -272,23 +305,24 @@ class HumanoidMimicEnv(MujocoEnv):
 
     def _reward(self, ref: dict[str, np.ndarray]) -> tuple[float, dict[str, Any]]:
         data, ids = self.data, self._body_ids
-        pos, quat = data.xpos[ids], data.xquat[ids]
-        local = local_quaternions(quat, self._parents)
-        cos_half = np.clip(np.abs(np.sum(local * ref["local_quat"], axis=-1)), 0.0, 1.0)
-        pose_err = np.sum((2.0 * np.arccos(cos_half)) ** 2)
-        vel_err = np.sum((data.qvel[3:_CHAR_NV] - ref["qvel"][3:]) ** 2)  # root angular velocity + hinge rates
+        pos = data.xpos[ids]
+        local = local_rotations(data.xmat[ids].reshape(-1, 3, 3), self._parents)
+        pose_err = self._joint_w @ rotation_angles(local, ref["local_rot"]) ** 2
+        vel_err = self._hinge_w @ (data.qvel[3:_CHAR_NV] - ref["qvel"][3:]) ** 2  # root angular vel + hinge rates
         rel, ref_rel = pos - pos[0], ref["body_pos"] - ref["body_pos"][0]
-        end_err = np.sum((rel[self._end_ids] - ref_rel[self._end_ids]) ** 2)
-        com_err = np.sum((data.subtree_com[ids[0]] - ref["com"]) ** 2)
-        errors = np.array([pose_err, vel_err, end_err, com_err])
+        end = rel[self._end_ids] - ref_rel[self._end_ids]
+        com = data.subtree_com[ids[0]] - ref["com"]
+        errors = np.array([pose_err, vel_err, np.sum(end * end), com @ com])
         terms = np.exp(-self.reward_scales * errors)
+        joint_err = rel - ref_rel
+        world_err = pos - ref["body_pos"]
         info = {
             "reward_pose": terms[0],
             "reward_vel": terms[1],
             "reward_end": terms[2],
             "reward_com": terms[3],
-            "mpjpe": float(np.mean(np.linalg.norm(rel - ref_rel, axis=-1))),
-            "mpjpe_global": float(np.mean(np.linalg.norm(pos - ref["body_pos"], axis=-1))),
+            "mpjpe": float(np.sqrt(np.sum(joint_err * joint_err, axis=1)).mean()),
+            "mpjpe_global": float(np.sqrt(np.sum(world_err * world_err, axis=1)).mean()),
             "frame": self._start + self._frame,
         }
         return float(self.reward_weights @ terms), info
@@ -334,3 +368,19 @@ def _four_floats(values: tuple[float, ...], name: str) -> np.ndarray:
     if array.shape != (4,) or not np.all(np.isfinite(array)) or np.any(array < 0):
         raise ValueError(f"{name} must be 4 finite non-negative numbers (pose, vel, end, com), got {values}")
     return array
+
+
+def _joint_weights(spec: str | dict[str, float]) -> np.ndarray:
+    """Per-body weights in :data:`BODY_ORDER` from a ``joint_weights`` argument (see the class docstring)."""
+    if spec == "uniform":
+        return np.ones(len(BODY_ORDER))
+    weights = JOINT_WEIGHTS if spec == "deepmimic" else spec
+    if not isinstance(weights, dict):
+        raise ValueError(f"joint_weights must be 'deepmimic', 'uniform' or a dict, got {spec!r}")
+    unknown = sorted(set(weights) - set(BODY_ORDER))
+    if unknown:
+        raise ValueError(f"joint_weights has unknown joints {unknown}; joints: {list(BODY_ORDER)}")
+    array = np.array([float(weights.get(name, 0.0)) for name in BODY_ORDER])
+    if not np.all(np.isfinite(array)) or np.any(array < 0) or array.sum() <= 0:
+        raise ValueError(f"joint_weights must be finite, non-negative and not all zero, got {weights}")
+    return array / array.sum()

@@ -32,7 +32,7 @@ from mpenv.humanoid.mjcf import ACTUATED_SMPL_INDEX, BODY_ORDER, SMPL_TO_WORLD
 from vision3d.body.motion import Motion
 from vision3d.body.rotations import axis_angle_to_matrix, matrix_to_euler, matrix_to_quaternion
 
-__all__ = ["Reference", "body_parent_ids", "build_reference", "local_quaternions", "motion_qpos"]
+__all__ = ["Reference", "body_parent_ids", "build_reference", "local_rotations", "motion_qpos", "rotation_angles"]
 
 
 @dataclass
@@ -41,8 +41,8 @@ class Reference:
 
     Attributes (MuJoCo body order, :data:`~mpenv.humanoid.mjcf.BODY_ORDER`):
         qpos: ``(T, 76)``; qvel: ``(T, 75)``.
-        body_pos: ``(T, 24, 3)`` world positions; body_quat: ``(T, 24, 4)`` world orientations ``(w, x, y, z)``.
-        local_quat: ``(T, 24, 4)`` joint rotations relative to the parent body (the root's is its world one).
+        body_pos: ``(T, 24, 3)`` world positions; body_rot: ``(T, 24, 3, 3)`` world rotation matrices.
+        local_rot: ``(T, 24, 3, 3)`` joint rotations relative to the parent body (the root's is its world one).
         com: ``(T, 3)`` whole-body centre of mass.
         cycle_frames: frames per cycle of a cyclic clip (start phases are drawn from ``[0, cycle_frames)``);
             for a non-cyclic clip, the number of frames of the clip.
@@ -54,8 +54,8 @@ class Reference:
     qpos: np.ndarray
     qvel: np.ndarray
     body_pos: np.ndarray
-    body_quat: np.ndarray
-    local_quat: np.ndarray
+    body_rot: np.ndarray
+    local_rot: np.ndarray
     com: np.ndarray
     cycle_frames: int
     cycle_shift: np.ndarray
@@ -81,28 +81,24 @@ def motion_qpos(motion: Motion, rest_joints: np.ndarray) -> np.ndarray:
     return np.concatenate([pelvis, root_quat.numpy(), angles.reshape(len(angles), -1).numpy()], axis=1)
 
 
-def local_quaternions(body_quat: np.ndarray, parent_ids: np.ndarray) -> np.ndarray:
-    """Rotation of each body relative to its parent, ``conj(q_parent) q_body`` (the root keeps its world one).
+def local_rotations(body_rot: np.ndarray, parent_ids: np.ndarray) -> np.ndarray:
+    """Rotation of each body relative to its parent, ``R_parent^T R_body`` (the root keeps its world rotation).
 
-    ``body_quat (..., 24, 4)`` in body order; ``parent_ids (24,)`` the parent's index in that order (-1 root).
+    ``body_rot (..., 24, 3, 3)`` world rotation matrices in body order; ``parent_ids (24,)`` the parent's index
+    in that order (-1 for the root). Matrices rather than quaternions: one batched matmul, and the pose error
+    follows from a trace (:func:`rotation_angles`).
     """
-    parent = body_quat[..., np.maximum(parent_ids, 0), :] * np.array([1.0, -1.0, -1.0, -1.0])
-    parent[..., parent_ids < 0, :] = [1.0, 0.0, 0.0, 0.0]
-    return _quat_multiply(parent, body_quat)
-
-
-def _quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    aw, ax, ay, az = np.moveaxis(a, -1, 0)
-    bw, bx, by, bz = np.moveaxis(b, -1, 0)
-    return np.stack(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ],
-        axis=-1,
+    parent = np.where(
+        (parent_ids < 0)[:, None, None], np.eye(3), body_rot[..., np.maximum(parent_ids, 0), :, :]
     )
+    return np.swapaxes(parent, -1, -2) @ body_rot
+
+
+def rotation_angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angle of ``a^T b`` for stacks of rotation matrices: ``arccos((tr(a^T b) - 1) / 2)``, the angle of the
+    quaternion difference ``q_a^-1 q_b``."""
+    trace = np.sum(a * b, axis=(-2, -1))
+    return np.arccos(np.clip(0.5 * (trace - 1.0), -1.0, 1.0))
 
 
 def body_parent_ids(model: mujoco.MjModel) -> np.ndarray:
@@ -152,12 +148,13 @@ def build_reference(motion: Motion, model: mujoco.MjModel, rest_joints: np.ndarr
     data = mujoco.MjData(model)
     ids = np.array([model.body(name).id for name in BODY_ORDER])
     n = len(qpos)
-    body_pos, body_quat, com = np.empty((n, len(ids), 3)), np.empty((n, len(ids), 4)), np.empty((n, 3))
+    body_pos, body_rot, com = np.empty((n, len(ids), 3)), np.empty((n, len(ids), 3, 3)), np.empty((n, 3))
     for t in range(n):
         data.qpos[:] = qpos[t]
         mujoco.mj_kinematics(model, data)
         mujoco.mj_comPos(model, data)
-        body_pos[t], body_quat[t], com[t] = data.xpos[ids], data.xquat[ids], data.subtree_com[ids[0]]
+        body_pos[t], com[t] = data.xpos[ids], data.subtree_com[ids[0]]
+        body_rot[t] = data.xmat[ids].reshape(-1, 3, 3)
 
     qvel = np.empty((n, model.nv))
     for t in range(n - 1):
@@ -172,8 +169,8 @@ def build_reference(motion: Motion, model: mujoco.MjModel, rest_joints: np.ndarr
         qpos=qpos[keep],
         qvel=qvel[keep],
         body_pos=body_pos[keep],
-        body_quat=body_quat[keep],
-        local_quat=local_quaternions(body_quat[keep], body_parent_ids(model)),
+        body_rot=body_rot[keep],
+        local_rot=local_rotations(body_rot[keep], body_parent_ids(model)),
         com=com[keep],
         cycle_frames=cycle,
         cycle_shift=shift,
