@@ -245,3 +245,31 @@ def test_reference_is_resynced_over_the_character_each_cycle(walk_env):
         walk_env.step(pd_tracking_action(walk_env))
     ref_pelvis = walk_env.reference_state(walk_env._start + walk_env._frame)["body_pos"][0]
     np.testing.assert_allclose(ref_pelvis[:2], walk_env.data.xpos[walk_env._body_ids[0], :2], atol=1e-12)
+
+
+def test_our_actor_critic_trains_on_the_humanoid(tmp_path):
+    """The hand-written A2C (Gaussian policy, vector envs) runs on the imitation task through mpenv-train."""
+    from agents import evaluate, train
+    from agents.logger import read_scalars
+
+    args = ["a2c", "--env", "mpenv/HumanoidMimicWalk-v0", "--logdir", str(tmp_path), "--total-steps", "320",
+            "--n-envs", "2", "--n-steps", "16", "--eval-episodes", "1", "--seed", "0", "--checkpoint-every", "160"]
+    assert train.main(args) == 0
+    run_dir = next(p for p in tmp_path.iterdir() if p.is_dir())
+    steps, values = read_scalars(run_dir, "charts/episodic_return")
+    assert len(steps) > 0 and np.all(np.isfinite(values)) and (run_dir / "checkpoint.pt").exists()
+    assert evaluate.main([str(run_dir), "--episodes", "1"]) == 0
+
+
+def test_residual_zero_action_is_the_pd_tracking_replay():
+    absolute = HumanoidMimicEnv("walk", early_termination=False)
+    residual = HumanoidMimicEnv("walk", early_termination=False, action_mode="residual")
+    absolute.reset(seed=5)
+    residual.reset(seed=5)
+    for _ in range(10):
+        obs_a, reward_a, *_ = absolute.step(pd_tracking_action(absolute))
+        obs_r, reward_r, *_ = residual.step(np.zeros(69))
+    np.testing.assert_allclose(obs_r, obs_a, atol=1e-9)
+    assert reward_r == pytest.approx(reward_a)
+    with pytest.raises(ValueError, match="action_mode"):
+        HumanoidMimicEnv("walk", action_mode="torque")

@@ -6,9 +6,12 @@ shipped clip (``vision3d.body.clips``: walk, run, jump, cartwheel, cmu_walk, cmu
 ``.bvh`` or DeepMimic ``.txt`` file, converted once by :mod:`mpenv.humanoid.reference`.
 
 Action space
-    ``Box(-1, 1, (69,))``: PD targets of the 69 hinges (order :data:`~mpenv.humanoid.mjcf.HINGE_NAMES`), mapped
-    linearly onto each joint's range; the position actuators apply ``kp (target - q) - kv qdot`` up to the
-    torque limits. NaN or infinite actions raise ``ValueError``.
+    ``Box(-1, 1, (69,))``: PD targets of the 69 hinges (order :data:`~mpenv.humanoid.mjcf.HINGE_NAMES`); the
+    position actuators apply ``kp (target - q) - kv qdot`` up to the torque limits. ``action_mode="absolute"``
+    (DeepMimic's) maps ``[-1, 1]`` linearly onto each joint's range; ``action_mode="residual"`` adds
+    ``residual_scale`` radians times the action to the next reference frame's angle (a common shortcut in later
+    imitation work: a zero action tracks the reference, so learning starts from the open-loop replay). Targets are
+    clipped to the joint ranges. NaN or infinite actions raise ``ValueError``.
 
 Observation space
     ``Box(-inf, inf, (292 + 72 * future_frames,), float64)``, everything in the root's *heading frame* (the world
@@ -146,6 +149,8 @@ class HumanoidMimicEnv(MujocoEnv):
         fall_height: pelvis height (m) below which the character has fallen.
         future_frames: number of upcoming reference frames appended to the observation.
         gain_scale: multiplies every PD gain (stiffness and damping) of the character.
+        action_mode: ``"absolute"`` (targets over the joint ranges) or ``"residual"`` (offsets from the reference).
+        residual_scale: radians of target offset per unit of action in ``"residual"`` mode.
         render_mode, width, height, camera_name: rendering, as gymnasium's MuJoCo envs.
     """
 
@@ -164,6 +169,8 @@ class HumanoidMimicEnv(MujocoEnv):
         fall_height: float = 0.3,
         future_frames: int = 0,
         gain_scale: float = 1.0,
+        action_mode: str = "absolute",
+        residual_scale: float = 0.5,
         render_mode: str | None = None,
         width: int = 480,
         height: int = 480,
@@ -176,6 +183,9 @@ class HumanoidMimicEnv(MujocoEnv):
         self.reward_scales = _four_floats(reward_scales, "reward_scales")
         if future_frames < 0:
             raise ValueError(f"future_frames must be >= 0, got {future_frames}")
+        if action_mode not in ("absolute", "residual"):
+            raise ValueError(f"action_mode must be 'absolute' or 'residual', got {action_mode!r}")
+        self.action_mode, self.residual_scale = action_mode, float(residual_scale)
         self.rsi, self.early_termination = rsi, early_termination
         self.fall_height, self.future_frames = float(fall_height), int(future_frames)
 
@@ -260,7 +270,7 @@ class HumanoidMimicEnv(MujocoEnv):
             raise ValueError(f"action must have shape ({N_HINGES},), got {action.shape}")
         if not np.all(np.isfinite(action)):
             raise ValueError(f"action contains NaN or infinite values: {action}")
-        self.do_simulation(self._ctrl_mid + self._ctrl_half * np.clip(action, -1.0, 1.0), self.frame_skip)
+        self.do_simulation(self._pd_targets(np.clip(action, -1.0, 1.0)), self.frame_skip)
         self._frame += 1
         frame = self._start + self._frame
         if self.reference.cyclic and frame % self.reference.cycle_frames == 0:
@@ -272,6 +282,13 @@ class HumanoidMimicEnv(MujocoEnv):
         if self.render_mode == "human":
             self.render()
         return self._observation(ref), reward, bool(terminated), bool(truncated), info
+
+    def _pd_targets(self, action: np.ndarray) -> np.ndarray:
+        if self.action_mode == "absolute":
+            return self._ctrl_mid + self._ctrl_half * action
+        reference = self.reference_state(self._start + self._frame + 1)["qpos"][_ROOT_QPOS:]
+        low = self._ctrl_mid - self._ctrl_half
+        return np.clip(reference + self.residual_scale * action, low, low + 2 * self._ctrl_half)
 
     def reset_model(self) -> np.ndarray:
         ref = self.reference
