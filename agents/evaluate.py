@@ -1,9 +1,10 @@
-"""``mpenv-eval CHECKPOINT --episodes N [--video DIR]``: reload a trained policy and report its return.
+"""``mpenv-eval CHECKPOINT --episodes N [--video DIR|FILE.mp4]``: reload a trained policy and report its return.
 
 The checkpoint's ``config.json`` names the algorithm, the env id and its kwargs, so the same
 environment is rebuilt. Tabular runs store their policy ``pi`` in ``checkpoint.npz`` (a greedy action
 per state, or action probabilities per state); deep agents store networks in ``checkpoint.pt`` and
-act deterministically (greedy Q, categorical argmax, Gaussian mean).
+act deterministically (greedy Q, categorical argmax, Gaussian mean); PPO runs also apply the observation
+statistics saved beside the weights (``checkpoint.npz``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from agents.tabular import PolicySampler, agent_rng, discrete_sizes
 
 Act = Callable[[Any], Any]  # one observation -> one action
 BatchAct = Callable[[np.ndarray], np.ndarray]  # a batch of observations -> a batch of actions
-DEEP_AGENT_MODULES = {"dqn": "agents.dqn", "reinforce": "agents.reinforce", "a2c": "agents.actor_critic"}
+DEEP_AGENT_MODULES = {"dqn": "agents.dqn", "reinforce": "agents.reinforce", "a2c": "agents.actor_critic",
+                      "ppo": "agents.ppo"}
 
 
 def run_episodes(env: gym.Env, act: Act, episodes: int, seed: int = 0, max_steps: int = 10_000,
@@ -149,8 +151,17 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float) -> Path:
     return path
 
 
+def video_path(video: str, config: dict[str, Any]) -> Path:
+    """``--video out.mp4`` names the file; ``--video DIR`` gets ``<env>__<algo>.mp4`` in DIR."""
+    if Path(video).suffix.lower() == ".mp4":
+        return Path(video)
+    return Path(video) / f"{config['env_id'].replace('/', '_')}__{config.get('algo', 'policy')}.mp4"
+
+
 def record(config: dict[str, Any], checkpoint: str, seed: int, mode: str, video_dir: str | None) -> None:
-    """Play one episode with rendering: frames as text (``ansi``) or an mp4 in ``video_dir``."""
+    """Play one episode with rendering: frames as text (``ansi``) or an mp4 (``video_dir``: a directory or a
+    ``.mp4`` file). Envs that draw their reference motion beside the character (``mpenv/HumanoidMimic``)
+    show both."""
     env = make_env(config["env_id"], config.get("env_kwargs"), render_mode=mode)
     act = load_actor(checkpoint, config, env, seed)
     frames: list[Any] = []
@@ -158,8 +169,7 @@ def record(config: dict[str, Any], checkpoint: str, seed: int, mode: str, video_
     if mode == "ansi":
         print("\n".join(frames))
         return
-    name = f"{config['env_id'].replace('/', '_')}__{config.get('algo', 'policy')}.mp4"
-    path = write_video(Path(video_dir) / name, frames, fps=env.metadata.get("render_fps") or 30)
+    path = write_video(video_path(video_dir, config), frames, fps=env.metadata.get("render_fps") or 30)
     print(f"video of one episode ({len(frames)} frames): {path}")
 
 
@@ -173,8 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the first reset and of stochastic policies")
     parser.add_argument("--render", choices=["none", "ansi"], default="none",
                         help="print one episode's frames as text")
-    parser.add_argument("--video", metavar="DIR", default=None,
-                        help="write an mp4 of one episode into DIR (envs with render_mode='rgb_array')")
+    parser.add_argument("--video", metavar="DIR|FILE.mp4", default=None,
+                        help="write an mp4 of one episode into DIR, or to FILE.mp4 (envs with render_mode='rgb_array')")
     return parser
 
 

@@ -5,6 +5,7 @@ TensorBoard, save a checkpoint.
     mpenv-train value-iteration --env FrozenLake-v1 --gamma 0.99
     mpenv-train dqn --env CartPole-v1 --total-steps 50000 --seed 1
     mpenv-train a2c --env CartPole-v1 --resume runs/<run-dir> --total-steps 300000
+    mpenv-train ppo --env mpenv/HumanoidMimicWalk-v0 --total-steps 20000000
     mpenv-train sarsa --help            # every hyperparameter, with its default
 
 Each algorithm's hyperparameters are the fields of its config dataclass (``QLearningConfig`` in
@@ -26,6 +27,7 @@ import dataclasses
 import json
 import shutil
 import sys
+import textwrap
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -37,7 +39,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents import actor_critic, dp, dqn, mc, reinforce, td
+from agents import actor_critic, dp, dqn, mc, ppo, reinforce, td
 from agents.checkpoint import CheckpointError, load_arrays, load_config, load_torch, save_arrays
 from agents.envs import make_env
 from agents.evaluate import check_policy, evaluate_policy, run_episodes
@@ -80,6 +82,7 @@ class Algorithm:
     kind: str  # "dp": model -> V, pi; "control": learns Q; "prediction": V of a fixed policy; "deep": networks
     summary: str
     load_policy: Callable | None = None  # deep agents: (run_dir, env) -> batched deterministic actions
+    example: str = ""  # a command line shown at the end of 'mpenv-train ALGO --help'
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -102,6 +105,9 @@ ALGORITHMS: dict[str, Algorithm] = {
                            "REINFORCE: Monte Carlo policy gradient with a baseline", reinforce.load_policy),
     "a2c": Algorithm(actor_critic.A2CConfig, actor_critic.train_a2c, "deep",
                      "advantage actor-critic on synchronous vectorized envs", actor_critic.load_policy),
+    "ppo": Algorithm(ppo.PPOConfig, ppo.train_ppo, "deep",
+                     "proximal policy optimization: stable-baselines3's PPO on parallel envs", ppo.load_policy,
+                     example="mpenv-train ppo --env mpenv/HumanoidMimicWalk-v0 --total-steps 20000000"),
 }
 ALIASES = {"value-iteration": ["vi"], "policy-iteration": ["pi"], "mc-control": ["mc"],
            "q-learning": ["qlearning"]}
@@ -165,8 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name, algorithm in ALGORITHMS.items():
         check_no_shadowed_fields(name, algorithm.config)
         doc = (algorithm.config.__doc__ or "").strip()
+        # Raw text, filled here, so that the example stays one command line that can be copied.
         p = sub.add_parser(name, aliases=ALIASES.get(name, []), help=algorithm.summary,
-                           description=f"{algorithm.summary}. {doc}")
+                           formatter_class=argparse.RawDescriptionHelpFormatter,
+                           description=textwrap.fill(f"{algorithm.summary}. {' '.join(doc.split())}", width=100),
+                           epilog=f"example:\n  {algorithm.example}" if algorithm.example else None)
         add_dataclass_flags(p.add_argument_group("run"), RunConfig)
         add_dataclass_flags(p.add_argument_group(f"{name} hyperparameters"), algorithm.config,
                             skip={f.name for f in dataclasses.fields(RunConfig)}, suppress_defaults=True)
