@@ -36,11 +36,11 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[test,bench]"
 	$(PY) benchmarks/bench_gridworld.py
 	$(PY) benchmarks/bench_value_iteration.py
 	$(PY) benchmarks/bench_vs_sb3.py
 	$(PY) benchmarks/bench_body_model.py --threads 1
+	$(PY) benchmarks/bench_humanoid.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info .pytest_cache .ruff_cache

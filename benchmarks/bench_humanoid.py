@@ -7,7 +7,6 @@
 3. PPO training throughput (stable-baselines3, our default network and batch settings) on 2 cores with 1 and
    2 environment processes.
 
-    pip install -e ".[bench]"
     python benchmarks/bench_humanoid.py          # about 2 minutes on 2 cores
 """
 

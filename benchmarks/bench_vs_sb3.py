@@ -8,7 +8,6 @@ training loop, learning and evaluations included), the wall time until a periodi
 reaches a mean return of 475, and the return of the kept policy over 20 fresh episodes (same evaluation
 code for both). Ratios are ours / SB3.
 
-    pip install -e ".[bench]"              # stable-baselines3
     python benchmarks/bench_vs_sb3.py      # about 5-10 minutes on 2 cores
     python benchmarks/bench_vs_sb3.py --algos dqn --seeds 1 --steps-dqn 20000   # quicker
 
