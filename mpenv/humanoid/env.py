@@ -249,7 +249,7 @@ class HumanoidMimicEnv(MujocoEnv):
     def reference_state(self, frame: int) -> dict[str, np.ndarray]:
         """The reference at episode frame ``frame`` (cyclic clips repeat, shifted by the cycle displacement)."""
         ref = self.reference
-        cycle, index = divmod(frame, ref.cycle_frames) if ref.cyclic else (0, min(frame, ref.n_frames - 1))
+        cycle, index = self._cycle_and_index(frame)
         shift = cycle * ref.cycle_shift + self._ref_offset
         qpos = ref.qpos[index].copy()
         qpos[:3] += shift
@@ -261,6 +261,11 @@ class HumanoidMimicEnv(MujocoEnv):
             "com": ref.com[index] + shift,
             "phase": np.array(index / max(ref.cycle_frames - (0 if ref.cyclic else 1), 1)),
         }
+
+    def _cycle_and_index(self, frame: int) -> tuple[int, int]:
+        """Which cycle an episode frame falls in and its frame within the stored reference."""
+        ref = self.reference
+        return divmod(frame, ref.cycle_frames) if ref.cyclic else (0, min(frame, ref.n_frames - 1))
 
     # ------------------------------------------------------------------------------------------ gym API
 
@@ -286,7 +291,8 @@ class HumanoidMimicEnv(MujocoEnv):
     def _pd_targets(self, action: np.ndarray) -> np.ndarray:
         if self.action_mode == "absolute":
             return self._ctrl_mid + self._ctrl_half * action
-        reference = self.reference_state(self._start + self._frame + 1)["qpos"][_ROOT_QPOS:]
+        _, index = self._cycle_and_index(self._start + self._frame + 1)
+        reference = self.reference.qpos[index, _ROOT_QPOS:]  # hinge angles: no cycle shift or re-sync needed
         low = self._ctrl_mid - self._ctrl_half
         return np.clip(reference + self.residual_scale * action, low, low + 2 * self._ctrl_half)
 
