@@ -32,21 +32,24 @@ DEEP_AGENT_MODULES = {"dqn": "agents.dqn", "reinforce": "agents.reinforce", "a2c
 
 
 def run_episodes(env: gym.Env, act: Act, episodes: int, seed: int = 0, max_steps: int = 10_000,
-                 on_frame: Callable[[], None] | None = None) -> np.ndarray:
+                 on_frame: Callable[[], None] | None = None,
+                 on_step: Callable[[int, dict[str, Any]], None] | None = None) -> np.ndarray:
     """Undiscounted return of each of ``episodes`` episodes acting with ``act``; the first reset is
     seeded so the whole evaluation is reproducible. ``max_steps`` guards envs without a time limit
     against a policy that never ends an episode (an untrained CliffWalking table, say). ``on_frame``
-    is called after every reset and step (rendering)."""
+    is called after every reset and step (rendering), ``on_step(episode, info)`` after every step."""
     returns = np.zeros(episodes)
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed if episode == 0 else None)
         if on_frame:
             on_frame()
         for _ in range(max_steps):
-            obs, reward, terminated, truncated, _ = env.step(act(obs))
+            obs, reward, terminated, truncated, info = env.step(act(obs))
             returns[episode] += float(reward)
             if on_frame:
                 on_frame()
+            if on_step:
+                on_step(episode, info)
             if terminated or truncated:
                 break
     return returns
@@ -206,10 +209,35 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, ValueError) as err:
         print(f"mpenv-eval: error: {err}", file=sys.stderr)
         return 2
-    returns = run_episodes(env, act, args.episodes, seed=args.seed)
+    stats = EpisodeStats(args.episodes)
+    returns = run_episodes(env, act, args.episodes, seed=args.seed, on_step=stats.add)
     print(f"{config['env_id']} | {config.get('algo', '?')} | {args.episodes} episodes: "
           f"return {returns.mean():.3f} +- {returns.std():.3f} (min {returns.min():.3g}, max {returns.max():.3g})")
+    print(stats.summary(env.spec.max_episode_steps if env.spec else None))
     return 0
+
+
+class EpisodeStats:
+    """Episode lengths and the per-step means of an env's numeric ``info`` terms (the humanoid's ``reward_*``
+    and ``mpjpe``), for the evaluation report."""
+
+    def __init__(self, episodes: int) -> None:
+        self.lengths = np.zeros(episodes, dtype=int)
+        self.sums: dict[str, float] = {}
+
+    def add(self, episode: int, info: dict[str, Any]) -> None:
+        self.lengths[episode] += 1
+        for key, value in info.items():
+            if key.startswith(("reward_", "mpjpe")) and np.isscalar(value):
+                self.sums[key] = self.sums.get(key, 0.0) + float(value)
+
+    def summary(self, max_episode_steps: int | None) -> str:
+        text = f"episode length {self.lengths.mean():.1f} (min {self.lengths.min()}, max {self.lengths.max()})"
+        if max_episode_steps:
+            text += f", {np.mean(self.lengths / max_episode_steps):.3f} of the limit {max_episode_steps}"
+        steps = max(int(self.lengths.sum()), 1)
+        terms = ", ".join(f"{key} {total / steps:.4g}" for key, total in sorted(self.sums.items()))
+        return text + (f"\nper-step means: {terms}" if terms else "")
 
 
 if __name__ == "__main__":

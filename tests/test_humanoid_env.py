@@ -247,7 +247,7 @@ def test_reference_is_resynced_over_the_character_each_cycle(walk_env):
     np.testing.assert_allclose(ref_pelvis[:2], walk_env.data.xpos[walk_env._body_ids[0], :2], atol=1e-12)
 
 
-def test_our_actor_critic_trains_on_the_humanoid(tmp_path):
+def test_our_actor_critic_trains_on_the_humanoid(tmp_path, capsys):
     """The hand-written A2C (Gaussian policy, vector envs) runs on the imitation task through mpenv-train."""
     from agents import evaluate, train
     from agents.logger import read_scalars
@@ -258,7 +258,10 @@ def test_our_actor_critic_trains_on_the_humanoid(tmp_path):
     run_dir = next(p for p in tmp_path.iterdir() if p.is_dir())
     steps, values = read_scalars(run_dir, "charts/episodic_return")
     assert len(steps) > 0 and np.all(np.isfinite(values)) and (run_dir / "checkpoint.pt").exists()
-    assert evaluate.main([str(run_dir), "--episodes", "1"]) == 0
+    capsys.readouterr()
+    assert evaluate.main([str(run_dir), "--episodes", "2"]) == 0
+    report = capsys.readouterr().out
+    assert "of the limit 300" in report and "reward_pose" in report and "mpjpe " in report
 
 
 def test_residual_zero_action_is_the_pd_tracking_replay():
