@@ -16,31 +16,12 @@ from typing import Any
 if "MUJOCO_GL" not in os.environ and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
     os.environ["MUJOCO_GL"] = "egl"
 
-_MJCF_NAMES = (
-    "ACTUATED_JOINTS",
-    "ACTUATED_SMPL_INDEX",
-    "BODY_ORDER",
-    "FRAME_SKIP",
-    "HINGE_NAMES",
-    "JOINT_LIMITS_DEG",
-    "MASS_FRACTIONS",
-    "PD_GAINS",
-    "POLICY_HZ",
-    "SMPL_TO_WORLD",
-    "TIMESTEP",
-    "TORQUE_LIMITS",
-    "build_humanoid_xml",
-    "rest_joint_positions",
-    "standing_pelvis_height",
-    "write_humanoid_xml",
-)
-__all__ = list(_MJCF_NAMES)
-
 
 def __getattr__(name: str) -> Any:
-    """Lazy re-export of :mod:`mpenv.humanoid.mjcf` (which imports numpy and, when building, torch and mujoco)."""
-    if name in _MJCF_NAMES:
-        from mpenv.humanoid import mjcf
+    """Lazy re-export of :mod:`mpenv.humanoid.mjcf`'s public names (``mjcf.__all__``): importing the package
+    stays free of mujoco and torch until a name is used."""
+    from mpenv.humanoid import mjcf
 
+    if name in mjcf.__all__:
         return getattr(mjcf, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
