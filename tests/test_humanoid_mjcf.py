@@ -236,3 +236,13 @@ def test_package_import_is_light_and_picks_egl():
     env["MUJOCO_GL"] = "osmesa"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split()[-1] == "osmesa"
+
+
+def test_command_line_writes_a_loadable_model(tmp_path, capsys):
+    import mujoco
+
+    from mpenv.humanoid.mjcf import main
+
+    main([str(tmp_path / "h.xml"), "--total-mass", "80"])
+    model = mujoco.MjModel.from_xml_path(str(tmp_path / "h.xml"))
+    assert abs(model.body_subtreemass[1] - 80.0) < 0.5 and "wrote" in capsys.readouterr().out

@@ -593,3 +593,23 @@ def write_humanoid_xml(path: str | os.PathLike[str], **kwargs: object) -> str:
     with open(path, "w", encoding="utf-8") as file:
         file.write(xml)
     return xml
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m mpenv.humanoid.mjcf humanoid.xml [--betas b0 ... b9] [--ghost]``: write the model to inspect it
+    (e.g. in MuJoCo's ``simulate`` viewer)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m mpenv.humanoid.mjcf", description=main.__doc__)
+    parser.add_argument("path", help="output .xml file")
+    parser.add_argument("--betas", type=float, nargs=10, default=None, help="body shape (10 numbers; default mean)")
+    parser.add_argument("--total-mass", type=float, default=70.0, help="kg (default 70)")
+    parser.add_argument("--ghost", action="store_true", help="include the translucent reference ghost")
+    args = parser.parse_args(argv)
+    betas = None if args.betas is None else np.array(args.betas)
+    write_humanoid_xml(args.path, betas=betas, total_mass=args.total_mass, ghost=args.ghost)
+    print(f"wrote {args.path}")
+
+
+if __name__ == "__main__":
+    main()
