@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import math
 import numbers
 import signal
@@ -64,12 +65,15 @@ from torch import nn
 
 from agents.checkpoint import (
     ARRAYS_FILE,
+    CONFIG_FILE,
     CheckpointError,
     load_arrays,
     load_config,
     load_state_dict_checked,
     load_torch,
+    resolve,
     save_arrays,
+    save_torch,
 )
 from agents.envs import make_env, make_vector_env
 from agents.evaluate import BatchAct, KeepBest
@@ -476,3 +480,26 @@ def load_policy(path: str | Path, env: gym.Env, device: str | torch.device = "cp
     policy.policy.set_training_mode(False)
     return policy.to(torch.device(device)).act
 
+
+
+def export_policy(run_dir: str | Path, out_dir: str | Path) -> Path:
+    """Copy a PPO run's best-evaluated policy into ``out_dir`` without the training state (live weights,
+    optimizer): ``config.json``, a ``checkpoint.pt`` with only ``best_policy`` and a ``checkpoint.npz`` with
+    only its observation statistics. ``mpenv-eval out_dir`` plays it; it is a fraction of the run's size."""
+    run_dir, out_dir = resolve(run_dir), Path(out_dir)
+    run_dir = run_dir if run_dir.is_dir() else run_dir.parent
+    config = load_config(run_dir)
+    if config.get("algo") != "ppo":
+        raise CheckpointError(f"{run_dir}: not a PPO run (algo {config.get('algo')!r})")
+    state = load_torch(run_dir)
+    name = "best_policy" if "best_policy" in state["modules"] else "policy"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    save_torch(out_dir, {"step": int(state["step"]), "modules": {"best_policy": state["modules"][name]},
+                         "optimizers": {}, "extra": {}})
+    if (run_dir / ARRAYS_FILE).exists():
+        prefix = "best_" if name == "best_policy" else ""
+        arrays = load_arrays(run_dir)
+        kept = {f"best_obs_{k}": arrays[f"{prefix}obs_{k}"] for k in ("mean", "var", "count")}
+        save_arrays(out_dir, kept | {"step": arrays["step"]})
+    return out_dir

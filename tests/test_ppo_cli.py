@@ -72,6 +72,17 @@ def test_eval_equals_a_direct_rollout_of_the_reloaded_policy(pendulum_run, capsy
     assert printed.groups() == (f"{returns.mean():.3f}", f"{returns.std():.3f}")
 
 
+def test_exported_policy_plays_the_same_and_is_smaller(pendulum_run, tmp_path, capsys):
+    out = ppo.export_policy(pendulum_run, tmp_path / "exported")
+    assert (out / "checkpoint.pt").stat().st_size < 0.5 * (pendulum_run / "checkpoint.pt").stat().st_size
+    reports = []
+    for run in (pendulum_run, out):
+        capsys.readouterr()
+        assert evaluate.main([str(run), "--episodes", "2", "--seed", "3"]) == 0
+        reports.append(re.search(r"return (-?[\d.]+) \+- ([\d.]+)", capsys.readouterr().out).groups())
+    assert reports[0] == reports[1]
+
+
 def test_eval_writes_a_video(pendulum_run, tmp_path, capsys):
     assert evaluate.main([str(pendulum_run), "--episodes", "1", "--video", str(tmp_path / "pendulum.mp4")]) == 0
     assert (tmp_path / "pendulum.mp4").stat().st_size > 1000
