@@ -84,12 +84,12 @@ def ppo_steps_per_second(n_envs: int, steps: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3000, help="env steps per throughput measurement")
-    parser.add_argument("--ppo-steps", type=int, default=8192, help="env steps per PPO rollout")
+    parser.add_argument("--ppo-steps", type=int, default=8192, help="env steps per PPO rollout (0: skip PPO)")
     args = parser.parse_args()
 
     env_time, raw_time = env_vs_raw_physics(args.steps)
     print(f"env step (physics + reward + observation): {args.steps / env_time:8.0f} steps/s")
-    print(f"raw physics ({16} mj_step per step):        {args.steps / raw_time:8.0f} steps/s")
+    print(f"raw physics (16 mj_step per step):          {args.steps / raw_time:8.0f} steps/s")
     print(f"  env / physical limit: {raw_time / env_time:.2f}x (goal >= 0.75)")
 
     ours = simulated_seconds_per_second("mpenv/HumanoidMimicWalk-v0", args.steps)
@@ -97,7 +97,7 @@ def main() -> None:
     print(f"simulated s per wall s: HumanoidMimic {ours:.1f}, gymnasium Humanoid-v5 {theirs:.1f} "
           f"(ratio {ours / theirs:.2f}x; physics steps 480 Hz vs 333 Hz)")  # fmt: skip
 
-    for n_envs in (1, 2):
+    for n_envs in (1, 2) if args.ppo_steps > 0 else ():
         rate = ppo_steps_per_second(n_envs, args.ppo_steps)
         print(f"PPO training, {n_envs} env process(es): {rate:6.0f} env steps/s")
 
