@@ -1,6 +1,7 @@
-"""Pictures of tabular solutions: the state-value function V(s) as a heatmap over the grid, with an
-arrow per cell for the greedy action. Works for mpenv's gridworlds and gymnasium's FrozenLake and
-CliffWalking; returns ``None`` for envs whose states are not cells of a grid (e.g. Taxi).
+"""Pictures of runs. Tabular solutions: the state-value function V(s) as a heatmap over the grid, with an
+arrow per cell for the greedy action (mpenv's gridworlds, gymnasium's FrozenLake and CliffWalking; ``None`` for
+envs whose states are not cells of a grid, e.g. Taxi). Any run: learning curves of chosen TensorBoard scalars
+(:func:`curves_figure`; ``python -m agents.plots RUN_DIR --tags ... --out curves.png``).
 
 Uses matplotlib's object-oriented API (``Figure``), so no GUI backend is ever touched.
 """
@@ -87,3 +88,45 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     fig.savefig(path, dpi=110)
     return path
+
+
+def moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over ``window`` points (fewer at the start), so a curve is smoothed without shifting."""
+    sums = np.cumsum(np.insert(np.asarray(values, dtype=float), 0, 0.0))
+    counts = np.minimum(np.arange(1, len(values) + 1), window)
+    return (sums[1:] - sums[np.arange(1, len(values) + 1) - counts]) / counts
+
+
+def curves_figure(run_dir: str | Path, tags: list[str], smooth: int = 50, title: str = "") -> Figure:
+    """One panel per scalar tag of a run: raw points faint, their moving average over ``smooth`` points bold."""
+    from agents.logger import read_scalars
+
+    fig = Figure(figsize=(4.0 * len(tags), 3.0), layout="constrained")
+    for ax, tag in zip(fig.subplots(1, len(tags), squeeze=False)[0], tags, strict=True):
+        steps, values = read_scalars(run_dir, tag)
+        ax.plot(steps, values, color="C0", alpha=0.2, linewidth=0.8)
+        ax.plot(steps, moving_average(values, smooth), color="C0", linewidth=1.8)
+        ax.set_title(tag, fontsize=10)
+        ax.set_xlabel("env steps")
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m agents.plots", description="Learning curves of a run as a PNG.")
+    parser.add_argument("run_dir", help="run directory (with TensorBoard event files)")
+    parser.add_argument("--tags", nargs="+", default=["charts/episodic_return", "charts/episodic_length"],
+                        help="scalar tags, one panel each")
+    parser.add_argument("--smooth", type=int, default=50, help="moving-average window in points (default 50)")
+    parser.add_argument("--title", default="", help="figure title")
+    parser.add_argument("--out", default="curves.png", help="output PNG (default curves.png)")
+    args = parser.parse_args(argv)
+    print(f"wrote {save_figure(curves_figure(args.run_dir, args.tags, args.smooth, args.title), args.out)}")
+
+
+if __name__ == "__main__":
+    main()
