@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from agents import policies
-from agents.envs import finished_episodes
+from agents.envs import InfoMeans, finished_episodes
 from agents.policies import (
     ActorCritic,
     Every,
@@ -143,8 +143,10 @@ class Rollout:
 @torch.no_grad()
 def collect_rollout(model: ActorCritic, envs: gym.vector.VectorEnv, rollout: Rollout, obs: np.ndarray, step: int,
                     log: LogFn) -> tuple[np.ndarray, int]:
-    """Fill ``rollout`` with ``n_steps`` steps of every env; returns the next observations and env-step count."""
+    """Fill ``rollout`` with ``n_steps`` steps of every env; returns the next observations and env-step count.
+    Logs finished episodes and the rollout means of numeric info terms (the humanoid's ``imitation/*``)."""
     rollout.cut.clear()
+    info_means = InfoMeans()
     for t in range(len(rollout.obs)):
         rollout.obs[t] = obs
         actions = model.act(observations_to_tensor(obs, rollout.device))
@@ -159,6 +161,9 @@ def collect_rollout(model: ActorCritic, envs: gym.vector.VectorEnv, rollout: Rol
             for episode_return, length in finished_episodes(infos):
                 log("charts/episodic_return", episode_return, step)
                 log("charts/episodic_length", length, step)
+        info_means.add(infos)
+    for key, mean in info_means.pop_means().items():
+        log(f"imitation/{key}", mean, step)
     rollout.last_obs[:] = obs
     return obs, step
 

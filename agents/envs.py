@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 
 def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, **extra: Any) -> gym.Env:
@@ -47,3 +48,41 @@ def finished_episodes(infos: dict[str, Any]) -> list[tuple[float, int]]:
         return []
     done = infos["_episode"]
     return [(float(r), int(n)) for r, n in zip(infos["episode"]["r"][done], infos["episode"]["l"][done], strict=True)]
+
+
+INFO_TERM_PREFIXES = ("reward_", "mpjpe")
+"""Numeric ``info`` keys worth averaging and logging: the humanoid's reward terms and tracking errors."""
+
+
+class InfoMeans:
+    """Running means of the numeric ``info`` terms (:data:`INFO_TERM_PREFIXES`) over the steps added.
+
+    Takes a single env's ``info`` dict (scalars) or a vector env's (arrays with ``_key`` masks of the envs
+    that reported the key this step).
+    """
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, info: dict[str, Any]) -> None:
+        for key, value in info.items():
+            if not key.startswith(INFO_TERM_PREFIXES):
+                continue
+            values = np.asarray(value)
+            if not np.issubdtype(values.dtype, np.number) or values.dtype == bool:
+                continue
+            if values.ndim:  # vector env: only the envs whose mask is set reported the key
+                values = values[np.asarray(info.get(f"_{key}", np.ones(values.shape, dtype=bool)))]
+            self.sums[key] = self.sums.get(key, 0.0) + float(values.sum())
+            self.counts[key] = self.counts.get(key, 0) + int(values.size)
+
+    def means(self) -> dict[str, float]:
+        return {key: self.sums[key] / self.counts[key] for key in sorted(self.sums) if self.counts[key]}
+
+    def pop_means(self) -> dict[str, float]:
+        """The means so far, then start over (one rollout at a time)."""
+        means = self.means()
+        self.sums.clear()
+        self.counts.clear()
+        return means

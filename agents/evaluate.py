@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.checkpoint import CheckpointError, load_arrays, load_config
-from agents.envs import make_env
+from agents.envs import InfoMeans, make_env
 from agents.tabular import PolicySampler, agent_rng, discrete_sizes
 
 Act = Callable[[Any], Any]  # one observation -> one action
@@ -223,22 +223,15 @@ class EpisodeStats:
 
     def __init__(self, episodes: int) -> None:
         self.lengths = np.zeros(episodes, dtype=int)
-        self.sums: dict[str, float] = {}
+        self.info_means = InfoMeans()
 
     def add(self, episode: int, info: dict[str, Any]) -> None:
         self.lengths[episode] += 1
-        for key, value in info.items():
-            if key.startswith(("reward_", "mpjpe")) and np.isscalar(value):
-                self.sums[key] = self.sums.get(key, 0.0) + float(value)
+        self.info_means.add(info)
 
     def summary(self, max_episode_steps: int | None) -> str:
         text = f"episode length {self.lengths.mean():.1f} (min {self.lengths.min()}, max {self.lengths.max()})"
         if max_episode_steps:
             text += f", {np.mean(self.lengths / max_episode_steps):.3f} of the limit {max_episode_steps}"
-        steps = max(int(self.lengths.sum()), 1)
-        terms = ", ".join(f"{key} {total / steps:.4g}" for key, total in sorted(self.sums.items()))
+        terms = ", ".join(f"{key} {mean:.4g}" for key, mean in self.info_means.means().items())
         return text + (f"\nper-step means: {terms}" if terms else "")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -46,7 +46,6 @@ import math
 import numbers
 import signal
 import threading
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +74,7 @@ from agents.checkpoint import (
     save_arrays,
     save_torch,
 )
-from agents.envs import make_env, make_vector_env
+from agents.envs import InfoMeans, make_env, make_vector_env
 from agents.evaluate import BatchAct, KeepBest
 from agents.networks import is_image_space, parse_hidden_sizes
 from agents.policies import EVAL_SEED_OFFSET, Every, RunningNormalizer, activation_named, check_spaces
@@ -282,10 +281,6 @@ def is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def is_imitation_key(key: str) -> bool:
-    return key.startswith(("reward_", "mpjpe"))
-
-
 class RunCallback(BaseCallback):
     """What SB3's learning loop reports to the run, and when the run evaluates and checkpoints.
 
@@ -299,17 +294,13 @@ class RunCallback(BaseCallback):
         super().__init__()
         self.run, self.live, self.keeper, self.max_episode_steps = run, live, keeper, max_episode_steps
         self.checkpoint, self.evaluation = Every(run.checkpoint_every, start_step), Every(config.eval_every, start_step)
-        self.sums: dict[str, float] = defaultdict(float)
-        self.counts: dict[str, int] = defaultdict(int)
+        self.info_means = InfoMeans()
 
     def _on_step(self) -> bool:
         for info in self.locals["infos"]:
             if "episode" in info:
                 self.log_episode(info["episode"])
-            for key, value in info.items():
-                if is_imitation_key(key) and is_number(value):
-                    self.sums[key] += float(value)
-                    self.counts[key] += 1
+            self.info_means.add(info)
         return True
 
     def log_episode(self, episode: dict[str, float]) -> None:
@@ -319,10 +310,8 @@ class RunCallback(BaseCallback):
             self.run.log("charts/episode_length_fraction", episode["l"] / self.max_episode_steps, self.num_timesteps)
 
     def _on_rollout_end(self) -> None:
-        for key in sorted(self.sums):
-            self.run.log(f"imitation/{key}", self.sums[key] / self.counts[key], self.num_timesteps)
-        self.sums.clear()
-        self.counts.clear()
+        for key, mean in self.info_means.pop_means().items():
+            self.run.log(f"imitation/{key}", mean, self.num_timesteps)
 
     def _on_rollout_start(self) -> None:
         self.logger.dump(self.num_timesteps)

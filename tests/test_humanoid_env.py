@@ -258,6 +258,8 @@ def test_our_actor_critic_trains_on_the_humanoid(tmp_path, capsys):
     run_dir = next(p for p in tmp_path.iterdir() if p.is_dir())
     steps, values = read_scalars(run_dir, "charts/episodic_return")
     assert len(steps) > 0 and np.all(np.isfinite(values)) and (run_dir / "checkpoint.pt").exists()
+    steps, values = read_scalars(run_dir, "imitation/reward_pose")  # one mean per rollout
+    assert len(steps) == 10 and np.all((values > 0) & (values <= 1))
     capsys.readouterr()
     assert evaluate.main([str(run_dir), "--episodes", "2"]) == 0
     report = capsys.readouterr().out
