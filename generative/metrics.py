@@ -1,0 +1,218 @@
+"""Sample quality without Inception weights: a small digits classifier provides the features.
+
+For feature sets ``R`` (real, ``[n, d]``) and ``G`` (generated, ``[m, d]``):
+
+* Fréchet distance (Heusel et al. 2017, "FID" with Inception features):
+  ``FD = ||mu_R - mu_G||^2 + Tr(C_R + C_G - 2 (C_R^{1/2} C_G C_R^{1/2})^{1/2})``, the 2-Wasserstein distance
+  between Gaussians fitted to the two sets. Biased for small sets, so compare numbers at equal sizes.
+* Kernel distance (Bińkowski et al. 2018, "KID"): the unbiased estimate of the squared MMD with the cubic
+  polynomial kernel ``k(x, y) = (x.y / d + 1)^3``; zero in expectation when both sets come from one distribution.
+* Precision and recall (Kynkäänniemi et al. 2019): the real manifold is the union of balls around each real
+  feature reaching its k-th nearest real neighbour; precision = the fraction of generated features inside it
+  (are samples realistic?), recall = the fraction of real features inside the generated manifold (is the data
+  covered?).
+
+The classifier (:class:`DigitClassifier`, a small CNN on 8x8 digits) ships in ``generative/data/`` with the
+command that trained it (``python -m generative.metrics``) and its test accuracy in ``digits_classifier.json``.
+It is trained on grey and binarized digits alike, so its features suit both kinds of models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "DigitClassifier",
+    "accuracy",
+    "classifier_info",
+    "frechet_distance",
+    "kernel_distance",
+    "load_classifier",
+    "precision_recall",
+    "sample_quality",
+    "train_classifier",
+]
+
+WEIGHTS_FILE = "digits_classifier.pt"
+INFO_FILE = "digits_classifier.json"
+
+
+def _data_dir() -> Path:
+    return Path(__file__).parent / "data"
+
+
+class DigitClassifier(nn.Module):
+    """Two 3x3 convolutions and a 64-unit feature layer on ``[N, 1, 8, 8]`` images in [0, 1]."""
+
+    def __init__(self, features: int = 64) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
+        )
+        self.embed = nn.Sequential(nn.Flatten(), nn.Linear(64 * 4 * 4, features), nn.ReLU())
+        self.head = nn.Linear(features, 10)
+
+    def features(self, x: Tensor) -> Tensor:
+        """``[N, 64]`` penultimate activations: the space the distances are measured in."""
+        if x.ndim != 4 or tuple(x.shape[1:]) != (1, 8, 8):
+            raise ValueError(f"the digits classifier takes [N, 1, 8, 8] images, got {list(x.shape)}")
+        return self.embed(self.conv(x.float()))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+def _binarize_half(x: Tensor, generator: torch.Generator) -> Tensor:
+    """Each image thresholded at 8/16 with probability 1/2: the classifier sees grey and binary digits."""
+    binary = (x >= 0.5).float()
+    pick = torch.rand(len(x), 1, 1, 1, generator=generator) < 0.5
+    return torch.where(pick, binary, x)
+
+
+def train_classifier(seed: int = 0, epochs: int = 60, batch_size: int = 64) -> tuple[DigitClassifier, dict]:
+    """Train on the digits train split (grey and binarized), keep the weights best on validation; returns the
+    model and a dict with its accuracy on the grey and on the binarized test split."""
+    from generative import data
+
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = data.digits(labels=True, seed=seed)
+    model = DigitClassifier()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    best, best_accuracy = None, -1.0
+    start = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(x_train), generator=generator)
+        for batch in order.split(batch_size):
+            loss = F.cross_entropy(model(_binarize_half(x_train[batch], generator)), y_train[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        val_accuracy = 0.5 * (accuracy(model, x_val, y_val) + accuracy(model, (x_val >= 0.5).float(), y_val))
+        if val_accuracy > best_accuracy:
+            best, best_accuracy = {k: v.clone() for k, v in model.state_dict().items()}, val_accuracy
+    model.load_state_dict(best)
+    info = {
+        "test_accuracy_grey": accuracy(model, x_test, y_test),
+        "test_accuracy_binary": accuracy(model, (x_test >= 0.5).float(), y_test),
+        "val_accuracy": best_accuracy,
+        "seed": seed,
+        "epochs": epochs,
+        "train_seconds": round(time.perf_counter() - start, 1),
+        "made_by": "python -m generative.metrics",
+    }
+    return model.eval(), info
+
+
+@torch.no_grad()
+def accuracy(model: DigitClassifier, x: Tensor, y: Tensor) -> float:
+    model.eval()
+    return float((model(x).argmax(dim=1) == y).float().mean())
+
+
+def classifier_info() -> dict:
+    """What ``digits_classifier.json`` records about the shipped classifier (test accuracies, seed, command)."""
+    return json.loads((_data_dir() / INFO_FILE).read_text())
+
+
+def load_classifier(path: str | Path | None = None) -> DigitClassifier:
+    """The shipped classifier (or one saved at ``path``), loaded with ``weights_only=True``."""
+    path = Path(path) if path is not None else _data_dir() / WEIGHTS_FILE
+    model = DigitClassifier()
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, OSError) as err:
+        raise ValueError(f"{path}: not a digits-classifier state dict ({err})") from err
+    return model.eval()
+
+
+# --------------------------------------------------------------------------------------------- distances
+
+
+def _sqrtm_psd(matrix: Tensor) -> Tensor:
+    """Square root of a symmetric positive semi-definite matrix through its eigendecomposition."""
+    values, vectors = torch.linalg.eigh(matrix)
+    return (vectors * values.clamp(min=0).sqrt()) @ vectors.T
+
+
+def frechet_distance(real: Tensor, fake: Tensor) -> float:
+    """FD between Gaussians fitted to two feature sets ``[n, d]`` (float64 throughout)."""
+    real, fake = real.double(), fake.double()
+    mu_r, mu_g = real.mean(0), fake.mean(0)
+    c_r, c_g = torch.cov(real.T), torch.cov(fake.T)
+    root_r = _sqrtm_psd(c_r)
+    # Tr((C_R^1/2 C_G C_R^1/2)^1/2) = Tr((C_R C_G)^1/2): the symmetric form keeps eigh applicable.
+    cross = _sqrtm_psd(root_r @ c_g @ root_r)
+    return float((mu_r - mu_g).square().sum() + torch.trace(c_r + c_g - 2 * cross))
+
+
+def kernel_distance(real: Tensor, fake: Tensor) -> float:
+    """Unbiased squared MMD with ``k(x, y) = (x.y / d + 1)^3`` between feature sets ``[n, d]`` and ``[m, d]``."""
+    real, fake = real.double(), fake.double()
+    d = real.shape[1]
+    k_rr, k_gg, k_rg = ((a @ b.T / d + 1) ** 3 for a, b in ((real, real), (fake, fake), (real, fake)))
+    n, m = len(real), len(fake)
+    within_r = (k_rr.sum() - k_rr.diagonal().sum()) / (n * (n - 1))
+    within_g = (k_gg.sum() - k_gg.diagonal().sum()) / (m * (m - 1))
+    return float(within_r + within_g - 2 * k_rg.mean())
+
+
+def _inside_manifold(reference: Tensor, queries: Tensor, k: int) -> Tensor:
+    """Which ``queries`` lie within the k-NN radius of some ``reference`` point: ``[m]`` bool."""
+    distances = torch.cdist(reference, reference)
+    radii = distances.kthvalue(k + 1, dim=1).values  # +1: each point is its own nearest neighbour
+    return (torch.cdist(queries, reference) <= radii[None, :]).any(dim=1)
+
+
+def precision_recall(real: Tensor, fake: Tensor, k: int = 3) -> tuple[float, float]:
+    """Kynkäänniemi et al.'s improved precision and recall with ``k`` nearest neighbours."""
+    real, fake = real.double(), fake.double()
+    precision = _inside_manifold(real, fake, k).double().mean()
+    recall = _inside_manifold(fake, real, k).double().mean()
+    return float(precision), float(recall)
+
+
+@torch.no_grad()
+def sample_quality(real: Tensor, fake: Tensor, classifier: DigitClassifier | None = None) -> dict[str, float]:
+    """FD, KID, precision and recall of image sets ``[N, 1, 8, 8]`` in the classifier's feature space."""
+    classifier = load_classifier() if classifier is None else classifier
+    f_real, f_fake = classifier.features(real), classifier.features(fake)
+    precision, recall = precision_recall(f_real, f_fake)
+    return {
+        "fd": frechet_distance(f_real, f_fake),
+        "kid": kernel_distance(f_real, f_fake),
+        "precision": precision,
+        "recall": recall,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m generative.metrics",
+        description="Train the digits classifier whose features the sample-quality metrics use, and save it.",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--out", default=str(_data_dir()), help="folder for the weights and their info (default: "
+                        "the package's data folder)")  # fmt: skip
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    model, info = train_classifier(args.seed, args.epochs)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), out / WEIGHTS_FILE)
+    (out / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    print(json.dumps(info, indent=2))
+
+
+if __name__ == "__main__":
+    main()
