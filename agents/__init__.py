@@ -7,6 +7,6 @@ Deep:     :mod:`agents.dqn` (with :mod:`agents.buffers`), :mod:`agents.reinforce
           :mod:`agents.actor_critic` (A2C), sharing :mod:`agents.networks`, :mod:`agents.policies`,
           :mod:`agents.returns` and :mod:`agents.run` (budget, device, checkpoints, resume).
 Tools:    :mod:`agents.train` (``mpenv-train``), :mod:`agents.evaluate` (``mpenv-eval``, keep-the-best),
-          :mod:`agents.logger` (TensorBoard run directory), :mod:`agents.checkpoint`, :mod:`agents.plots`,
+          :mod:`mpenv.logger` (TensorBoard run directory), :mod:`mpenv.checkpoint`, :mod:`agents.plots`,
           :mod:`agents.envs`, :mod:`agents.demo` (``make demo``).
 """

@@ -21,11 +21,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from agents import dp, td
-from agents.checkpoint import load_arrays
 from agents.envs import make_env
-from agents.logger import read_scalars
 from agents.plots import draw_value_policy, figure_size, save_figure
 from agents.train import RunConfig, train
+from mpenv.checkpoint import load_arrays
+from mpenv.logger import read_scalars
 
 CLIFF = "mpenv/CliffWalking-v0"
 LAKE = "mpenv/FrozenLake8x8-v0"

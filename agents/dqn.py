@@ -54,12 +54,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.buffers import Batch, ReplayBuffer
-from agents.checkpoint import CheckpointError, load_config, load_state_dict_checked, load_torch
 from agents.envs import finished_episodes, make_vector_env
 from agents.evaluate import KeepBest
 from agents.networks import encoder_for, is_image_space, layer_init, parse_hidden_sizes
 from agents.run import RunContext, check_finite
 from agents.tabular import agent_rng, check_gamma, check_positive_int, check_unit_interval, linear_schedule
+from mpenv.checkpoint import CheckpointError, load_config, load_state_dict_checked, load_torch
 from mpenv.device import module_device, seed_everything
 
 LOG_EVERY = 100  # env steps between logged losses and epsilons

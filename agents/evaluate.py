@@ -21,9 +21,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.checkpoint import CheckpointError, load_arrays, load_config
 from agents.envs import InfoMeans, make_env
 from agents.tabular import PolicySampler, agent_rng, discrete_sizes
+from mpenv.checkpoint import CheckpointError, load_arrays, load_config
 
 Act = Callable[[Any], Any]  # one observation -> one action
 BatchAct = Callable[[np.ndarray], np.ndarray]  # a batch of observations -> a batch of actions

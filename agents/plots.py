@@ -99,7 +99,7 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
 
 def curves_figure(run_dir: str | Path, tags: list[str], smooth: int = 50, title: str = "") -> Figure:
     """One panel per scalar tag of a run: raw points faint, their moving average over ``smooth`` points bold."""
-    from agents.logger import read_scalars
+    from mpenv.logger import read_scalars
 
     fig = Figure(figsize=(4.0 * len(tags), 3.0), layout="constrained")
     for ax, tag in zip(fig.subplots(1, len(tags), squeeze=False)[0], tags, strict=True):

@@ -35,11 +35,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.checkpoint import CheckpointError, load_config, load_state_dict_checked, load_torch
 from agents.envs import make_vector_env
 from agents.evaluate import KeepBest
 from agents.networks import encoder_for, is_image_space, layer_init, parse_hidden_sizes
 from agents.run import RunContext, check_finite
+from mpenv.checkpoint import CheckpointError, load_config, load_state_dict_checked, load_torch
 from mpenv.device import seed_everything
 
 EVAL_SEED_OFFSET = 10_000  # evaluation envs play other episodes than the training envs

@@ -19,7 +19,7 @@ compares against. What this module adds is the integration:
 * training envs: ``n_envs`` copies in worker processes (``--vec subproc``: the cores step the physics in
   parallel) or in this one (``--vec dummy``), observations standardised by ``VecNormalize`` (not the
   rewards: the returns stay those of the task);
-* logging through :mod:`agents.logger`: ``charts/episodic_return``, ``charts/episodic_length``,
+* logging through :mod:`mpenv.logger`: ``charts/episodic_return``, ``charts/episodic_length``,
   ``charts/episode_length_fraction`` (the length over the env's time limit: how long an imitator stays
   up), ``charts/SPS``, ``losses/policy_loss``, ``losses/value_loss``, ``losses/entropy``, SB3's own
   ``train/*`` scalars, ``eval/mean_return``, and ``imitation/<key>``: the rollout mean of every numeric
@@ -62,7 +62,12 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 from torch import nn
 
-from agents.checkpoint import (
+from agents.envs import InfoMeans, make_env, make_vector_env
+from agents.evaluate import BatchAct, KeepBest
+from agents.networks import is_image_space, parse_hidden_sizes
+from agents.policies import EVAL_SEED_OFFSET, Every, RunningNormalizer, activation_named, check_spaces
+from agents.run import LogFn, RunContext
+from mpenv.checkpoint import (
     ARRAYS_FILE,
     CONFIG_FILE,
     CheckpointError,
@@ -74,11 +79,6 @@ from agents.checkpoint import (
     save_arrays,
     save_torch,
 )
-from agents.envs import InfoMeans, make_env, make_vector_env
-from agents.evaluate import BatchAct, KeepBest
-from agents.networks import is_image_space, parse_hidden_sizes
-from agents.policies import EVAL_SEED_OFFSET, Every, RunningNormalizer, activation_named, check_spaces
-from agents.run import LogFn, RunContext
 
 # ---------------------------------------------------------------------------------------------------
 # Config
@@ -255,7 +255,7 @@ def time_limit(envs: VecEnv) -> int | None:
 class ForwardToRunLog(KVWriter):
     """An output format for SB3's logger: its ``train/*`` scalars go to our ``log(tag, value, step)``, so one
     event file holds the whole run; the three losses also go under our ``losses/*`` names, which
-    :class:`agents.logger.RunLogger` checks for NaN."""
+    :class:`mpenv.logger.RunLogger` checks for NaN."""
 
     LOSSES = {"train/policy_gradient_loss": ("losses/policy_loss", 1.0),
               "train/value_loss": ("losses/value_loss", 1.0),

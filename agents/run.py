@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from agents.checkpoint import load_state_dict_checked, load_torch, save_torch
-from agents.logger import NonFiniteLossError
+from mpenv.checkpoint import load_state_dict_checked, load_torch, save_torch
 from mpenv.device import get_device
+from mpenv.logger import NonFiniteLossError
 
 LogFn = Callable[[str, float, int], None]
 

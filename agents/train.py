@@ -10,7 +10,7 @@ TensorBoard, save a checkpoint.
 
 Each algorithm's hyperparameters are the fields of its config dataclass (``QLearningConfig`` in
 ``agents/td.py`` and so on); this module turns them into flags, so a new field is a new flag with no
-edit here. A run writes ``runs/<env>__<algo>__<seed>__<timestamp>/`` (see :mod:`agents.logger`) with
+edit here. A run writes ``runs/<env>__<algo>__<seed>__<timestamp>/`` (see :mod:`mpenv.logger`) with
 ``config.json``, ``checkpoint.npz`` (``V``, the greedy policy ``pi`` and ``Q`` for control methods)
 and, on grid environments, ``values.png``: V(s) with greedy-policy arrows; deep agents write
 ``checkpoint.pt`` (see :mod:`agents.run`) and can be resumed.
@@ -40,14 +40,14 @@ import numpy as np
 import torch
 
 from agents import actor_critic, dp, dqn, mc, ppo, reinforce, td
-from agents.checkpoint import CheckpointError, load_arrays, load_config, load_torch, save_arrays
 from agents.envs import make_env
 from agents.evaluate import check_policy, evaluate_policy, run_episodes
-from agents.logger import NonFiniteLossError, RunLogger, make_run_dir
 from agents.plots import save_figure, value_policy_figure
 from agents.run import RunContext
 from agents.tabular import discrete_sizes
+from mpenv.checkpoint import CheckpointError, load_arrays, load_config, load_torch, save_arrays
 from mpenv.device import get_device
+from mpenv.logger import NonFiniteLossError, RunLogger, make_run_dir
 
 Log = Callable[[str, float, int], None]
 UNLIMITED_EPISODES = 10**12

@@ -12,10 +12,10 @@ from torch import nn
 
 from agents import dqn
 from agents.buffers import Batch
-from agents.checkpoint import CheckpointError, load_torch
 from agents.evaluate import run_episodes
-from agents.logger import NonFiniteLossError, RunLogger, read_scalars
 from agents.run import RunContext
+from mpenv.checkpoint import CheckpointError, load_torch
+from mpenv.logger import NonFiniteLossError, RunLogger, read_scalars
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -250,7 +250,7 @@ def test_reference_is_resynced_over_the_character_each_cycle(walk_env):
 def test_our_actor_critic_trains_on_the_humanoid(tmp_path, capsys):
     """The hand-written A2C (Gaussian policy, vector envs) runs on the imitation task through mpenv-train."""
     from agents import evaluate, train
-    from agents.logger import read_scalars
+    from mpenv.logger import read_scalars
 
     args = ["a2c", "--env", "mpenv/HumanoidMimicWalk-v0", "--logdir", str(tmp_path), "--total-steps", "320",
             "--n-envs", "2", "--n-steps", "16", "--eval-episodes", "1", "--seed", "0", "--checkpoint-every", "160"]

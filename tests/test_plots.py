@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from agents.logger import RunLogger
 from agents.plots import curves_figure, main, moving_average
+from mpenv.logger import RunLogger
 
 
 def test_moving_average_is_a_trailing_mean():

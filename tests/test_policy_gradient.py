@@ -10,10 +10,10 @@ import torch
 
 from agents import actor_critic, reinforce
 from agents.actor_critic import A2CConfig, train_a2c
-from agents.checkpoint import load_torch
-from agents.logger import NonFiniteLossError, RunLogger, read_scalars
 from agents.reinforce import ReinforceConfig, train_reinforce
 from agents.run import RunContext
+from mpenv.checkpoint import load_torch
+from mpenv.logger import NonFiniteLossError, RunLogger, read_scalars
 
 AGENTS = {
     "reinforce": (ReinforceConfig, train_reinforce, reinforce.load_policy),

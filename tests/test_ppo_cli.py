@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from agents import evaluate, ppo, train
-from agents.checkpoint import load_arrays, load_torch
 from agents.envs import make_env
-from agents.logger import read_scalars
+from mpenv.checkpoint import load_arrays, load_torch
+from mpenv.logger import read_scalars
 
 # Two envs of 128 steps per rollout: a Pendulum episode (200 steps) ends within every second rollout.
 TINY = ["--n-envs", "2", "--n-steps", "128", "--batch-size", "64", "--n-epochs", "2", "--hidden-sizes", "16,16",

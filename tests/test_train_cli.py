@@ -13,8 +13,8 @@ import pytest
 
 import mpenv  # noqa: F401
 from agents import dp, evaluate, train
-from agents.checkpoint import CheckpointError, load_arrays, load_config, save_arrays
-from agents.logger import NonFiniteLossError, RunLogger, progress_enabled, read_scalars
+from mpenv.checkpoint import CheckpointError, load_arrays, load_config, save_arrays
+from mpenv.logger import NonFiniteLossError, RunLogger, progress_enabled, read_scalars
 
 
 def only_run_dir(logdir: Path) -> Path:

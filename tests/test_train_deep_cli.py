@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from agents import evaluate, train
-from agents.logger import read_scalars
+from mpenv.logger import read_scalars
 
 SHORT = ["--total-steps", "1200", "--checkpoint-every", "600", "--eval-episodes", "2", "--seed", "3"]
 

@@ -26,7 +26,7 @@ class CheckpointError(ValueError):
 
 def save_arrays(run_dir: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     """Write ``arrays`` into ``run_dir`` atomically; returns the ``.npz`` path. The run's
-    ``config.json`` beside it is written when the run starts (:class:`agents.logger.RunLogger`)."""
+    ``config.json`` beside it is written when the run starts (:class:`mpenv.logger.RunLogger`)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     target = run_dir / ARRAYS_FILE

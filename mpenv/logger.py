@@ -1,6 +1,7 @@
 """A training run's directory: TensorBoard scalars and images, the config as JSON, a progress bar.
 
-Every agent reports through one function, ``log(tag, value, step)``, so that the agents do not know
+Shared by every package that trains something (``agents``' RL runs, ``generative``'s models). Every agent
+reports through one function, ``log(tag, value, step)``, so that the agents do not know
 about TensorBoard and a test can pass a plain list-appending function instead. Tags follow the names
 CleanRL made conventional: ``charts/episodic_return``, ``charts/episodic_length``, ``charts/epsilon``,
 ``charts/SPS``, ``losses/td_error`` and so on.
@@ -10,7 +11,7 @@ Layout of a run::
     runs/<env>__<algo>__<seed>__<timestamp>/
         events.out.tfevents.*     TensorBoard scalars, the hyperparameter table, images
         config.json               everything needed to rebuild the run (and to evaluate it)
-        checkpoint.npz            written by the caller through agents.checkpoint
+        checkpoint.npz            written by the caller through mpenv.checkpoint
 """
 
 from __future__ import annotations
