@@ -12,7 +12,7 @@ For feature sets ``R`` (real, ``[n, d]``) and ``G`` (generated, ``[m, d]``):
   (are samples realistic?), recall = the fraction of real features inside the generated manifold (is the data
   covered?).
 
-The classifier (:class:`DigitClassifier`, a small CNN on 8x8 digits) ships in ``generative/data/`` with the
+The classifier (:class:`DigitClassifier`, a small CNN on 8x8 digits) ships in ``generative/assets/`` with the
 command that trained it (``python -m generative.metrics``) and its test accuracy in ``digits_classifier.json``.
 It is trained on grey and binarized digits alike, so its features suit both kinds of models.
 """
@@ -44,8 +44,8 @@ WEIGHTS_FILE = "digits_classifier.pt"
 INFO_FILE = "digits_classifier.json"
 
 
-def _data_dir() -> Path:
-    return Path(__file__).parent / "data"
+def _assets_dir() -> Path:
+    return Path(__file__).parent / "assets"
 
 
 class DigitClassifier(nn.Module):
@@ -120,12 +120,12 @@ def accuracy(model: DigitClassifier, x: Tensor, y: Tensor) -> float:
 
 def classifier_info() -> dict:
     """What ``digits_classifier.json`` records about the shipped classifier (test accuracies, seed, command)."""
-    return json.loads((_data_dir() / INFO_FILE).read_text())
+    return json.loads((_assets_dir() / INFO_FILE).read_text())
 
 
 def load_classifier(path: str | Path | None = None) -> DigitClassifier:
     """The shipped classifier (or one saved at ``path``), loaded with ``weights_only=True``."""
-    path = Path(path) if path is not None else _data_dir() / WEIGHTS_FILE
+    path = Path(path) if path is not None else _assets_dir() / WEIGHTS_FILE
     model = DigitClassifier()
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--out", default=str(_data_dir()), help="folder for the weights and their info (default: "
+    parser.add_argument("--out", default=str(_assets_dir()), help="folder for the weights and their info (default: "
                         "the package's data folder)")  # fmt: skip
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
