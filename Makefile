@@ -41,6 +41,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_vs_sb3.py
 	$(PY) benchmarks/bench_body_model.py --threads 1
 	$(PY) benchmarks/bench_humanoid.py
+	$(PY) benchmarks/bench_sampling.py
+	$(PY) benchmarks/bench_likelihoods.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info .pytest_cache .ruff_cache
