@@ -36,6 +36,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[test,bench]"
 	$(PY) benchmarks/bench_gridworld.py
 	$(PY) benchmarks/bench_value_iteration.py
 	$(PY) benchmarks/bench_vs_sb3.py
@@ -43,6 +44,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_humanoid.py
 	$(PY) benchmarks/bench_sampling.py
 	$(PY) benchmarks/bench_likelihoods.py
+	$(PY) benchmarks/bench_vs_pythae.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info .pytest_cache .ruff_cache
