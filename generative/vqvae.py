@@ -110,8 +110,12 @@ class VQVAE(nn.Module):
     # ------------------------------------------------------------------------------------------ model API
 
     def loss(self, x: Tensor) -> Tensor:
-        """Mean of the VQ-VAE loss plus the prior's NLL of the (detached) codes."""
+        """Training mode: mean of the VQ-VAE loss plus the prior's NLL of the (detached) codes. Eval mode: the
+        mean negative ELBO, so that early stopping watches the bound rather than the auxiliary codebook and
+        commitment terms (which spike while the codebook settles)."""
         x = check_input(x, self.input_shape, binary=True, model="VQVAE")
+        if not self.training:
+            return -self.log_prob(x).mean()
         terms = self.vq_terms(x)
         vq = -terms["log_px_z"] + terms["codebook"] + self.beta * terms["commitment"]
         return (vq - self.prior.log_prob(terms["indices"].detach())).mean()
