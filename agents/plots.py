@@ -98,14 +98,16 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def curves_figure(run_dir: str | Path, tags: list[str], smooth: int = 50, title: str = "") -> Figure:
-    """One panel per scalar tag of a run: raw points faint, their moving average over ``smooth`` points bold."""
+    """One panel per scalar tag of a run: raw points faint, their moving average bold (over ``smooth`` points, or
+    a tenth of the points for sparse tags such as periodic evaluations)."""
     from mpenv.logger import read_scalars
 
     fig = Figure(figsize=(4.0 * len(tags), 3.0), layout="constrained")
     for ax, tag in zip(fig.subplots(1, len(tags), squeeze=False)[0], tags, strict=True):
         steps, values = read_scalars(run_dir, tag)
         ax.plot(steps, values, color="C0", alpha=0.2, linewidth=0.8)
-        ax.plot(steps, moving_average(values, smooth), color="C0", linewidth=1.8)
+        window = max(1, min(smooth, len(values) // 10))
+        ax.plot(steps, moving_average(values, window), color="C0", linewidth=1.8)
         ax.set_title(tag, fontsize=10)
         ax.set_xlabel("env steps")
         ax.grid(alpha=0.3)
