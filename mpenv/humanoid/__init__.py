@@ -6,11 +6,14 @@ reads ``MUJOCO_GL`` when it is first imported, so this must happen before; every
 The builder's names are re-exported lazily::
 
     from mpenv.humanoid import build_humanoid_xml, HINGE_NAMES
+
+A PPO policy trained to imitate the walk clip ships in ``policies/walk`` (:func:`shipped_policy`).
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 if "MUJOCO_GL" not in os.environ and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
@@ -25,3 +28,12 @@ def __getattr__(name: str) -> Any:
     if name in mjcf.__all__:
         return getattr(mjcf, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def shipped_policy(name: str = "walk") -> Path:
+    """Folder of a trained policy shipped with mpenv (``mpenv-eval`` plays it: ``mpenv-eval <folder>``)."""
+    folder = Path(__file__).parent / "policies" / name
+    if not (folder / "config.json").exists():
+        names = sorted(p.name for p in folder.parent.iterdir() if p.is_dir()) if folder.parent.exists() else []
+        raise ValueError(f"no shipped policy {name!r}; shipped: {names}")
+    return folder
