@@ -199,28 +199,27 @@ def run_sb3(name: str, steps: int, seed: int) -> dict[str, float]:
 
 
 def run_floor(name: str, steps: int, seed: int) -> dict[str, float]:
-    """The network's arithmetic alone: the run's gradient steps (target forward, forward, Huber loss,
-    backward, Adam) on random minibatches, without envs, acting, sampling, clipping or target syncs."""
+    """The network's arithmetic alone: the run's rounds of gradient steps on random minibatches, each
+    round one target forward pass for all its minibatches (Q_target is fixed during a round), then per
+    minibatch forward, Huber loss, backward and Adam; no envs, acting, sampling, clipping or target syncs."""
     cfg = CONFIGS[name]()
     torch.manual_seed(seed)
-    space = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
-    q_net = dqn.QNetwork(space, 2, parse_hidden_sizes(cfg.hidden_sizes))
+    q_net = dqn.QNetwork(gym.spaces.Box(-np.inf, np.inf, (4,), np.float32), 2, parse_hidden_sizes(cfg.hidden_sizes))
     target_net = copy.deepcopy(q_net)
     optimizer = torch.optim.Adam(q_net.parameters(), lr=cfg.learning_rate, fused=True)
-    n = cfg.gradient_steps
-    obs, next_obs = torch.randn(n, cfg.batch_size, 4), torch.randn(n, cfg.batch_size, 4)
-    actions = torch.randint(2, (n, cfg.batch_size))
-    rewards, dones = torch.ones(n, cfg.batch_size), torch.zeros(n, cfg.batch_size)
+    n, size = cfg.gradient_steps, cfg.batch_size
+    obs, next_obs, actions = torch.randn(n, size, 4), torch.randn(n * size, 4), torch.randint(2, (n, size))
+    rewards, dones = torch.ones(n * size), torch.zeros(n * size)
     start = clock()
-    for i in range(gradient_steps_of(cfg, steps)):
-        k = i % n
+    for _ in range(gradient_steps_of(cfg, steps) // n):
         with torch.no_grad():
-            y = rewards[k] + cfg.gamma * (1.0 - dones[k]) * target_net(next_obs[k]).max(dim=1).values
-        q_taken = q_net(obs[k]).gather(1, actions[k].unsqueeze(1)).squeeze(1)
-        loss = F.smooth_l1_loss(q_taken, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+            y = (rewards + cfg.gamma * (1.0 - dones) * target_net(next_obs).max(dim=1).values).view(n, size)
+        for k in range(n):
+            q_taken = q_net(obs[k]).gather(1, actions[k].unsqueeze(1)).squeeze(1)
+            loss = F.smooth_l1_loss(q_taken, y[k])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
     return {"train_s": clock() - start}
 
 
