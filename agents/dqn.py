@@ -261,10 +261,9 @@ def clip_grad_norm(optimizer: torch.optim.Optimizer, max_norm: float) -> None:
     tensors by device and dtype and the walk through the module tree, which on DQN's few small tensors
     cost more than the clipping itself, every gradient step."""
     grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-    total_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-    scale = torch.clamp(max_norm / (total_norm + 1e-6), max=1.0)
-    for grad in grads:
-        grad.mul_(scale)
+    # _foreach_*: one call for all the tensors (what clip_grad_norm_ uses inside), not one per tensor
+    total_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    torch._foreach_mul_(grads, torch.clamp(max_norm / (total_norm + 1e-6), max=1.0))
 
 
 def adam(network: nn.Module, learning_rate: float) -> torch.optim.Optimizer:
@@ -308,7 +307,7 @@ def update_target(target_net: nn.Module, q_net: nn.Module, config: DQNConfig) ->
 
 def greedy_actions(q_net: nn.Module, obs: np.ndarray, device: torch.device) -> np.ndarray:
     """argmax_a Q_theta(s, a) for a batch of observations."""
-    with torch.no_grad():
+    with torch.inference_mode():  # lighter than no_grad: no version counters on the new tensors
         return q_net(torch.as_tensor(obs, device=device)).argmax(dim=1).cpu().numpy()
 
 

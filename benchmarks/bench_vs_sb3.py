@@ -18,9 +18,10 @@ same class, driven by a callback). Reported per configuration, as medians over t
 * time to 475: from the start until an evaluation first averages >= 475 (evaluations included: the
   same protocol on both sides);
 * the final return: the kept policy over 20 fresh episodes (the same code for both);
-* for dqn256, the physical floor: the same number of gradient steps of the same network on random
-  minibatches of the same size, measured alone (target forward, forward, Huber loss, backward, fused
-  Adam, nothing else), and each side's training time over it.
+* for dqn256, the physical floor: the same forward/backward/optimizer steps of the same network,
+  measured alone on random data (the gradient steps on minibatches of the same size: target forward,
+  forward, Huber loss, backward, fused Adam; and a forward pass per greedy action), and each side's
+  training time over it; also over the gradient steps alone.
 
 Times are process CPU time by default (``--clock cpu``): on a machine shared with other jobs it charges
 each run only the CPU it used; on an idle machine it equals the wall time (``--clock wall``).
@@ -50,6 +51,7 @@ from agents.envs import make_vector_env
 from agents.evaluate import KeepBest, run_episodes
 from agents.networks import parse_hidden_sizes
 from agents.run import RunContext
+from agents.tabular import linear_schedule
 
 ENV_ID = "CartPole-v1"
 THRESHOLD = 475.0
@@ -198,10 +200,18 @@ def run_sb3(name: str, steps: int, seed: int) -> dict[str, float]:
                   final_return(lambda obs: best.predict(obs[None], deterministic=True)[0][0], seed))
 
 
+def greedy_steps_of(cfg: dqn.DQNConfig, steps: int) -> int:
+    """Env steps of a DQN run that act greedily (run the network): the expected number, 1 - epsilon each."""
+    epsilon_at = linear_schedule(cfg.epsilon_start, cfg.epsilon_end, cfg.exploration_fraction)
+    return round(sum(1.0 - epsilon_at(step / steps) for step in range(1, steps + 1)))
+
+
 def run_floor(name: str, steps: int, seed: int) -> dict[str, float]:
-    """The network's arithmetic alone: the run's rounds of gradient steps on random minibatches, each
-    round one target forward pass for all its minibatches (Q_target is fixed during a round), then per
-    minibatch forward, Huber loss, backward and Adam; no envs, acting, sampling, clipping or target syncs."""
+    """The network's arithmetic alone, the same forward/backward/optimizer steps as a run: its rounds of
+    gradient steps on random minibatches (each round one target forward pass for all its minibatches,
+    as Q_target is fixed during a round, then per minibatch forward, Huber loss, backward and Adam), and
+    the forward passes of its greedy actions (batches of one observation, without gradients); no envs,
+    sampling, clipping, target syncs or Python around them. ``grad_s`` is the gradient steps alone."""
     cfg = CONFIGS[name]()
     torch.manual_seed(seed)
     q_net = dqn.QNetwork(gym.spaces.Box(-np.inf, np.inf, (4,), np.float32), 2, parse_hidden_sizes(cfg.hidden_sizes))
@@ -220,7 +230,11 @@ def run_floor(name: str, steps: int, seed: int) -> dict[str, float]:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-    return {"train_s": clock() - start}
+    grad_seconds = clock() - start
+    with torch.inference_mode():
+        for _ in range(greedy_steps_of(cfg, steps)):
+            q_net(obs[0, :1]).argmax(dim=1)
+    return {"train_s": clock() - start, "grad_s": grad_seconds}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -246,9 +260,11 @@ def report(name: str, steps: int, runs: dict[str, list[dict[str, float]]]) -> No
     print(f"training throughput mpenv / sb3: {median(runs['mpenv'], 'sps') / median(runs['sb3'], 'sps'):.2f}x "
           f"(per round: {', '.join(f'{r:.2f}' for r in ratios)})")
     if runs.get("floor"):
-        floor = median(runs["floor"], "train_s")
-        print(f"physical floor (the gradient steps alone): {floor:.2f} s; training time / floor: "
-              f"mpenv {median(runs['mpenv'], 'train_s') / floor:.2f}, sb3 {median(runs['sb3'], 'train_s') / floor:.2f}")
+        for key, what in (("train_s", "gradient steps and greedy actions"), ("grad_s", "gradient steps only")):
+            floor = median(runs["floor"], key)
+            print(f"physical floor ({what}): {floor:.2f} s; training time / floor: "
+                  f"mpenv {median(runs['mpenv'], 'train_s') / floor:.2f}, "
+                  f"sb3 {median(runs['sb3'], 'train_s') / floor:.2f}")
 
 
 def main() -> None:
