@@ -214,9 +214,21 @@ def run_floor(name: str, steps: int, seed: int) -> dict[str, float]:
     sampling, clipping, target syncs or Python around them. ``grad_s`` is the gradient steps alone."""
     cfg = CONFIGS[name]()
     torch.manual_seed(seed)
-    q_net = dqn.QNetwork(gym.spaces.Box(-np.inf, np.inf, (4,), np.float32), 2, parse_hidden_sizes(cfg.hidden_sizes))
-    target_net = copy.deepcopy(q_net)
-    optimizer = torch.optim.Adam(q_net.parameters(), lr=cfg.learning_rate, fused=True)
+    widths = (4, *parse_hidden_sizes(cfg.hidden_sizes), 2)
+    layers = torch.nn.ModuleList(torch.nn.Linear(n_in, n_out)
+                                 for n_in, n_out in zip(widths[:-1], widths[1:], strict=True))
+    target_layers = copy.deepcopy(layers)
+    optimizer = torch.optim.Adam(layers.parameters(), lr=cfg.learning_rate, fused=True)
+
+    def q_net(x: torch.Tensor, linears: torch.nn.ModuleList = layers) -> torch.Tensor:
+        """The MLP in plain functional PyTorch, independent of the agents' code."""
+        for linear in linears[:-1]:
+            x = torch.relu_(F.linear(x, linear.weight, linear.bias))
+        return F.linear(x, linears[-1].weight, linears[-1].bias)
+
+    def target_net(x: torch.Tensor) -> torch.Tensor:
+        return q_net(x, target_layers)
+
     n, size = cfg.gradient_steps, cfg.batch_size
     obs, next_obs, actions = torch.randn(n, size, 4), torch.randn(n * size, 4), torch.randint(2, (n, size))
     rewards, dones = torch.ones(n * size), torch.zeros(n * size)
