@@ -26,8 +26,8 @@ same class, driven by a callback). Reported per configuration, as medians over t
 Times are process CPU time by default (``--clock cpu``): on a machine shared with other jobs it charges
 each run only the CPU it used; on an idle machine it equals the wall time (``--clock wall``).
 
-    python benchmarks/bench_vs_sb3.py                 # 3 rounds of the full budgets, ~5 min on an idle core
-    python benchmarks/bench_vs_sb3.py --quick         # short runs, throughput only, ~1-2 min
+    python benchmarks/bench_vs_sb3.py                 # 3 rounds of the full budgets, ~10 min of CPU
+    python benchmarks/bench_vs_sb3.py --quick         # short runs, throughput only, ~2-3 min of CPU
     python benchmarks/bench_vs_sb3.py --configs dqn256 --rounds 5
 """
 
