@@ -1,6 +1,6 @@
 r"""Fitting a body model to 2D keypoints by optimization (SMPLify, Bogo et al., ECCV 2016), and 3D joint errors.
 
-    from vision3d.body.fitting import FitConfig, PerspectiveCamera, fit_to_keypoints, pa_mpjpe
+    from vision3d.body import FitConfig, PerspectiveCamera, fit_to_keypoints, pa_mpjpe
     camera = PerspectiveCamera(focal=1000.0, principal_point=(256.0, 256.0))
     fit = fit_to_keypoints(model, keypoints, confidences, camera)   # keypoints [B, 24, 2] px, confidences [B, 24]
     fit = fit_to_keypoints(model, keypoints, confidences, camera, FitConfig(penalty="huber", multi_start=False))
