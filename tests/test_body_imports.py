@@ -13,26 +13,17 @@ import vision3d
 import vision3d.body as body
 
 
-def run_python(code: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def test_importing_the_packages_imports_no_torch():
+def test_importing_the_packages_imports_no_torch_until_a_name_is_used():
     code = (
         "import sys, mpenv, vision3d, vision3d.body\n"
         "names = dir(vision3d.body) + dir(vision3d)\n"
-        "print('torch' in sys.modules, 'BodyModel' in names, 'body' in names)"
+        "print('torch' in sys.modules, 'BodyModel' in names, 'body' in names)\n"
+        "from vision3d.body import BodyModel\n"
+        "print('torch' in sys.modules, BodyModel.__module__)"
     )
-    assert run_python(code).split() == ["False", "True", "True"]
-
-
-def test_first_use_loads_the_home_module():
-    code = "import sys\nfrom vision3d.body import BodyModel\nprint('torch' in sys.modules, BodyModel.__module__)"
-    assert run_python(code).split() == ["True", "vision3d.body.model"]
+    result = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True", "True", "True", "vision3d.body.model"]
 
 
 @pytest.mark.parametrize("name", sorted(body._HOME))
