@@ -252,6 +252,9 @@ def test_bad_inputs_raise(model: BodyModel) -> None:
         fit_to_keypoints(model, keypoints, confidences, camera, FitConfig(iterations=(10, -1)))
     with pytest.raises(ValueError, match="anneal"):
         fit_to_keypoints(model, keypoints, confidences, camera, FitConfig(anneal=()))
+    for bad in ({"pose_weight": -1.0}, {"sigma": 0.0}, {"lr": float("nan")}, {"penalty": "cauchy"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            fit_to_keypoints(model, keypoints, confidences, camera, FitConfig(**bad))
     with pytest.raises(ValueError, match="config"):
         fit_to_keypoints(model, keypoints, confidences, camera, {"iterations": (1, 1)})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="points"):

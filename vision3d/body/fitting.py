@@ -364,6 +364,16 @@ def check_fit_config(config: FitConfig) -> None:
         )
     if not config.anneal or min(config.anneal) <= 0:
         raise ValueError(f"anneal must be a non-empty sequence of positive factors, got {config.anneal}")
+    for name in ("pose_weight", "shape_weight", "joint_limit_weight"):
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a non-negative number, got {value}")
+    for name in ("sigma", "lr"):
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a positive number, got {value}")
+    if config.penalty not in ("gmof", "huber", "l2"):
+        raise ValueError(f"penalty must be 'gmof', 'huber' or 'l2', got {config.penalty!r}")
 
 
 @dataclass
