@@ -37,9 +37,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 
-from agents import actor_critic, dp, dqn, mc, ppo, reinforce, td
+from agents import actor_critic, dp, dqn, mc, reinforce, sb3_ppo, td
 from agents.envs import make_env
 from agents.evaluate import check_policy, evaluate_policy, run_episodes
 from agents.plots import save_figure, value_policy_figure
@@ -105,8 +104,8 @@ ALGORITHMS: dict[str, Algorithm] = {
                            "REINFORCE: Monte Carlo policy gradient with a baseline", reinforce.load_policy),
     "a2c": Algorithm(actor_critic.A2CConfig, actor_critic.train_a2c, "deep",
                      "advantage actor-critic on synchronous vectorized envs", actor_critic.load_policy),
-    "ppo": Algorithm(ppo.PPOConfig, ppo.train_ppo, "deep",
-                     "proximal policy optimization: stable-baselines3's PPO on parallel envs", ppo.load_policy,
+    "ppo": Algorithm(sb3_ppo.PPOConfig, sb3_ppo.train_ppo, "deep",
+                     "proximal policy optimization: stable-baselines3's PPO on parallel envs", sb3_ppo.load_policy,
                      example="mpenv-train ppo --env mpenv/HumanoidMimicWalk-v0 --total-steps 20000000"),
 }
 ALIASES = {"value-iteration": ["vi"], "policy-iteration": ["pi"], "mc-control": ["mc"],
@@ -241,8 +240,6 @@ def train(algo: str, run: RunConfig, params: Any, progress: bool | None = None) 
     get_device(run.device)  # a typo in --device fails here, before anything is written
     if run.threads < 0:
         raise ValueError(f"--threads must be >= 0, got {run.threads}")
-    if run.threads:
-        torch.set_num_threads(run.threads)
     env_kwargs = parse_env_kwargs(run.env_kwargs)
     env = make_env(run.env, env_kwargs)
     try:
@@ -318,12 +315,13 @@ def train_deep(name: str, run: RunConfig, params: Any, env: gym.Env, env_kwargs:
     with RunLogger(run_dir, config, total_steps=total_steps, progress=progress) as logger:
         context = RunContext(env_id=run.env, total_steps=total_steps, seed=run.seed, env_kwargs=env_kwargs,
                              device=run.device, log=logger.log, run_dir=run_dir,
-                             resume=run_dir if run.resume else None, checkpoint_every=run.checkpoint_every)
+                             resume=run_dir if run.resume else None, checkpoint_every=run.checkpoint_every,
+                             threads=run.threads)
         with removed_if_rejected(run_dir, logger, keep=bool(run.resume)):
             algorithm.fn(params, context)
         if run.eval_episodes > 0:
             act = algorithm.load_policy(run_dir, env)
-            report_evaluation(logger, run_episodes(env, lambda obs: act(obs[None])[0], run.eval_episodes,
+            report_evaluation(logger, run_episodes(env, lambda obs: act(np.asarray(obs)[None])[0], run.eval_episodes,
                                                    seed=run.seed + 10_000))
     return run_dir
 
