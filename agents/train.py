@@ -40,7 +40,7 @@ import numpy as np
 
 from agents import actor_critic, dp, dqn, mc, reinforce, sb3_ppo, td
 from agents.envs import make_env
-from agents.evaluate import check_policy, evaluate_policy, run_episodes
+from agents.evaluate import HELD_OUT_SEED_OFFSET, check_policy, evaluate_policy, run_episodes
 from agents.plots import save_figure, value_policy_figure
 from agents.run import RunContext
 from agents.tabular import discrete_sizes
@@ -286,7 +286,8 @@ def train_tabular(name: str, run: RunConfig, params: Any, env: gym.Env, env_kwar
             save_figure(figure, run_dir / "values.png")
             logger.figure("values", figure)
         if run.eval_episodes > 0:
-            report_evaluation(logger, evaluate_policy(env, arrays["pi"], run.eval_episodes, seed=run.seed + 10_000))
+            returns = evaluate_policy(env, arrays["pi"], run.eval_episodes, seed=run.seed + HELD_OUT_SEED_OFFSET)
+            report_evaluation(logger, returns)
     return run_dir
 
 
@@ -322,7 +323,7 @@ def train_deep(name: str, run: RunConfig, params: Any, env: gym.Env, env_kwargs:
         if run.eval_episodes > 0:
             act = algorithm.load_policy(run_dir, env)
             report_evaluation(logger, run_episodes(env, lambda obs: act(np.asarray(obs)[None])[0], run.eval_episodes,
-                                                   seed=run.seed + 10_000))
+                                                   seed=run.seed + HELD_OUT_SEED_OFFSET))
     return run_dir
 
 
