@@ -221,6 +221,12 @@ def main(argv: list[str] | None = None) -> int:
         if "env_id" not in config:
             raise CheckpointError(f"{args.checkpoint}: config.json names no 'env_id'")
         env = make_env(config["env_id"], config.get("env_kwargs"))
+        for flag, mode in (("--render", "ansi" if args.render == "ansi" else None),
+                           ("--video", "rgb_array" if args.video else None)):
+            modes = env.metadata.get("render_modes", [])
+            if mode and mode not in modes:
+                raise ValueError(f"{flag}: {config['env_id']} cannot render {mode!r} frames (it renders: "
+                                 f"{', '.join(modes) or 'nothing'})")
         act = load_actor(args.checkpoint, config, env, args.seed)
         if args.render == "ansi":
             record(config, args.checkpoint, args.seed, "ansi", None)
