@@ -114,7 +114,7 @@ def check_config_fields(algo: str, config: Any, *, at_least_one: Sequence[str] =
     as a ``ValueError`` "bad ALGO hyperparameters: <field> must be ...; ...". Fields annotated ``int`` must
     hold integers; NaN fails every numeric test. ``problems`` adds checks of the agent's own."""
     found: list[str] = []
-    annotations = {f.name: str(f.type) for f in dataclasses.fields(config)}
+    annotations = {f.name: str(getattr(f.type, "__name__", f.type)) for f in dataclasses.fields(config)}
 
     def bad(name: str, rule: str, test: Callable[[Any], bool]) -> None:
         value = getattr(config, name)

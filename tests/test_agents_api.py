@@ -53,3 +53,21 @@ def test_training_runs_on_the_run_contexts_threads(restore_threads, threads, exp
 def test_negative_threads_are_a_value_error():
     with pytest.raises(ValueError, match="threads must be >= 0"):
         RunContext("CartPole-v1", total_steps=10, threads=-1)
+
+
+@pytest.mark.parametrize(("module", "config", "name"), [
+    ("agents.dqn", "DQNConfig", "DQN"), ("agents.reinforce", "ReinforceConfig", "REINFORCE"),
+    ("agents.actor_critic", "A2CConfig", "A2C"), ("agents.sb3_ppo", "PPOConfig", "PPO"),
+])
+def test_the_four_deep_configs_report_every_bad_field_at_once_in_one_style(module, config, name):
+    import importlib
+
+    agent = importlib.import_module(module)
+    bad = getattr(agent, config)(learning_rate=float("nan"), gamma=1.5, hidden_sizes="64,x", eval_every_episodes=0)
+    with pytest.raises(ValueError) as error:
+        agent.check_config(bad)
+    message = str(error.value)
+    assert message.startswith(f"bad {name} hyperparameters: ")
+    for field in ("learning_rate", "gamma", "hidden_sizes", "eval_every_episodes"):
+        assert field in message, (field, message)
+    agent.check_config(getattr(agent, config)())  # the defaults pass
