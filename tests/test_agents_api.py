@@ -26,7 +26,7 @@ def test_import_agents_and_mpenv_import_no_torch_and_the_names_resolve_lazily():
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
 
 
-def test_every_exported_name_resolves_and_an_unknown_one_is_an_attribute_error():
+def test_every_exported_name_is_found_and_an_unknown_one_is_an_attribute_error():
     for name in agents.__all__:
         assert getattr(agents, name) is not None, name
     assert set(agents.__all__) <= set(dir(agents))
