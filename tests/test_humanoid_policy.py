@@ -5,7 +5,7 @@ import pytest
 
 from agents.envs import make_env
 from agents.evaluate import EpisodeStats, run_episodes
-from agents.ppo import load_policy
+from agents.sb3_ppo import load_policy
 from mpenv.checkpoint import load_config
 from mpenv.humanoid import shipped_policy
 
