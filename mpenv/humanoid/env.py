@@ -63,6 +63,12 @@ Rendering
     ``rgb_array`` through MuJoCo's offscreen renderer (EGL when there is no display, set by
     :mod:`mpenv.humanoid`), with the reference drawn as a translucent green ghost; ``human`` where a display
     exists. The ghost exists only when rendering, so training runs simulate the character alone.
+
+Vectorizing
+    Every id runs in subprocesses with the default start methods, ``gym.make_vec(id, num_envs=n,
+    vectorization_mode="async")`` and stable-baselines3's ``SubprocVecEnv``, and the env pickles. The reference
+    is built with torch on one thread (:func:`~mpenv.humanoid.reference.one_torch_thread`), because torch's
+    OpenMP threads deadlock a process forked after they ran.
 """
 
 from __future__ import annotations
@@ -76,7 +82,14 @@ from gymnasium import spaces
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
 from mpenv.humanoid.mjcf import BODY_ORDER, FRAME_SKIP, build_humanoid_xml
-from mpenv.humanoid.reference import Reference, body_parent_ids, build_reference, local_rotations, rotation_angles
+from mpenv.humanoid.reference import (
+    Reference,
+    body_parent_ids,
+    build_reference,
+    local_rotations,
+    one_torch_thread,
+    rotation_angles,
+)
 from vision3d.body.motion import Motion
 from vision3d.body.skeleton import END_EFFECTOR_NAMES
 
@@ -178,7 +191,6 @@ class HumanoidMimicEnv(MujocoEnv):
     ) -> None:
         from vision3d.body.retarget import smpl_rest_joints
 
-        self.motion = load_motion(motion)
         self.reward_weights = _four_floats(reward_weights, "reward_weights")
         self.reward_scales = _four_floats(reward_scales, "reward_scales")
         if future_frames < 0:
@@ -189,12 +201,15 @@ class HumanoidMimicEnv(MujocoEnv):
         self.rsi, self.early_termination = rsi, early_termination
         self.fall_height, self.future_frames = float(fall_height), int(future_frames)
 
-        # The ghost (reference drawn beside the character) only exists when rendering.
-        self._xml = build_humanoid_xml(betas, gain_scale=gain_scale, ghost=render_mode is not None)
-        character = mujoco.MjModel.from_xml_string(build_humanoid_xml(betas))
-        self.reference: Reference = build_reference(
-            self.motion, character, smpl_rest_joints(betas), fps=1.0 / (character.opt.timestep * FRAME_SKIP)
-        )
+        with one_torch_thread():  # torch on one thread: the env can be built after a fork (AsyncVectorEnv)
+            self.motion = load_motion(motion)
+            # The ghost (reference drawn beside the character) only exists when rendering.
+            self._xml = build_humanoid_xml(betas, gain_scale=gain_scale, ghost=render_mode is not None)
+            character = mujoco.MjModel.from_xml_string(build_humanoid_xml(betas))
+            self.reference: Reference = build_reference(
+                self.motion, character, smpl_rest_joints(betas), fps=1.0 / (character.opt.timestep * FRAME_SKIP)
+            )
+
         n_obs = 292 + 72 * self.future_frames
         super().__init__(
             # MujocoEnv checks that model_path exists; the model itself comes from _initialize_simulation.
