@@ -1,5 +1,9 @@
 """mpenv/HumanoidMimic-v0: reference conversion, imitation reward, episodes, checkers and bad input."""
 
+import os
+import subprocess
+import sys
+
 import gymnasium as gym
 import mujoco
 import numpy as np
@@ -157,6 +161,42 @@ def test_gymnasium_and_sb3_checkers_pass():
     with pytest.warns(UserWarning, match="infinity"):  # unbounded observations are intended
         check_env(env.unwrapped, skip_render_check=True)
     sb3_check_env(HumanoidMimicEnv("run"), warn=False)
+
+
+HEADLESS_CHECK = """
+import warnings
+import gymnasium as gym
+import mpenv
+from gymnasium.utils.env_checker import check_env
+warnings.simplefilter("ignore")  # the unbounded observation space's warnings
+env = gym.make("mpenv/HumanoidMimicWalk-v0")
+check_env(env.unwrapped)  # default arguments: every render mode the instance declares
+print(env.unwrapped.metadata["render_modes"])
+try:
+    gym.make("mpenv/HumanoidMimicWalk-v0", render_mode="human")
+except ValueError as err:
+    print(err)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11/Wayland display variables")
+def test_gymnasium_checker_with_defaults_runs_headless_and_human_mode_is_a_python_error():
+    """Without a display, check_env's try of render_mode="human" made GLFW abort the interpreter: run it in a
+    subprocess so that an abort fails this test instead of killing pytest."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MUJOCO_GL")}
+    result = subprocess.run(
+        [sys.executable, "-c", HEADLESS_CHECK], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    modes, message = result.stdout.strip().splitlines()
+    assert modes == "['rgb_array', 'depth_array']"
+    assert "render_mode='human'" in message and "no display" in message and "render_mode='rgb_array'" in message
+
+
+def test_with_a_display_every_render_mode_is_declared(monkeypatch):
+    monkeypatch.setenv("DISPLAY", ":0")
+    env = HumanoidMimicEnv("walk")  # no window is opened before the first human render
+    assert env.metadata["render_modes"] == ["human", "rgb_array", "depth_array"]
 
 
 def test_every_clip_id_is_registered():

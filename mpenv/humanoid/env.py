@@ -61,8 +61,11 @@ Episode
 
 Rendering
     ``rgb_array`` through MuJoCo's offscreen renderer (EGL when there is no display, set by
-    :mod:`mpenv.humanoid`), with the reference drawn as a translucent green ghost; ``human`` where a display
-    exists. The ghost exists only when rendering, so training runs simulate the character alone.
+    :mod:`mpenv.display`), with the reference drawn as a translucent green ghost; ``human`` where a display
+    exists. The ghost exists only when rendering, so training runs simulate the character alone. Without a
+    display, ``render_mode="human"`` raises ``ValueError`` (GLFW would abort the interpreter) and the instance's
+    ``metadata["render_modes"]`` leaves it out, so gymnasium's checker runs headless with its defaults:
+    ``check_env(gym.make("mpenv/HumanoidMimicWalk-v0").unwrapped)``.
 
 Vectorizing
     Every id runs in subprocesses with the default start methods, ``gym.make_vec(id, num_envs=n,
@@ -81,6 +84,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
+from mpenv.display import display_available
 from mpenv.humanoid.mjcf import BODY_ORDER, FRAME_SKIP, build_humanoid_xml
 from mpenv.humanoid.reference import (
     Reference,
@@ -191,6 +195,11 @@ class HumanoidMimicEnv(MujocoEnv):
     ) -> None:
         from vision3d.body.retarget import smpl_rest_joints
 
+        if render_mode == "human" and not display_available():
+            raise ValueError(
+                "render_mode='human' opens a window, but there is no display (neither DISPLAY nor WAYLAND_DISPLAY "
+                "is set); use render_mode='rgb_array' (offscreen, EGL) and save or show the frames"
+            )
         self.reward_weights = _four_floats(reward_weights, "reward_weights")
         self.reward_scales = _four_floats(reward_scales, "reward_scales")
         if future_frames < 0:
@@ -221,6 +230,8 @@ class HumanoidMimicEnv(MujocoEnv):
             height=height,
             camera_name=camera_name if render_mode is not None else None,
         )
+        if not display_available():  # what this instance can render: gymnasium's check_env tries each mode
+            self.metadata = {**self.metadata, "render_modes": ["rgb_array", "depth_array"]}
         self._body_ids = np.array([self.model.body(name).id for name in BODY_ORDER])
         self._parents = body_parent_ids(self.model)
         self._end_ids = np.array([BODY_ORDER.index(name) for name in END_EFFECTOR_NAMES])
