@@ -1,6 +1,7 @@
 """mpenv/HumanoidMimic-v0: reference conversion, imitation reward, episodes, checkers and bad input."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -226,8 +227,20 @@ def test_motion_files_from_disk(tmp_path):
 def test_bad_input_is_a_clear_error(tmp_path, walk_env):
     with pytest.raises(ValueError, match="unknown motion 'moonwalk'.*walk"):
         HumanoidMimicEnv("moonwalk")
-    with pytest.raises(FileNotFoundError, match="motion file not found"):
-        HumanoidMimicEnv(str(tmp_path / "missing.npz"))
+    missing = tmp_path / "missing.bvh"
+    message = re.escape(f"motion file not found: {missing} (no such file); motion= takes a shipped clip (walk,")
+    with pytest.raises(FileNotFoundError, match=message):
+        HumanoidMimicEnv(str(missing))
+    folder = tmp_path / "clips.bvh"
+    folder.mkdir()
+    with pytest.raises(FileNotFoundError, match=re.escape(f"motion file not found: {folder} is a directory")):
+        HumanoidMimicEnv(str(folder))
+    with pytest.raises(FileNotFoundError, match=r"not found: missing.npz \(relative to .*\) \(no such file\)"):
+        HumanoidMimicEnv("missing.npz")
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_text("not a zip archive")
+    with pytest.raises(ValueError, match=re.escape(f"cannot read motion file {garbage}: ")):
+        HumanoidMimicEnv(str(garbage))
     bad = tmp_path / "bad.npz"
     np.savez(bad, poses=np.zeros((5, 72)))
     with pytest.raises(ValueError, match=r"bad.npz: missing key 'trans'"):

@@ -76,6 +76,7 @@ Vectorizing
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -128,18 +129,23 @@ def load_motion(motion: str | Path | Motion) -> Motion:
         return load_clip(text)
     path = Path(text)
     suffix = path.suffix.lower()
+    choices = f"a shipped clip ({', '.join(clip_names())}) or a .npz, .bvh or DeepMimic .txt file"
     if suffix not in (".npz", ".bvh", ".txt"):
-        raise ValueError(
-            f"unknown motion {text!r}: give a shipped clip ({', '.join(clip_names())}) or a .npz, .bvh or "
-            "DeepMimic .txt file"
-        )
+        raise ValueError(f"unknown motion {text!r}: give {choices}")
     if not path.is_file():
-        raise FileNotFoundError(f"motion file not found: {path}")
-    if suffix == ".npz":
-        return Motion.load(path)
+        where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
+        what = "is a directory" if path.is_dir() else "(no such file)"
+        raise FileNotFoundError(f"motion file not found: {path}{where} {what}; motion= takes {choices}")
     from vision3d.body import retarget
 
-    return retarget.bvh_to_motion(path) if suffix == ".bvh" else retarget.deepmimic_to_motion(path)
+    try:
+        if suffix == ".npz":
+            return Motion.load(path)
+        return retarget.bvh_to_motion(path) if suffix == ".bvh" else retarget.deepmimic_to_motion(path)
+    except (ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        if str(path) in str(err):  # the reader's message already names the file
+            raise
+        raise ValueError(f"cannot read motion file {path}: {err}") from err
 
 
 def _heading_rotation(root_matrix: np.ndarray) -> np.ndarray:
