@@ -81,8 +81,14 @@ def test_reference_never_penetrates_the_floor(walk_env):
     assert min(lowest) > -1e-6
 
 
-def test_pd_tracking_replay_stays_upright_for_about_a_second():
-    """Open-loop PD tracking of the walk (no balance feedback) keeps the pelvis above 0.6 m for ~0.9 s."""
+def test_open_loop_pd_tracking_keeps_the_pelvis_up_at_least_0_6_s_median_0_83_s():
+    """A regression check of the model and gains, not the original goal.
+
+    Open-loop PD tracking of the walk (targets = the next reference frame, no balance feedback), 10 random
+    starts: the pelvis stays above 0.6 m for at least 18 steps (0.6 s) from every start and for a median of at
+    least 25 steps (0.83 s). The original goal, "stays upright at least a second" (30 steps) from every start,
+    is not met: measured min 22, median 29 steps (seeds 0-9). A change that makes open-loop tracking worse
+    fails here."""
     env = HumanoidMimicEnv("walk", early_termination=False)
     upright = []
     for seed in range(10):
@@ -92,7 +98,7 @@ def test_pd_tracking_replay_stays_upright_for_about_a_second():
             env.step(pd_tracking_action(env))
             steps += 1
         upright.append(steps)
-    assert min(upright) >= 18 and np.median(upright) >= 25, upright  # measured: min 21, median 28 (30 = 1 s)
+    assert min(upright) >= 18 and np.median(upright) >= 25, upright  # measured: min 22, median 29 (30 = 1 s)
 
 
 def test_zero_policy_falls_and_without_early_termination_runs_to_the_limit():
