@@ -100,7 +100,7 @@ def make(env_id):
     return lambda: gym.make(env_id)
 
 if __name__ == "__main__":
-    multiprocessing.set_forkserver_preload(["mpenv.gridworld.env", "mpenv.humanoid.env"])
+    multiprocessing.set_forkserver_preload(["mpenv.gridworld.env", "mpenv.humanoid.env", "vision3d.body.retarget"])
     for env_id in {IDS!r}:
         vec = SubprocVecEnv([make(env_id), make(env_id)])
         vec.seed(0)
