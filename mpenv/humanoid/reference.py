@@ -40,8 +40,8 @@ __all__ = [
     "build_reference",
     "local_rotations",
     "motion_qpos",
-    "one_torch_thread",
     "rotation_angles",
+    "single_threaded_torch",
 ]
 
 
@@ -77,7 +77,7 @@ class Reference:
 
 
 @contextmanager
-def one_torch_thread() -> Iterator[None]:
+def single_threaded_torch() -> Iterator[None]:
     """Run torch on one CPU thread inside the block, restoring the caller's thread count after it.
 
     The env builds its model and reference with torch (body model, rotations), and that must be safe on both
