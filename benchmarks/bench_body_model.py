@@ -131,26 +131,28 @@ def bench_vs_smplx(ours: BodyModel, arrays: dict, batch: int, rounds: int, min_r
     }
 
 
-def stage_medians(ours: BodyModel, batch: int, reps: int) -> dict[str, float]:
+def stage_medians(ours: BodyModel, batch: int, rounds: int) -> dict[str, float]:
     """Where our forward pass spends its time: median seconds of each :mod:`vision3d.body.lbs` stage."""
     inputs = random_inputs(batch)
-    pose = torch.cat([inputs["global_orient"], inputs["body_pose"]], dim=1).view(batch, 24, 3)
-    m = ours
+    pose = torch.cat([inputs["global_orient"], inputs["body_pose"]], dim=1).view(batch, N_JOINTS, 3)
+    m, betas = ours, inputs["betas"]
+    joint_template, joint_shapedirs = m.regressed_arrays()
     with torch.no_grad():
         rotations = axis_angle_to_matrix(pose)
-        shaped = lbs.shape_blend(m.v_template, m.shapedirs, inputs["betas"])
-        rest_joints = lbs.regress_joints(m.J_regressor, shaped)
+        shaped = lbs.shape_blend(m.v_template, m.shapedirs, betas)
+        rest_joints = lbs.shape_blend(joint_template, joint_shapedirs, betas)
         transforms = lbs.world_transforms(rotations, rest_joints, PARENTS)
         rest = shaped + lbs.pose_correctives(m.posedirs, rotations)
         stages = {
             "axis_angle_to_matrix": lambda: axis_angle_to_matrix(pose),
-            "shape_blend": lambda: lbs.shape_blend(m.v_template, m.shapedirs, inputs["betas"]),
-            "regress_joints": lambda: lbs.regress_joints(m.J_regressor, shaped),
+            "shape_blend (mesh)": lambda: lbs.shape_blend(m.v_template, m.shapedirs, betas),
+            "shape_blend (joints)": lambda: lbs.shape_blend(joint_template, joint_shapedirs, betas),
             "world_transforms": lambda: lbs.world_transforms(rotations, rest_joints, PARENTS),
-            "pose_correctives": lambda: lbs.pose_correctives(m.posedirs, rotations),
+            "pose_correctives + add": lambda: shaped + lbs.pose_correctives(m.posedirs, rotations),
             "skin": lambda: lbs.skin(rest, m.weights, transforms),
+            "whole forward": lambda: m(**inputs),
         }
-        return interleaved_medians(stages, reps)
+        return interleaved_medians(stages, rounds)
 
 
 def bench_fk_vs_mesh(ours: BodyModel, frames: int, chunk: int, rounds: int) -> tuple[dict[str, float], float]:
@@ -221,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             stages = stage_medians(ours, batch, args.rounds)
             notes.append(f"our forward pass by stage (batch {batch}, medians of separate calls):")
             for name, seconds in stages.items():
-                notes.append(f"  {name:22} {1e3 * seconds:8.2f} ms  {100 * seconds / sum(stages.values()):5.1f} %")
+                notes.append(f"  {name:24} {1e3 * seconds:8.2f} ms  {100 * seconds / stages['whole forward']:5.1f} %")
 
     if not args.skip_fk:
         chunk = max(args.batches)
