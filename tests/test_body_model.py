@@ -371,6 +371,12 @@ def test_malicious_pickle_is_refused_without_running(tmp_path: Path, small: dict
     assert not marker.exists()
 
 
+def _with_parent(kintree_table: np.ndarray, joint: int, parent: int) -> np.ndarray:
+    table = kintree_table.copy()
+    table[0, joint] = parent
+    return table
+
+
 @pytest.mark.parametrize(
     ("key", "bad", "message"),
     [
@@ -380,6 +386,7 @@ def test_malicious_pickle_is_refused_without_running(tmp_path: Path, small: dict
         ("weights", lambda a: a["weights"][:, :23], "weights"),
         ("weights", lambda a: a["weights"] * 1.1, "sum to 1"),
         ("kintree_table", lambda a: a["kintree_table"][:, :23], "kintree_table"),
+        ("kintree_table", lambda a: _with_parent(a["kintree_table"], 5, 7), "'kintree_table'.*joint 5 has parent 7"),
         ("f", lambda a: np.full((4, 3), N_VERTS), "'f'"),
         ("v_template", None, "missing key.*v_template"),
     ],

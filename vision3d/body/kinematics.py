@@ -32,6 +32,7 @@ __all__ = [
     "center_of_mass",
     "forward_kinematics",
     "forward_kinematics_axis_angle",
+    "forward_kinematics_from_offsets",
     "joint_velocities",
     "local_offsets",
 ]
@@ -84,11 +85,6 @@ def forward_kinematics(
 ) -> tuple[Tensor, Tensor]:
     """World joint positions and rotations from local joint rotations (see the module docstring for the math).
 
-    Each joint is the 3x4 matrix ``[G_j | p_j]``; a level of the tree is one batched product
-    ``G_parent [R_j | J_j - J_parent]`` plus the parents' positions, so the whole tree takes one matrix product
-    per depth level (no 4x4 homogeneous products, no per-joint Python loop). This is the forward kinematics of
-    the whole package: :mod:`vision3d.body.lbs` poses the SMPL mesh with it.
-
     Args:
         rotations: ``[..., J, 3, 3]`` local rotation matrices; ``rotations[..., 0, :, :]`` is the global orientation.
         rest_joints: ``[..., J, 3]`` rest-pose joint locations; may have fewer leading dims (e.g. ``[J, 3]`` shared
@@ -100,34 +96,47 @@ def forward_kinematics(
     Returns:
         ``(joint_positions[..., J, 3], world_rotations[..., J, 3, 3])``.
     """
+    n = len(check_parents(parents))
+    if rest_joints.shape[-2:] != (n, 3):
+        raise ValueError(f"rest_joints must have shape [..., {n}, 3] for {n} joints, got {tuple(rest_joints.shape)}")
+    if transl is not None and transl.shape[-1:] != (3,):
+        raise ValueError(f"transl must have shape [..., 3], got {tuple(transl.shape)}")
+    positions, world = forward_kinematics_from_offsets(rotations, local_offsets(rest_joints, parents), parents)
+    if transl is not None:  # a root translation moves every joint alike
+        positions = positions + transl[..., None, :]
+    return positions, world
+
+
+def forward_kinematics_from_offsets(rotations: Tensor, offsets: Tensor, parents: Parents) -> tuple[Tensor, Tensor]:
+    """:func:`forward_kinematics` from bone offsets ``offsets[..., J, 3]`` instead of rest joints: row ``j`` is
+    joint ``j``'s position in its parent's frame (``J_j - J_parent(j)``), row 0 the root's position in the world.
+    BVH files store these, possibly different in every frame (:mod:`vision3d.body.bvh`).
+
+    Each joint is the 3x4 matrix ``[G_j | p_j]``; a level of the tree is one batched product
+    ``G_parent [R_j | offset_j]`` plus the parents' positions, so the whole tree takes one matrix product per
+    depth level (no 4x4 homogeneous products, no per-joint Python loop). This is the package's only forward
+    kinematics: :mod:`vision3d.body.lbs` poses the SMPL mesh with it, BVH clips their skeletons.
+    """
     parents = check_parents(parents)
     n = len(parents)
     if rotations.shape[-3:] != (n, 3, 3):
         raise ValueError(f"rotations must have shape [..., {n}, 3, 3] for {n} joints, got {tuple(rotations.shape)}")
-    if rest_joints.shape[-2:] != (n, 3):
-        raise ValueError(f"rest_joints must have shape [..., {n}, 3] for {n} joints, got {tuple(rest_joints.shape)}")
-    batch_shapes = [rotations.shape[:-3], rest_joints.shape[:-2]]
-    if transl is not None:
-        if transl.shape[-1:] != (3,):
-            raise ValueError(f"transl must have shape [..., 3], got {tuple(transl.shape)}")
-        batch_shapes.append(transl.shape[:-1])
-    batch = torch.broadcast_shapes(*batch_shapes)
+    if offsets.shape[-2:] != (n, 3):
+        raise ValueError(f"offsets must have shape [..., {n}, 3] for {n} joints, got {tuple(offsets.shape)}")
+    batch = torch.broadcast_shapes(rotations.shape[:-3], offsets.shape[:-2])
     plan = _plan(parents, rotations.device)
-    offsets = local_offsets(rest_joints, parents).expand(*batch, n, 3)
-    # [R_j | J_j - J_parent(j)] in depth order (row 0: [R_0 | J_0]), each level a contiguous block.
-    local = torch.cat([rotations.expand(*batch, n, 3, 3), offsets.unsqueeze(-1)], dim=-1).index_select(-3, plan.order)
-    world = [local[..., :1, :, :]]  # [G_j | p_j] level by level
+    # [R_j | offset_j] in depth order, so that each level is a contiguous block.
+    local = torch.cat([rotations.expand(*batch, n, 3, 3), offsets.expand(*batch, n, 3).unsqueeze(-1)], dim=-1)
+    local = local.index_select(-3, plan.order)
+    world = [local[..., :1, :, :]]  # [G_j | p_j], level by level
     for start, end, slots in plan.levels:
         parent = world[-1].index_select(-3, slots)
-        child = parent[..., :3] @ local[..., start:end, :, :]  # [G_parent R_j | G_parent (J_j - J_parent)]
+        child = parent[..., :3] @ local[..., start:end, :, :]  # [G_parent R_j | G_parent offset_j]
         child[..., 3] += parent[..., 3]
         world.append(child)
     # Levels are stacked in depth order; put the joints back in index order.
     world_all = torch.cat(world, dim=-3).index_select(-3, plan.back)
-    positions = world_all[..., 3]
-    if transl is not None:  # a root translation moves every joint alike
-        positions = positions + transl[..., None, :]
-    return positions.contiguous(), world_all[..., :3].contiguous()
+    return world_all[..., 3].contiguous(), world_all[..., :3].contiguous()
 
 
 def forward_kinematics_axis_angle(

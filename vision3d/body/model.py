@@ -43,7 +43,7 @@ from torch import nn
 from mpenv.device import get_device
 from vision3d.body.lbs import joint_arrays, lbs
 from vision3d.body.rotations import axis_angle_to_matrix
-from vision3d.body.skeleton import N_JOINTS, PARENTS
+from vision3d.body.skeleton import N_JOINTS, PARENTS, check_parents
 
 N_POSE_FEATURES = 9 * (N_JOINTS - 1)  # 207
 REQUIRED_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
@@ -254,12 +254,10 @@ def _parents_from(arrays: Mapping[str, Any], source: str) -> np.ndarray:
         raise ValueError(f"{source}: key {key!r} is not numeric")
     parents = table.astype(np.int64)  # uint32 4294967295 (the files' root marker) stays positive here
     parents[0] = -1
-    bad = [k for k in range(1, N_JOINTS) if not 0 <= parents[k] < k]
-    if bad:
-        raise ValueError(
-            f"{source}: key {key!r} is not a kinematic tree in topological order: joint(s) {bad} have parents "
-            f"{[int(parents[k]) for k in bad]} (each parent must precede its child)"
-        )
+    try:
+        check_parents(parents.tolist())
+    except ValueError as error:
+        raise ValueError(f"{source}: key {key!r} is not a kinematic tree in topological order: {error}") from None
     return parents
 
 
