@@ -114,7 +114,8 @@ def pose_correctives(posedirs: torch.Tensor, rotations: torch.Tensor) -> torch.T
 
 
 def _linear_map(matrix: torch.Tensor, coefficients: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``bias + matrix c`` for every ``c`` in ``coefficients [..., K]``, ``matrix [R, K]`` -> ``[..., R]``.
+    """``bias + matrix c`` for every ``c`` in ``coefficients [..., K]``, ``matrix [R, K]``, ``bias [R]`` or
+    ``[..., R]`` -> ``[..., R]``.
 
     One ``[R, K] x [K, N]`` product whose ``[R, N]`` result is returned as a transposed view: for SMPL's pose
     correctives (``R = 20670``, ``K = 207``) MKL ran this orientation about 1.5x faster than ``[N, K] x [K, R]``
@@ -122,7 +123,11 @@ def _linear_map(matrix: torch.Tensor, coefficients: torch.Tensor, bias: torch.Te
     input in this layout.
     """
     flat = coefficients.reshape(-1, coefficients.shape[-1]).T
-    product = matrix @ flat if bias is None else torch.addmm(bias.unsqueeze(-1), matrix, flat)
+    if bias is None:
+        product = matrix @ flat
+    else:  # one bias [R] for all, or one per c [..., R]: either way added by the product itself
+        bias = bias.unsqueeze(-1) if bias.dim() == 1 else bias.reshape(-1, matrix.shape[0]).T
+        product = torch.addmm(bias, matrix, flat)
     return product.T.reshape(*coefficients.shape[:-1], matrix.shape[0])
 
 
@@ -254,6 +259,10 @@ def lbs(
     rest_joints = shape_blend(joint_template, joint_shapedirs, betas)  # = J_regressor shaped
     positions, world = _chain(rotations, rest_joints, parents)
     transforms = _relative_transforms(positions, world, rest_joints)
-    rest_vertices = shaped + _pose_offsets(posedirs, rotations) if pose_correctives else shaped
+    if pose_correctives:  # t + s(beta) + p(theta) = shaped + P vec(R - I), the sum done by the product
+        features = _pose_features(posedirs, rotations)
+        rest_vertices = _linear_map(posedirs.T, features, shaped.flatten(-2)).unflatten(-1, shaped.shape[-2:])
+    else:
+        rest_vertices = shaped
     vertices = skin(rest_vertices, weights, transforms)
     return LBSOutput(vertices, positions, transforms, shaped, rest_joints)
