@@ -131,9 +131,6 @@ def _linear_map(matrix: torch.Tensor, coefficients: torch.Tensor, bias: torch.Te
     return product.T.reshape(*coefficients.shape[:-1], matrix.shape[0])
 
 
-_pose_offsets = pose_correctives  # `lbs` has a flag of the same name
-
-
 def _pose_features(posedirs: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
     """``vec(R - I)`` of the non-root joints, ``[..., P]``: zero in the rest pose (see :func:`pose_correctives`)."""
     n_features = posedirs.shape[0]
@@ -200,7 +197,7 @@ def skin(vertices: torch.Tensor, weights: torch.Tensor, transforms: torch.Tensor
     n_verts, n_joints = weights.shape[-2:]
     batch = torch.broadcast_shapes(vertices.shape[:-2], weights.shape[:-2], transforms.shape[:-3])
     n = batch.numel()
-    # Vertex-major views [V, 3, N] and [J, 3, 4, N]: no copy when the vertices come from shape_blend.
+    # Batch-innermost views [V, 3, N] and [J, 12 N]: the vertices need no copy when they come from shape_blend.
     points = vertices.expand(*batch, n_verts, 3).reshape(n, n_verts, 3).permute(1, 2, 0)
     affine = transforms[..., :3, :].expand(*batch, n_joints, 3, 4).reshape(n, n_joints, 12).permute(1, 2, 0)
     affine = affine.reshape(n_joints, 12 * n)
