@@ -245,6 +245,8 @@ def check_args(args: argparse.Namespace) -> None:
     out = getattr(args, "out", None)
     if out is not None and not Path(out).resolve().parent.is_dir():
         raise ValueError(f"--out {out}: no such directory {Path(out).resolve().parent}")
+    if out is not None and Path(out).is_dir():
+        raise ValueError(f"--out {out} is a directory; name an image file such as {Path(out) / 'samples.png'}")
 
 
 def new_config(args: argparse.Namespace) -> dict[str, Any]:

@@ -195,6 +195,7 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys, argv, message):
     (["-n", "-4"], "-n must be at least 1, got -4"),
     (["--out", "/missing/dir/s.png"], "--out /missing/dir/s.png: no such directory /missing/dir"),
     (["--device", "cuda:99"], "--device cuda:99"),
+    (["--out", "."], "--out . is a directory"),
 ])  # fmt: skip
 def test_bad_sample_arguments_on_a_real_run(vae_run, tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)  # the default --out would land here

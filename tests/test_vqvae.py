@@ -99,13 +99,13 @@ def test_bad_input_is_a_clear_error():
 
 @pytest.mark.slow
 def test_vqvae_learns_binarized_digits(one_torch_thread):
-    """The bound on binarized digits after at most 25 epochs (seed 0, measured: best epoch 24, reconstruction 8.0
-    nats, codes 17.7, bound 25.65, 14 of 32 codes used; still falling). q(k | x) is one-hot, so the KL term is the codes' whole NLL under the
-    prior: the bound cannot be tight and sits near the independent-pixel baseline (25.2 nats) however well the
-    model reconstructs. So the bound's bar is 27 nats (2 above the baseline: it is in that regime), and its two
-    terms are barred separately against what they would be without learning: reconstruction under 10 nats (the
-    4 x 4 codes carry the image; the baseline spends 25.2 with no codes), the prior's code NLL under 22 nats
-    (uniform codes: 16 ln 32 = 55.5)."""
+    """The bound on binarized digits after at most 25 epochs (seed 0, measured: best epoch 24, reconstruction
+    8.0 nats, codes 17.7, bound 25.65, 14 of 32 codes used; still falling). q(k | x) is one-hot, so the KL term
+    is the codes' whole NLL under the prior: the bound cannot be tight and sits near the independent-pixel
+    baseline (25.2 nats) however well the model reconstructs. So the bound's bar is 27 nats (2 above the
+    baseline: it is in that regime), and its two terms are barred separately against what they would be
+    without learning: reconstruction under 10 nats (the 4 x 4 codes carry the image; the baseline spends 25.2
+    with no codes), the prior's code NLL under 22 nats (uniform codes: 16 ln 32 = 55.5)."""
     from generative import data
     from generative.fit import fit
 
