@@ -8,6 +8,7 @@ models overfit 1.2k digits within tens of epochs) and can report every epoch to 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from torch import Tensor, nn
 
 from mpenv.device import module_device
 
-__all__ = ["Data", "FitHistory", "batches", "fit", "mean_loss"]
+__all__ = ["Data", "FitHistory", "batches", "fit", "mean_loss", "torch_threads"]
 
 Data = Tensor | tuple[Tensor, ...]
 """A split: a tensor, or tensors indexed together such as ``(x, y)``."""
@@ -82,14 +83,19 @@ def fit(model: nn.Module, train: Data, val: Data, *, epochs: int = 200, batch_si
     on the binarized digits took 0.8 s on one thread and 16 s with torch's default of 2 on a loaded 2-core
     machine, medians of 3 alternating rounds). ``None`` keeps torch's current setting.
     """
-    if threads is None:
+    with torch_threads(threads):
         return _fit(model, train, val, epochs, batch_size, lr, patience, seed, max_seconds, optimizer, history,
                     on_epoch)  # fmt: skip
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's CPU thread count set to ``threads`` inside the block and restored after (``None``: unchanged)."""
     previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
-        return _fit(model, train, val, epochs, batch_size, lr, patience, seed, max_seconds, optimizer, history,
-                    on_epoch)  # fmt: skip
+        yield
     finally:
         torch.set_num_threads(previous)
 
