@@ -11,9 +11,9 @@ All ``C H W`` conditionals come out of one fully convolutional pass whose convol
 pixels to its left; at the centre, type A (first layer) lets colour group ``g`` see only groups ``< g`` and
 type B (later layers) groups ``<= g``. Values are binary per channel here: every conditional is a Bernoulli
 (``C = 1`` for binarized digits; ``C = 3`` gives a binary-per-channel colour model that exercises the colour
-masks). ``PixelCNN(..., n_classes=K)`` takes values in ``0..K-1`` instead: the first layer reads them one-hot
-and every conditional is a ``K``-way softmax, ``p(x_{i,c} = k | ...) = softmax(l_{i,c})_k`` -- the VQ-VAE's prior
-over its code grid (``generative.vqvae``); ``K = 256`` would model 8-bit images.
+masks). ``PixelCNN(..., n_classes=K)`` takes values in ``0..K-1`` instead: the first layer reads them through
+a learned embedding and every conditional is a ``K``-way softmax, ``p(x_{i,c} = k | ...) = softmax(l_{i,c})_k``
+-- the VQ-VAE's prior over its code grid (``generative.vqvae``); ``K = 256`` would model 8-bit images.
 
 **The blind spot.** Stacking masked kernels grows the receptive field as a cone that never reaches the
 pixels up and to the right beyond its diagonal: with 3 x 3 kernels after a ``K x K`` first layer, pixel
@@ -75,7 +75,7 @@ class PixelCNN(_PixelOrder, AutoregressiveModel):
         n_layers: type-B layers after the first.
         first_kernel, kernel: odd kernel sizes of the first and later layers.
         n_classes: values per channel. 2: inputs in {0, 1}, one Bernoulli logit per channel (``logits`` is
-            ``[N, C, H, W]``); ``K > 2``: inputs in ``0..K-1``, read one-hot, a ``K``-way softmax per channel
+            ``[N, C, H, W]``); ``K > 2``: inputs in ``0..K-1``, embedded, a ``K``-way softmax per channel
             (``logits`` is ``[N, K, C, H, W]``).
     """
 
@@ -87,10 +87,12 @@ class PixelCNN(_PixelOrder, AutoregressiveModel):
         super().__init__(input_shape)
         c = self.input_shape[0]
         self.n_classes = n_classes
-        # one input map and one logit per channel (binary), or K of each: map k * C + c is value k of colour c,
-        # so the colour group of every map (its index modulo C) is that of its channel
+        # one input map and one logit per channel (binary), or an embedding of channels / C features and K logits
+        # per channel: map j * C + c belongs to colour c, so every map's group (its index modulo C) is its channel's
         width = 1 if n_classes == 2 else n_classes
-        self.first = MaskedConv2d(c * width, channels, first_kernel, "A", n_groups=c)
+        if self.categorical:  # each value of each channel -> channels / C features (a learned embedding)
+            self.embed = nn.Embedding(n_classes, channels // c)
+        self.first = MaskedConv2d(channels if self.categorical else c, channels, first_kernel, "A", n_groups=c)
         self.hidden = nn.ModuleList(MaskedConv2d(channels, channels, kernel, "B", n_groups=c) for _ in range(n_layers))
         self.head = nn.Sequential(nn.ReLU(), MaskedConv2d(channels, channels, 1, "B", n_groups=c), nn.ReLU(),
                                   MaskedConv2d(channels, c * width, 1, "B", n_groups=c))  # fmt: skip
@@ -100,8 +102,8 @@ class PixelCNN(_PixelOrder, AutoregressiveModel):
         return self.n_classes > 2
 
     def logits(self, x: Tensor) -> Tensor:
-        if self.categorical:  # [N, C, H, W] values -> [N, K * C, H, W] one-hot maps, map k * C + c
-            x = F.one_hot(x.long(), self.n_classes).permute(0, 4, 1, 2, 3).flatten(1, 2).to(self._param)
+        if self.categorical:  # [N, C, H, W] values -> [N, E * C, H, W] embeddings, feature e of channel c at e C + c
+            x = self.embed(x.long()).permute(0, 4, 1, 2, 3).flatten(1, 2)
         h = self.first(x)
         for layer in self.hidden:
             h = h + layer(torch.relu(h))  # residual: deeper stacks train as easily as shallow ones
