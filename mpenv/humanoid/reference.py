@@ -22,6 +22,8 @@ any number of cycles. The velocities of a cycle's last frame are differences to 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import mujoco
@@ -32,7 +34,15 @@ from mpenv.humanoid.mjcf import ACTUATED_SMPL_INDEX, BODY_ORDER, SMPL_TO_WORLD
 from vision3d.body.motion import Motion
 from vision3d.body.rotations import axis_angle_to_matrix, matrix_to_euler, matrix_to_quaternion
 
-__all__ = ["Reference", "body_parent_ids", "build_reference", "local_rotations", "motion_qpos", "rotation_angles"]
+__all__ = [
+    "Reference",
+    "body_parent_ids",
+    "build_reference",
+    "local_rotations",
+    "motion_qpos",
+    "rotation_angles",
+    "single_threaded_torch",
+]
 
 
 @dataclass
@@ -66,12 +76,33 @@ class Reference:
         return len(self.qpos)
 
 
+@contextmanager
+def single_threaded_torch() -> Iterator[None]:
+    """Run torch on one CPU thread inside the block, restoring the caller's thread count after it.
+
+    The env builds its model and reference with torch (body model, rotations), and that must be safe on both
+    sides of a ``fork`` -- the default start method of ``multiprocessing`` on Linux, so of gymnasium's
+    ``AsyncVectorEnv``, which also builds one env in the parent to read the spaces. torch's CPU kernels and MKL
+    run their threads on GNU OpenMP (libgomp), which is not fork-safe: once a process has run a parallel
+    region, a child forked from it that enters another one waits forever at a barrier for worker threads that
+    were not copied into the child (a silent deadlock in ``gomp_team_barrier_wait_end``). On one thread no
+    parallel region is entered, neither in the parent (nothing to inherit) nor in the child (nothing to wait
+    for, even when the parent's own torch code started a thread team). The tensors are small, so this costs
+    nothing, and the results are bit-identical to the multithreaded ones (checked for every shipped clip).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def motion_qpos(motion: Motion, rest_joints: np.ndarray) -> np.ndarray:
     """``(T, 76)`` qpos of the character following ``motion`` (root position, root quaternion, 69 hinge angles).
 
     ``rest_joints`` are the SMPL rest joints ``J(beta)`` in canonical coordinates (the pelvis is at ``trans + J_0``).
     """
-    """``(T, 76)`` qpos of the character following ``motion`` (root position, root quaternion, 69 hinge angles)."""
     rotations = axis_angle_to_matrix(torch.from_numpy(motion.poses))  # (T, 24, 3, 3), canonical frames
     w = torch.tensor(SMPL_TO_WORLD)
     root_quat = matrix_to_quaternion(rotations[:, 0] @ w.T)
