@@ -8,7 +8,6 @@ models overfit 1.2k digits within tens of epochs) and can report every epoch to 
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
 from collections.abc import Callable, Iterator
@@ -18,9 +17,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mpenv.device import module_device
+from mpenv.device import module_device, torch_threads
 
-__all__ = ["Data", "FitHistory", "batches", "fit", "mean_loss", "torch_threads"]
+__all__ = ["Data", "FitHistory", "batches", "fit", "mean_loss"]
 
 Data = Tensor | tuple[Tensor, ...]
 """A split: a tensor, or tensors indexed together such as ``(x, y)``."""
@@ -86,18 +85,6 @@ def fit(model: nn.Module, train: Data, val: Data, *, epochs: int = 200, batch_si
     with torch_threads(threads):
         return _fit(model, train, val, epochs, batch_size, lr, patience, seed, max_seconds, optimizer, history,
                     on_epoch)  # fmt: skip
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """torch's CPU thread count set to ``threads`` inside the block and restored after (``None``: unchanged)."""
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _fit(model: nn.Module, train: Data, val: Data, epochs: int, batch_size: int, lr: float, patience: int, seed: int,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from mpenv.device import get_device, module_device, seed_everything, to_device
+from mpenv.device import get_device, module_device, seed_everything, to_device, torch_threads
 
 
 def test_cpu_and_auto_resolve_on_a_cpu_machine(monkeypatch):
@@ -139,3 +139,16 @@ def test_to_device_casts_only_floating_tensors_in_nested_dicts():
     assert moved["obs"]["image"].dtype == torch.float64 and moved["rew"][0].dtype == torch.float64
     assert moved["obs"]["mask"].dtype == torch.bool and moved["act"].dtype == torch.int64
     assert all(t.device.type == "cpu" for t in (moved["obs"]["image"], moved["act"]))
+
+
+def test_torch_threads_sets_the_count_inside_the_block_and_restores_it() -> None:
+    before = torch.get_num_threads()
+    with torch_threads(before + 1):
+        assert torch.get_num_threads() == before + 1
+    assert torch.get_num_threads() == before
+    for unchanged in (None, 0):
+        with torch_threads(unchanged):
+            assert torch.get_num_threads() == before
+    with pytest.raises(KeyboardInterrupt), torch_threads(before + 2):
+        raise KeyboardInterrupt  # restored on the way out of an interrupted block too
+    assert torch.get_num_threads() == before

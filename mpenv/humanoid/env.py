@@ -70,7 +70,7 @@ Rendering
 Vectorizing
     Every id runs in subprocesses with the default start methods, ``gym.make_vec(id, num_envs=n,
     vectorization_mode="async")`` and stable-baselines3's ``SubprocVecEnv``, and the env pickles. The reference
-    is built with torch on one thread (:func:`~mpenv.humanoid.reference.single_threaded_torch`), because torch's
+    is built with torch on one thread (:func:`mpenv.device.torch_threads`), because torch's
     OpenMP threads deadlock a process forked after they ran.
 """
 
@@ -85,6 +85,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
+from mpenv.device import torch_threads
 from mpenv.display import display_available
 from mpenv.humanoid.mjcf import BODY_ORDER, FRAME_SKIP, build_humanoid_xml
 from mpenv.humanoid.reference import (
@@ -93,7 +94,6 @@ from mpenv.humanoid.reference import (
     build_reference,
     local_rotations,
     rotation_angles,
-    single_threaded_torch,
 )
 from vision3d.body.motion import Motion
 from vision3d.body.skeleton import END_EFFECTOR_NAMES
@@ -216,7 +216,7 @@ class HumanoidMimicEnv(MujocoEnv):
         self.rsi, self.early_termination = rsi, early_termination
         self.fall_height, self.future_frames = float(fall_height), int(future_frames)
 
-        with single_threaded_torch():  # torch on one thread: the env can be built after a fork (AsyncVectorEnv)
+        with torch_threads(1):  # torch on one thread: the env can be built after a fork (AsyncVectorEnv)
             self.motion = load_motion(motion)
             # The ghost (reference drawn beside the character) only exists when rendering.
             self._xml = build_humanoid_xml(betas, gain_scale=gain_scale, ghost=render_mode is not None)

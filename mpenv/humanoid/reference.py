@@ -22,8 +22,6 @@ any number of cycles. The velocities of a cycle's last frame are differences to 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import mujoco
@@ -41,7 +39,6 @@ __all__ = [
     "local_rotations",
     "motion_qpos",
     "rotation_angles",
-    "single_threaded_torch",
 ]
 
 
@@ -74,28 +71,6 @@ class Reference:
     @property
     def n_frames(self) -> int:
         return len(self.qpos)
-
-
-@contextmanager
-def single_threaded_torch() -> Iterator[None]:
-    """Run torch on one CPU thread inside the block, restoring the caller's thread count after it.
-
-    The env builds its model and reference with torch (body model, rotations), and that must be safe on both
-    sides of a ``fork`` -- the default start method of ``multiprocessing`` on Linux, so of gymnasium's
-    ``AsyncVectorEnv``, which also builds one env in the parent to read the spaces. torch's CPU kernels and MKL
-    run their threads on GNU OpenMP (libgomp), which is not fork-safe: once a process has run a parallel
-    region, a child forked from it that enters another one waits forever at a barrier for worker threads that
-    were not copied into the child (a silent deadlock in ``gomp_team_barrier_wait_end``). On one thread no
-    parallel region is entered, neither in the parent (nothing to inherit) nor in the child (nothing to wait
-    for, even when the parent's own torch code started a thread team). The tensors are small, so this costs
-    nothing, and the results are bit-identical to the multithreaded ones (checked for every shipped clip).
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def motion_qpos(motion: Motion, rest_joints: np.ndarray) -> np.ndarray:
