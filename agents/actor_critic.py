@@ -43,19 +43,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents import policies
 from agents.envs import InfoMeans, finished_episodes
-from agents.policies import (
-    ActorCritic,
+from agents.evaluate import KeepBest
+from agents.optim import OPTIMIZERS, gradient_step
+from agents.policies import ACTIVATIONS, ActorCritic, actor_from_network, build_actor_critic, observations_to_tensor
+from agents.returns import gae
+from agents.run import (
     Every,
-    KeepBest,
-    gradient_step,
-    observations_to_tensor,
+    LogFn,
+    RunContext,
+    check_config_fields,
+    load_network,
     policy_gradient_run,
     save_training_state,
 )
-from agents.returns import gae
-from agents.run import LogFn, RunContext
 
 # ---------------------------------------------------------------------------------------------------
 # Config
@@ -93,22 +94,14 @@ class A2CConfig:
 
 
 def check_config(config: A2CConfig) -> None:
-    problems = []
-    if not config.learning_rate > 0:
-        problems.append(f"learning_rate must be positive, got {config.learning_rate}")
-    for name in ("gamma", "gae_lambda"):
-        if not 0.0 <= getattr(config, name) <= 1.0:
-            problems.append(f"{name} must be in [0, 1], got {getattr(config, name)}")
-    for name in ("n_envs", "n_steps", "eval_every_episodes", "log_every"):
-        if getattr(config, name) < 1:
-            problems.append(f"{name} must be at least 1, got {getattr(config, name)}")
-    for name in ("ent_coef", "vf_coef", "max_grad_norm", "eval_every"):
-        if not getattr(config, name) >= 0:
-            problems.append(f"{name} must be non-negative, got {getattr(config, name)}")
-    if not config.reward_scale > 0:
-        problems.append(f"reward_scale must be positive, got {config.reward_scale}")
-    if problems:
-        raise ValueError("bad A2C hyperparameters: " + "; ".join(problems))
+    """Raise ``ValueError`` naming every hyperparameter that cannot work."""
+    check_config_fields(
+        "A2C", config,
+        at_least_one=("n_envs", "n_steps", "eval_every_episodes", "log_every"),
+        non_negative=("ent_coef", "vf_coef", "max_grad_norm", "eval_every"),
+        positive=("learning_rate", "reward_scale"),
+        unit_interval=("gamma", "gae_lambda"),
+        choices={"optimizer": OPTIMIZERS, "activation": tuple(ACTIVATIONS)})
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -156,7 +149,7 @@ def collect_rollout(model: ActorCritic, envs: gym.vector.VectorEnv, rollout: Rol
         rollout.rewards[t], rollout.terminated[t], rollout.truncated[t] = rewards, terminated, truncated
         if truncated.any():
             for env_index in np.flatnonzero(truncated & ~terminated):
-                rollout.cut.append((t, int(env_index), infos["final_obs"][env_index]))
+                rollout.cut.append((t, int(env_index), np.asarray(infos["final_obs"][env_index])))  # int states too
         if "episode" in infos:
             for episode_return, length in finished_episodes(infos):
                 log("charts/episodic_return", episode_return, step)
@@ -248,7 +241,6 @@ def train_loop(model: ActorCritic, optimizer: torch.optim.Optimizer, keeper: Kee
 def load_policy(path: str | Path, env: gym.Env, device: str | torch.device = "cpu"
                 ) -> Callable[[np.ndarray], np.ndarray]:
     """The best deterministic policy of an A2C run: a batch of observations -> a batch of actions."""
-    return policies.load_policy(path, env, A2CConfig, device)
+    model = load_network(path, env, A2CConfig, build_actor_critic, ("best_policy", "policy"), device)
+    return actor_from_network(model)
 
-
-actor_from_network = policies.actor_from_network  # the trained module train_* returns -> batched actions

@@ -29,6 +29,7 @@ from mpenv.logger import read_scalars
 
 CLIFF = "mpenv/CliffWalking-v0"
 LAKE = "mpenv/FrozenLake8x8-v0"
+CLIFF_TD = {"n_episodes": 500, "alpha": 0.5, "alpha_end": 0.1, "gamma": 1.0, "epsilon": 0.1}  # SARSA, Q-learning
 
 
 def greedy_path_length(env_id: str, pi: np.ndarray, max_steps: int = 200) -> int:
@@ -71,7 +72,7 @@ def comparison_figure(runs: dict[str, Path]) -> Figure:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agents.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--logdir", default="runs", help="where the runs go")
-    parser.add_argument("--seed", type=int, default=1, help="seed of every run")
+    parser.add_argument("--seed", type=int, default=1, help="seed of every learner and env (and the run names)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
 
@@ -80,11 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n== {algo} on {env}")
         return train(algo, config, params)
 
-    td_params = {"n_episodes": 500, "alpha": 0.5, "alpha_end": 0.1, "gamma": 1.0, "epsilon": 0.1}
+    # train() gives every learner the run's seed (and its env's first reset), so --seed changes the curves.
     cliff = {
         "value iteration (exact)": run("value-iteration", CLIFF, dp.ValueIterationConfig(gamma=1.0)),
-        "SARSA": run("sarsa", CLIFF, td.SarsaConfig(**td_params)),
-        "Q-learning": run("q-learning", CLIFF, td.QLearningConfig(**td_params)),
+        "SARSA": run("sarsa", CLIFF, td.SarsaConfig(**CLIFF_TD)),
+        "Q-learning": run("q-learning", CLIFF, td.QLearningConfig(**CLIFF_TD)),
     }
     run("value-iteration", LAKE, dp.ValueIterationConfig(gamma=0.99))
     run("q-learning", LAKE, td.QLearningConfig(n_episodes=20_000, alpha=0.1, gamma=0.99, epsilon=1.0,

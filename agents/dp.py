@@ -13,10 +13,17 @@ k = 1..K, each with probability p_k, next state s'_k, reward r_k and a flag done
 where q_k is (4.6) evaluated with v_k. The expected reward r(s, a) = sum_k p_k r_k and the continuation
 weights p_k (1 - done_k) do not change between sweeps, so they are computed once (:class:`MDP`).
 
-Convergence criterion: a sweep ends the loop when its sup-norm change
-``delta = max_s |v_{k+1}(s) - v_k(s)| < tol``. For gamma < 1 the result is then within
-``gamma / (1 - gamma) * tol`` of the fixed point (the backup is a gamma-contraction), so ask for a
-smaller ``tol`` when gamma is close to 1.
+Convergence criterion: the loops watch the sup-norm change of a sweep,
+``delta = max_s |v_{k+1}(s) - v_k(s)|``. For gamma < 1 the backup is a gamma-contraction, so
+
+    max_s |v_{k+1}(s) - v_*(s)| <= gamma / (1 - gamma) * delta                              (error bound)
+
+(v_* the fixed point: v_pi for evaluation, the optimal v for value iteration). :func:`value_iteration`
+stops by default when this bound is below ``tol`` (``stop="error_bound"``), so ``tol`` is the accuracy of
+the values it returns; ``stop="delta"`` stops as soon as ``delta < tol``, which leaves an error of up to
+``gamma / (1 - gamma) * tol`` (about 1e-4 for tol=1e-6 at gamma=0.99). :func:`policy_evaluation` and
+:func:`policy_iteration` stop on ``delta < tol``. With gamma = 1 there is no such bound and every loop
+stops on ``delta < tol``.
 
 gamma = 1 (undiscounted episodic tasks such as CliffWalking) is allowed, but v_pi is finite only for a
 *proper* policy, one that reaches a terminal state with probability 1 from every state. Evaluating an
@@ -55,11 +62,26 @@ class PolicyEvaluationConfig:
     )
 
 
+STOP_RULES = ("error_bound", "delta")
+"""Stopping rules of :func:`value_iteration`: the guaranteed error bound, or the sweep change alone."""
+
+
 @dataclass
 class ValueIterationConfig:
     gamma: float = field(default=0.99, metadata={"help": "discount factor in [0, 1]"})
-    tol: float = field(default=1e-6, metadata={"help": "stop when max_s |v_{k+1}(s) - v_k(s)| < tol"})
+    tol: float = field(
+        default=1e-6, metadata={"help": "accuracy: with --stop error_bound, max_s |V(s) - v*(s)| < tol on return"}
+    )
     max_iterations: int = field(default=100_000, metadata={"help": "sweep cap; hitting it raises ConvergenceError"})
+    stop: str = field(
+        default="error_bound",
+        metadata={
+            "help": "stopping rule, on the sweep change delta = max_s |v_{k+1}(s) - v_k(s)|: 'error_bound' stops "
+            "when gamma / (1 - gamma) * delta < tol, which guarantees max_s |V(s) - v*(s)| < tol (gamma = 1 "
+            "has no such bound: delta < tol); 'delta' stops when delta < tol, an error of up to "
+            "gamma / (1 - gamma) * tol"
+        },
+    )
 
 
 @dataclass
@@ -250,8 +272,19 @@ def _sweep_until_converged(
         else " Raise max_iterations or tol (sweeps needed grow like log(tol) / log(gamma))."
     )
     raise ConvergenceError(
-        f"{what} did not converge: sup-norm change {delta:.3g} >= tol={tol:g} after {max_iterations} sweeps.{hint}"
+        f"{what} did not converge: sup-norm change {delta:.3g} >= {tol:g} after {max_iterations} sweeps.{hint}"
     )
+
+
+def _delta_threshold(tol: float, gamma: float, stop: str) -> float:
+    """The sweep change below which :func:`value_iteration` stops: ``tol`` for ``stop="delta"``; for
+    ``"error_bound"`` ``tol (1 - gamma) / gamma``, where the error bound ``gamma / (1 - gamma) delta`` falls
+    below ``tol`` (gamma = 0: after one sweep, which is exact; gamma = 1, no bound: ``tol``)."""
+    if stop not in STOP_RULES:
+        raise ValueError(f"stop must be one of {list(STOP_RULES)}, got {stop!r}")
+    if stop == "delta" or gamma == 1.0:
+        return tol
+    return tol * (1.0 - gamma) / gamma if gamma > 0.0 else np.inf
 
 
 def _check_dp_args(gamma: float, tol: float, max_iterations: int) -> None:
@@ -348,13 +381,22 @@ def value_iteration(
     tol: float = 1e-6,
     max_iterations: int = 100_000,
     *,
+    stop: str = "error_bound",
     log: LogFn | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Value iteration, v_{k+1}(s) = max_a q_k(s, a)   (4.10), from v_0 = 0.
 
+    Stops after the sweep whose change ``delta = max_s |v_{k+1}(s) - v_k(s)|`` satisfies the ``stop`` rule:
+
+    * ``"error_bound"`` (default): ``gamma / (1 - gamma) * delta < tol``. The backup is a gamma-contraction,
+      so ``max_s |V(s) - v_*(s)| <= gamma / (1 - gamma) * delta``: the returned V is within ``tol`` of the
+      optimal values. With gamma = 1 there is no such bound and the rule is ``delta < tol``.
+    * ``"delta"``: ``delta < tol``, the error then up to ``gamma / (1 - gamma) * tol`` (100 tol at gamma 0.99).
+
     Returns (V float64 [S], pi int64 [S]) with pi greedy with respect to V (4.9). Logs ``charts/delta``.
     """
     _check_dp_args(gamma, tol, max_iterations)
+    threshold = _delta_threshold(tol, gamma, stop)
     backup = mdp._backup
 
     def sweep(v: np.ndarray, out: np.ndarray) -> None:
@@ -363,7 +405,9 @@ def value_iteration(
         for a in range(1, len(q)):  # a chain of maximum() is faster than q.max(axis=0)
             np.maximum(out, q[a], out=out)
 
-    V, _ = _sweep_until_converged(sweep, _initial_values(mdp), tol, max_iterations, log, "value iteration", gamma)
+    V, _ = _sweep_until_converged(
+        sweep, _initial_values(mdp), threshold, max_iterations, log, "value iteration", gamma
+    )
     return V, greedy_from_v(mdp, V, gamma)
 
 

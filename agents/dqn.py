@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,15 +53,14 @@ from torch import nn
 
 from agents.buffers import Batch, ReplayBuffer
 from agents.envs import make_env, make_vector_env
-from agents.evaluate import KeepBest
+from agents.evaluate import EVAL_SEED_OFFSET, KeepBest
 from agents.networks import encoder_for, is_image_space, layer_init, parse_hidden_sizes
-from agents.run import RunContext, check_finite
-from agents.tabular import agent_rng, check_gamma, check_positive_int, check_unit_interval, linear_schedule
-from mpenv.checkpoint import CheckpointError, load_config, load_state_dict_checked, load_torch
+from agents.optim import gradient_step, make_optimizer
+from agents.run import RunContext, check_config_fields, load_network
+from agents.tabular import agent_rng, linear_schedule
 from mpenv.device import module_device, seed_everything
 
 LOG_EVERY = 100  # env steps between logged losses and epsilons
-EVAL_SEED_OFFSET = 50_000  # the evaluation env's seeds, far from the training env's
 SAMPLE_BYTES = 32 * 2**20  # memory for the minibatches drawn at once (see minibatches)
 
 
@@ -104,32 +102,24 @@ class DQNConfig:
 
 
 def check_config(config: DQNConfig) -> None:
-    """Raise ``ValueError`` naming the first hyperparameter that cannot work."""
-    if not (math.isfinite(config.learning_rate) and config.learning_rate > 0):
-        raise ValueError(f"learning_rate must be a positive number, got {config.learning_rate}")
-    for name in ("buffer_size", "batch_size", "train_frequency", "gradient_steps", "target_update_interval",
-                 "eval_every_episodes"):
-        check_positive_int(name, getattr(config, name))
-    for name in ("learning_starts", "eval_every"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-    if config.batch_size > config.buffer_size:
-        raise ValueError(f"batch_size ({config.batch_size}) cannot exceed buffer_size ({config.buffer_size})")
-    check_gamma(config.gamma)
-    if config.target_update not in ("hard", "polyak"):
-        raise ValueError(f"target_update must be 'hard' or 'polyak', got {config.target_update!r}")
+    """Raise ``ValueError`` naming every hyperparameter that cannot work."""
+    problems = []
     if not 0.0 < config.tau <= 1.0:
-        raise ValueError(f"tau must be in (0, 1], got {config.tau}")
-    check_unit_interval("epsilon_start", config.epsilon_start)
-    check_unit_interval("epsilon_end", config.epsilon_end)
+        problems.append(f"tau must be in (0, 1], got {config.tau}")
     if not 0.0 < config.exploration_fraction <= 1.0:
-        raise ValueError(f"exploration_fraction must be in (0, 1], got {config.exploration_fraction}")
-    if config.loss not in ("huber", "mse"):
-        raise ValueError(f"loss must be 'huber' or 'mse', got {config.loss!r}")
-    if not config.max_grad_norm > 0:
-        raise ValueError(f"max_grad_norm must be positive, got {config.max_grad_norm}")
-    parse_hidden_sizes(config.hidden_sizes)
+        problems.append(f"exploration_fraction must be in (0, 1], got {config.exploration_fraction}")
+    if isinstance(config.batch_size, int) and isinstance(config.buffer_size, int) \
+            and config.batch_size > config.buffer_size:
+        problems.append(f"batch_size ({config.batch_size}) cannot exceed buffer_size ({config.buffer_size})")
+    check_config_fields(
+        "DQN", config,
+        at_least_one=("buffer_size", "batch_size", "train_frequency", "gradient_steps", "target_update_interval",
+                      "eval_every_episodes"),
+        non_negative=("learning_starts", "eval_every"),
+        positive=("learning_rate", "max_grad_norm"),
+        unit_interval=("gamma", "epsilon_start", "epsilon_end"),
+        choices={"target_update": ("hard", "polyak"), "loss": ("huber", "mse")},
+        problems=problems)
 
 
 def check_action_space(space: gym.Space, env_id: str) -> int:
@@ -242,40 +232,6 @@ def minibatches(buffer: ReplayBuffer, config: DQNConfig, device: torch.device, q
             yield Batch(*(None if column is None else column[i] for column in stacked))
 
 
-def gradient_step(q_net: nn.Module, target_net: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch,
-                  config: DQNConfig, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One Adam step on L(theta); returns the (detached) loss and Q values. A non-finite loss stops the
-    run here, before it can reach the weights and from them a checkpoint."""
-    loss, q_taken = td_loss(q_net, target_net, batch, config)
-    check_finite("losses/td_loss", loss.detach(), step)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    clip_grad_norm(optimizer, config.max_grad_norm)
-    optimizer.step()
-    return loss.detach(), q_taken.detach()
-
-
-def clip_grad_norm(optimizer: torch.optim.Optimizer, max_norm: float) -> None:
-    """g <- g min(1, max_norm / ||g||) for the gradients of the parameters ``optimizer`` updates, ||g||
-    the L2 norm of all of them together. What ``nn.utils.clip_grad_norm_`` does, without its grouping of
-    tensors by device and dtype and the walk through the module tree, which on DQN's few small tensors
-    cost more than the clipping itself, every gradient step."""
-    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-    # _foreach_*: one call for all the tensors (what clip_grad_norm_ uses inside), not one per tensor
-    total_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-    torch._foreach_mul_(grads, torch.clamp(max_norm / (total_norm + 1e-6), max=1.0))
-
-
-def adam(network: nn.Module, learning_rate: float) -> torch.optim.Optimizer:
-    """Adam with torch's fused kernel where it has one (CPU since torch 2.4, CUDA): one kernel for all
-    parameters instead of a Python loop over them, 3x faster on the small networks DQN uses."""
-    params = list(network.parameters())
-    try:
-        return torch.optim.Adam(params, lr=learning_rate, fused=True)
-    except (RuntimeError, TypeError):  # an older torch or a device without the fused kernel
-        return torch.optim.Adam(params, lr=learning_rate)
-
-
 # ---------------------------------------------------------------------------------------------------
 # Target-network updates
 
@@ -333,6 +289,7 @@ def train_dqn(config: DQNConfig, run: RunContext) -> nn.Module:
     """Train a Q-network on ``run.env_id`` until env step ``run.total_steps`` (a resumed run does the
     steps left); returns the best evaluated Q-network (the final one if ``eval_every`` is 0)."""
     check_config(config)
+    run.start()
     with contextlib.ExitStack() as closing:
         # One env, stepped directly: DQN acts in one env at a time, and a vector env's bookkeeping (autoreset,
         # info merging, episode statistics) would cost more than CartPole's physics, every step.
@@ -356,7 +313,8 @@ def training_loop(config: DQNConfig, run: RunContext, env: gym.Env, eval_envs: g
     obs_space = env.observation_space
     q_net = QNetwork(obs_space, n_actions, parse_hidden_sizes(config.hidden_sizes)).to(device)
     target_net = copy.deepcopy(q_net)
-    optimizer = adam(q_net, config.learning_rate)
+    # Adam with torch's default eps (1e-8), as in the DQN implementations the defaults come from.
+    optimizer = make_optimizer("adam", q_net.parameters(), config.learning_rate, eps=1e-8)
     keeper = KeepBest(q_net, actor_from_network(q_net), eval_envs, run.seed + EVAL_SEED_OFFSET)
     start_step, extra = run.restore({"q_network": q_net, "target_network": target_net, "best_q_network": keeper.best},
                                     {"optimizer": optimizer})
@@ -397,7 +355,8 @@ def training_loop(config: DQNConfig, run: RunContext, env: gym.Env, eval_envs: g
         if len(buffer) >= min_transitions:
             if step % config.train_frequency == 0:
                 for batch in minibatches(buffer, config, device, q_net, target_net):
-                    loss, q_taken = gradient_step(q_net, target_net, optimizer, batch, config, step)
+                    loss, q_taken = td_loss(q_net, target_net, batch, config)
+                    gradient_step(optimizer, loss, config.max_grad_norm, step, "losses/td_loss")
                 if step - last_loss_log >= LOG_EVERY:  # .item() waits for the device: only when logging
                     run.log("losses/td_loss", loss.item(), step)
                     run.log("losses/q_values", q_taken.mean().item(), step)
@@ -426,19 +385,10 @@ def load_policy(path: str | Path, env: gym.Env,
     """The greedy policy of a DQN run (its best evaluated weights) as a function of a batch of
     observations; ``path`` is the run directory or its ``checkpoint.pt``, whose ``config.json``
     supplies the network's shape."""
-    state = load_torch(path, required=("step", "modules"))
-    hyperparameters = load_config(path).get("hyperparameters", {})
-    try:
-        config = DQNConfig(**hyperparameters)
-    except TypeError as err:
-        raise CheckpointError(f"{path}: config.json has hyperparameters DQN does not know ({err})") from err
-    # A vector env works too: its single_* spaces are the ones of one copy.
-    observation_space = getattr(env, "single_observation_space", env.observation_space)
-    action_space = getattr(env, "single_action_space", env.action_space)
-    n_actions = check_action_space(action_space, str(getattr(env.spec, "id", env)))
-    q_net = QNetwork(observation_space, n_actions, parse_hidden_sizes(config.hidden_sizes))
-    weights = state["modules"].get("best_q_network")
-    if weights is None:
-        raise CheckpointError(f"{path}: no 'best_q_network' weights (found: {sorted(state['modules'])})")
-    load_state_dict_checked(q_net, weights, str(path))
-    return actor_from_network(q_net.to(device).eval())
+    env_id = str(getattr(env.spec, "id", env))
+
+    def build(config: DQNConfig, observation_space: gym.Space, action_space: gym.Space) -> QNetwork:
+        n_actions = check_action_space(action_space, env_id)
+        return QNetwork(observation_space, n_actions, parse_hidden_sizes(config.hidden_sizes))
+
+    return actor_from_network(load_network(path, env, DQNConfig, build, ("best_q_network",), device))

@@ -16,7 +16,7 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, **extra: Any
         return gym.make(env_id, **(env_kwargs or {}), **extra)
     except gym.error.Error as err:
         raise ValueError(f"cannot make env {env_id!r}: {err}") from err
-    except TypeError as err:  # an env kwarg the env does not take
+    except Exception as err:  # the env's own constructor: a kwarg it does not take, a file it cannot read, ...
         raise ValueError(f"cannot make env {env_id!r} with kwargs {env_kwargs}: {err}") from err
 
 
@@ -37,6 +37,8 @@ def make_vector_env(env_id: str, env_kwargs: dict[str, Any] | None, n_envs: int,
                             **(env_kwargs or {}))
     except gym.error.Error as err:
         raise ValueError(f"cannot make env {env_id!r}: {err}") from err
+    except Exception as err:  # the env's own constructor
+        raise ValueError(f"cannot make env {env_id!r} with kwargs {env_kwargs}: {err}") from err
     envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
     envs.action_space.seed(seed)
     return envs

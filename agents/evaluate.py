@@ -16,19 +16,32 @@ import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 
-from agents.envs import InfoMeans, make_env
+from agents.envs import InfoMeans, make_env, make_vector_env
 from agents.tabular import PolicySampler, agent_rng, discrete_sizes
 from mpenv.checkpoint import CheckpointError, load_arrays, load_config
+
+if TYPE_CHECKING:
+    from agents.run import RunContext
 
 Act = Callable[[Any], Any]  # one observation -> one action
 BatchAct = Callable[[np.ndarray], np.ndarray]  # a batch of observations -> a batch of actions
 DEEP_AGENT_MODULES = {"dqn": "agents.dqn", "reinforce": "agents.reinforce", "a2c": "agents.actor_critic",
-                      "ppo": "agents.ppo"}
+                      "ppo": "agents.sb3_ppo"}
+
+# Which episodes a run of seed s plays, by the seed of their first reset (vector env copy i of a reset with
+# seed x plays seed x + i; later episodes of a copy continue its random stream and are seeded by no one):
+#   training envs                                  s + i                              (i < n_envs)
+#   keep-the-best selection round k (KeepBest)     s + EVAL_SEED_OFFSET + SEEDS_PER_ROUND k + i
+#   held-out tests (mpenv-train's final evaluation, the learning tests)   s + HELD_OUT_SEED_OFFSET
+# The three ranges are disjoint, so the weights are never chosen on the episodes they are judged on.
+EVAL_SEED_OFFSET = 1_000_000
+SEEDS_PER_ROUND = 1_000  # seeds set aside per selection round: rounds of up to 1000 episodes never overlap
+HELD_OUT_SEED_OFFSET = 10_000
 
 
 def run_episodes(env: gym.Env, act: Act, episodes: int, seed: int = 0, max_steps: int = 10_000,
@@ -76,8 +89,8 @@ class KeepBest:
     the weights with the best mean return so far (ties go to the later, longer-trained weights).
 
     RL training curves are noisy and the last weights are often not the best ones (SB3's EvalCallback
-    does the same). Each evaluation plays other episodes (the seed advances with ``evaluations``), and
-    the same ones after a resume, as ``state()`` is checkpointed.
+    does the same). Each evaluation plays other episodes (the seed advances by ``SEEDS_PER_ROUND`` with
+    ``evaluations``), and the same ones after a resume, as ``state()`` is checkpointed.
     """
 
     def __init__(self, module: Any, act: BatchAct, envs: gym.vector.VectorEnv | None, seed: int):
@@ -89,7 +102,7 @@ class KeepBest:
     def evaluate(self) -> float:
         if self.envs is None:
             raise ValueError("KeepBest was made without evaluation envs")
-        mean_return = float(vector_returns(self.envs, self.act, self.seed + 1000 * self.evaluations).mean())
+        mean_return = float(vector_returns(self.envs, self.act, self.seed + SEEDS_PER_ROUND * self.evaluations).mean())
         self.evaluations += 1
         if mean_return >= self.best_return:
             self.best_return = mean_return
@@ -111,6 +124,13 @@ class KeepBest:
     def close(self) -> None:
         if self.envs is not None:
             self.envs.close()
+
+
+def keep_best(module: Any, act: BatchAct, run: RunContext, episodes: int) -> KeepBest:
+    """Keep-the-best evaluation of ``module`` (acting through ``act``) on ``episodes`` envs of its own, seeded
+    from ``run.seed + EVAL_SEED_OFFSET``: episodes that neither training nor the held-out tests play."""
+    envs = make_vector_env(run.env_id, run.env_kwargs, episodes, run.seed + EVAL_SEED_OFFSET)
+    return KeepBest(module, act, envs, run.seed + EVAL_SEED_OFFSET)
 
 
 def tabular_actor(pi: np.ndarray, env: gym.Env, seed: int) -> Act:
@@ -201,6 +221,12 @@ def main(argv: list[str] | None = None) -> int:
         if "env_id" not in config:
             raise CheckpointError(f"{args.checkpoint}: config.json names no 'env_id'")
         env = make_env(config["env_id"], config.get("env_kwargs"))
+        for flag, mode in (("--render", "ansi" if args.render == "ansi" else None),
+                           ("--video", "rgb_array" if args.video else None)):
+            modes = env.metadata.get("render_modes", [])
+            if mode and mode not in modes:
+                raise ValueError(f"{flag}: {config['env_id']} cannot render {mode!r} frames (it renders: "
+                                 f"{', '.join(modes) or 'nothing'})")
         act = load_actor(args.checkpoint, config, env, args.seed)
         if args.render == "ansi":
             record(config, args.checkpoint, args.seed, "ansi", None)

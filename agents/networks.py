@@ -7,12 +7,15 @@ observation space, so every agent handles vector, image and one-hot (Discrete) o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
+
+from mpenv.networks import mlp as shared_mlp
 
 
 def parse_hidden_sizes(text: str) -> tuple[int, ...]:
@@ -37,15 +40,11 @@ def layer_init(layer: nn.Module, std: float = float(np.sqrt(2)), bias: float = 0
 
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int | None = None,
         activation: type[nn.Module] = nn.Tanh, out_std: float = 1.0) -> nn.Sequential:
-    """``in_dim -> hidden[0] -> ... -> hidden[-1] (-> out_dim)`` with ``activation`` between layers.
-    Without ``out_dim`` the network ends with the last hidden activation (a feature extractor)."""
-    layers: list[nn.Module] = []
-    for width in hidden:
-        layers += [layer_init(nn.Linear(in_dim, width)), activation()]
-        in_dim = width
-    if out_dim is not None:
-        layers.append(layer_init(nn.Linear(in_dim, out_dim), std=out_std))
-    return nn.Sequential(*layers)
+    """The shared :func:`mpenv.networks.mlp` with the agents' conventions: ``activation`` (Tanh) between layers,
+    every layer ``layer_init``-ed (orthogonal), the output layer with gain ``out_std``. Without ``out_dim`` the
+    network ends with the last hidden activation (a feature extractor)."""
+    return shared_mlp(in_dim, hidden, out_dim, activation, init=layer_init,
+                      out_init=functools.partial(layer_init, std=out_std))
 
 
 class NatureCNN(nn.Module):

@@ -116,19 +116,59 @@ def curves_figure(run_dir: str | Path, tags: list[str], smooth: int = 50, title:
     return fig
 
 
-def main(argv: list[str] | None = None) -> None:
+DEFAULT_TAGS = ["charts/episodic_return", "charts/episodic_length"]
+
+
+def scalar_tags(run_dir: str | Path) -> list[str]:
+    """The scalar tags a run's event files hold (none for a directory without event files)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 1})  # the names, not the points
+    events.Reload()
+    return sorted(events.Tags()["scalars"])
+
+
+def tags_to_plot(run_dir: Path, asked: list[str] | None) -> list[str]:
+    """``--tags`` if the run has them all; without ``--tags``, the RL curves, or any run's own scalars (a
+    generative run logs losses and likelihoods instead). A ValueError says what is missing."""
+    if not run_dir.is_dir():
+        raise ValueError(f"{run_dir}: no such run directory")
+    found = scalar_tags(run_dir)
+    if not found:
+        raise ValueError(f"{run_dir}: no TensorBoard scalars (is it a run directory?)")
+    if asked is None:
+        return DEFAULT_TAGS if set(DEFAULT_TAGS) <= set(found) else found
+    missing = [tag for tag in asked if tag not in found]
+    if missing:
+        raise ValueError(f"--tags: {run_dir} has no scalar {', '.join(missing)} (found: {', '.join(found)})")
+    return asked
+
+
+def main(argv: list[str] | None = None) -> int:
     import argparse
+    import sys
 
     parser = argparse.ArgumentParser(prog="python -m agents.plots", description="Learning curves of a run as a PNG.")
     parser.add_argument("run_dir", help="run directory (with TensorBoard event files)")
-    parser.add_argument("--tags", nargs="+", default=["charts/episodic_return", "charts/episodic_length"],
-                        help="scalar tags, one panel each")
+    parser.add_argument("--tags", nargs="+", default=None,
+                        help=f"scalar tags, one panel each (default: {' '.join(DEFAULT_TAGS)} if the run has them, "
+                             "else every scalar of the run)")
     parser.add_argument("--smooth", type=int, default=50, help="moving-average window in points (default 50)")
     parser.add_argument("--title", default="", help="figure title")
     parser.add_argument("--out", default="curves.png", help="output PNG (default curves.png)")
     args = parser.parse_args(argv)
-    print(f"wrote {save_figure(curves_figure(args.run_dir, args.tags, args.smooth, args.title), args.out)}")
+    try:
+        tags = tags_to_plot(Path(args.run_dir), args.tags)
+        if args.smooth < 1:
+            raise ValueError(f"--smooth must be at least 1, got {args.smooth}")
+        if not Path(args.out).parent.is_dir():
+            raise ValueError(f"--out {args.out}: no such directory {Path(args.out).parent}")
+    except ValueError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {save_figure(curves_figure(args.run_dir, tags, args.smooth, args.title), args.out)}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

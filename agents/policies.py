@@ -24,25 +24,16 @@ actions. The agents need four things from it, written out here by hand rather th
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
-from typing import Any, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
-from agents.envs import make_vector_env
-from agents.evaluate import KeepBest
 from agents.networks import encoder_for, is_image_space, layer_init, parse_hidden_sizes
-from agents.run import RunContext, check_finite
-from mpenv.checkpoint import CheckpointError, load_config, load_state_dict_checked, load_torch
-from mpenv.device import seed_everything
-
-EVAL_SEED_OFFSET = 10_000  # evaluation envs play other episodes than the training envs
 
 LOG_2PI = math.log(2 * math.pi)
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
@@ -256,59 +247,13 @@ def build_actor_critic(config: Any, observation_space: gym.Space, action_space: 
                        activation_named(config.activation), config.init_log_std, config.normalize_obs)
 
 
-def gradient_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_grad_norm: float, step: int) -> None:
-    """One optimizer step on ``loss``, the gradient's global norm clipped to ``max_grad_norm`` (0: not clipped)."""
-    check_finite("losses/loss", loss.detach(), step)  # before the step, so no NaN reaches the weights
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if max_grad_norm > 0:
-        nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], max_grad_norm, foreach=True)
-    optimizer.step()
-
-
-def make_optimizer(name: str, parameters: Any, learning_rate: float) -> torch.optim.Optimizer:
-    """Adam, or RMSprop with the settings of the A2C paper's implementations (alpha 0.99, eps 1e-5)."""
-    # fused/foreach: one kernel (or one call) for all parameter tensors instead of a Python loop over
-    # them; for small networks that overhead is most of an optimizer step.
-    parameters = list(parameters)
-    if name == "adam":
-        try:
-            return torch.optim.Adam(parameters, lr=learning_rate, eps=1e-5, fused=True)
-        except (RuntimeError, TypeError):  # a device or torch version without the fused kernel
-            return torch.optim.Adam(parameters, lr=learning_rate, eps=1e-5, foreach=True)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(parameters, lr=learning_rate, alpha=0.99, eps=1e-5, foreach=True)
-    raise ValueError(f"optimizer must be 'adam' or 'rmsprop', got {name!r}")
-
-
 # ---------------------------------------------------------------------------------------------------
-# Evaluation, keeping the best weights, loading a trained policy
+# Acting with a trained policy
 
 
 def observations_to_tensor(obs: np.ndarray, device: torch.device) -> torch.Tensor:
     tensor = torch.as_tensor(obs, device=device)
     return tensor if tensor.dtype == torch.uint8 else tensor.float()
-
-
-def load_policy(path: str | Path, env: gym.Env, config_type: type, device: str | torch.device = "cpu"
-                ) -> Callable[[np.ndarray], np.ndarray]:
-    """Rebuild a run's best policy from ``checkpoint.pt`` and ``config.json``: a function from a batch of
-    observations to deterministic actions (argmax, or the mean scaled and clipped to the Box)."""
-    hyperparameters = load_config(path).get("hyperparameters")
-    try:
-        config = config_type(**hyperparameters)
-    except TypeError as err:
-        raise CheckpointError(f"{path}: config.json does not hold {config_type.__name__} hyperparameters "
-                              f"({err})") from err
-    observation_space = getattr(env, "single_observation_space", env.observation_space)
-    action_space = getattr(env, "single_action_space", env.action_space)
-    model = build_actor_critic(config, observation_space, action_space)
-    modules = load_torch(path)["modules"]
-    name = "best_policy" if "best_policy" in modules else "policy"
-    if name not in modules:
-        raise CheckpointError(f"{path}: no policy weights (found: {sorted(modules)})")
-    load_state_dict_checked(model, modules[name], str(path))
-    return actor_from_network(model.to(torch.device(device)))
 
 
 def actor_from_network(model: ActorCritic) -> Callable[[np.ndarray], np.ndarray]:
@@ -321,71 +266,3 @@ def actor_from_network(model: ActorCritic) -> Callable[[np.ndarray], np.ndarray]
             return model.env_action(model.deterministic_action(observations_to_tensor(obs, device)))
 
     return act
-
-
-# ---------------------------------------------------------------------------------------------------
-# Bookkeeping both training loops share
-
-
-class Every:
-    """``due(step)`` is true once each time the env-step counter passes a multiple of ``interval``
-    (never for ``interval <= 0``); rollouts advance the counter in chunks, so an exact hit is rare."""
-
-    def __init__(self, interval: int, start_step: int = 0):
-        self.interval = interval
-        self.next = (start_step // interval + 1) * interval if interval > 0 else math.inf
-
-    def due(self, step: int) -> bool:
-        if step < self.next:
-            return False
-        self.next = (step // self.interval + 1) * self.interval
-        return True
-
-
-def keep_best(model: ActorCritic, run: RunContext, episodes: int) -> KeepBest:
-    """Evaluation of the deterministic policy on ``episodes`` envs of its own, keeping the best weights."""
-    envs = make_vector_env(run.env_id, run.env_kwargs, episodes, run.seed + EVAL_SEED_OFFSET)
-    return KeepBest(model, actor_from_network(model), envs, run.seed + EVAL_SEED_OFFSET)
-
-
-class TrainingState(NamedTuple):
-    envs: gym.vector.VectorEnv
-    model: ActorCritic
-    optimizer: torch.optim.Optimizer
-    keeper: KeepBest
-    start_step: int
-    extra: dict[str, Any]
-
-
-@contextlib.contextmanager
-def policy_gradient_run(config: Any, run: RunContext, n_envs: int) -> Iterator[TrainingState]:
-    """The set-up both policy-gradient agents share: seeded training envs, the actor-critic on the run's
-    device, its optimizer, keep-the-best evaluation, and the checkpoint of ``run.resume`` restored; the
-    envs are closed however the run ends."""
-    seed_everything(run.seed)
-    envs = make_vector_env(run.env_id, run.env_kwargs, n_envs, run.seed)
-    try:
-        model = build_actor_critic(config, envs.single_observation_space, envs.single_action_space)
-        model = model.to(run.torch_device)
-        optimizer = make_optimizer(config.optimizer, model.parameters(), config.learning_rate)
-        keeper = keep_best(model, run, config.eval_every_episodes)
-        try:
-            start_step, extra = restore_training_state(run, model, keeper, optimizer)
-            yield TrainingState(envs, model, optimizer, keeper, start_step, extra)
-        finally:
-            keeper.close()
-    finally:
-        envs.close()
-
-
-def save_training_state(run: RunContext, step: int, model: ActorCritic, keeper: KeepBest,
-                        optimizer: torch.optim.Optimizer, **extra: Any) -> None:
-    """One checkpoint holds the live model (to resume), the best one (to deploy) and the optimizer."""
-    run.save(step, {"policy": model, "best_policy": keeper.best}, {"optimizer": optimizer}, **keeper.state(), **extra)
-
-
-def restore_training_state(run: RunContext, model: ActorCritic, keeper: KeepBest,
-                           optimizer: torch.optim.Optimizer) -> tuple[int, dict[str, Any]]:
-    step, extra = run.restore({"policy": model, "best_policy": keeper.best}, {"optimizer": optimizer})
-    keeper.load_state(extra)
-    return step, extra

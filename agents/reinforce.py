@@ -31,19 +31,20 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents import policies
 from agents.envs import finished_episodes
-from agents.policies import (
-    ActorCritic,
+from agents.evaluate import KeepBest
+from agents.optim import OPTIMIZERS, gradient_step
+from agents.policies import ACTIVATIONS, ActorCritic, actor_from_network, build_actor_critic, observations_to_tensor
+from agents.returns import reward_to_go
+from agents.run import (
     Every,
-    KeepBest,
-    gradient_step,
-    observations_to_tensor,
+    LogFn,
+    RunContext,
+    check_config_fields,
+    load_network,
     policy_gradient_run,
     save_training_state,
 )
-from agents.returns import reward_to_go
-from agents.run import LogFn, RunContext
 
 BASELINES = ("value", "mean", "none")
 
@@ -79,26 +80,18 @@ class ReinforceConfig:
 
 
 def check_config(config: ReinforceConfig) -> None:
+    """Raise ``ValueError`` naming every hyperparameter that cannot work."""
     problems = []
-    if not config.learning_rate > 0:
-        problems.append(f"learning_rate must be positive, got {config.learning_rate}")
-    if not 0.0 <= config.gamma <= 1.0:
-        problems.append(f"gamma must be in [0, 1], got {config.gamma}")
-    if config.episodes_per_update < 1:
-        problems.append(f"episodes_per_update must be at least 1, got {config.episodes_per_update}")
-    if config.baseline not in BASELINES:
-        problems.append(f"baseline must be one of {BASELINES}, got {config.baseline!r}")
     if not 0.0 < config.mean_baseline_rate <= 1.0:
         problems.append(f"mean_baseline_rate must be in (0, 1], got {config.mean_baseline_rate}")
-    for name in ("vf_coef", "ent_coef", "max_grad_norm", "eval_every"):
-        if not getattr(config, name) >= 0:
-            problems.append(f"{name} must be non-negative, got {getattr(config, name)}")
-    if config.eval_every_episodes < 1:
-        problems.append(f"eval_every_episodes must be at least 1, got {config.eval_every_episodes}")
-    if config.log_every < 1:
-        problems.append(f"log_every must be at least 1, got {config.log_every}")
-    if problems:
-        raise ValueError("bad REINFORCE hyperparameters: " + "; ".join(problems))
+    check_config_fields(
+        "REINFORCE", config,
+        at_least_one=("episodes_per_update", "eval_every_episodes", "log_every"),
+        non_negative=("vf_coef", "ent_coef", "max_grad_norm", "eval_every"),
+        positive=("learning_rate",),
+        unit_interval=("gamma",),
+        choices={"baseline": BASELINES, "optimizer": OPTIMIZERS, "activation": tuple(ACTIVATIONS)},
+        problems=problems)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -217,7 +210,6 @@ def train_loop(model: ActorCritic, optimizer: torch.optim.Optimizer, keeper: Kee
 def load_policy(path: str | Path, env: gym.Env, device: str | torch.device = "cpu"
                 ) -> Callable[[np.ndarray], np.ndarray]:
     """The best deterministic policy of a REINFORCE run: a batch of observations -> a batch of actions."""
-    return policies.load_policy(path, env, ReinforceConfig, device)
+    model = load_network(path, env, ReinforceConfig, build_actor_critic, ("best_policy", "policy"), device)
+    return actor_from_network(model)
 
-
-actor_from_network = policies.actor_from_network  # the trained module train_* returns -> batched actions

@@ -88,6 +88,32 @@ def check_budget(n_episodes: int, total_steps: int | None) -> None:
     check_positive_int("total_steps", total_steps, allow_none=True)
 
 
+def time_limit(env: gym.Env) -> int | None:
+    """The episode step limit of ``env``: a ``TimeLimit`` wrapper's, or the env's own ``max_episode_steps``."""
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, gym.wrappers.TimeLimit):
+            return int(env._max_episode_steps)
+        env = env.env
+    return getattr(env, "max_episode_steps", None)
+
+
+def check_episodes_can_end(env: gym.Env, total_steps: int | None) -> None:
+    """ValueError when a run counted in episodes could never finish its first one.
+
+    An env whose start cannot reach a terminal state (``env.unwrapped.terminal_reachable`` is False: a
+    gridworld layout with no goal or hole the agent can get to) ends episodes only by truncation. Without a
+    time limit and without a step budget the first episode would run forever, silently.
+    """
+    if total_steps is not None or time_limit(env) is not None or getattr(env.unwrapped, "terminal_reachable", True):
+        return
+    name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+    raise ValueError(
+        f"episodes of {name} never end: no goal 'G' or hole 'H' can be reached from the start 'S' of its layout, "
+        "and it has no time limit. Give it one (max_episode_steps=N in gym.make or in --env-kwargs) or give "
+        "the run a step budget (total_steps, --total-steps)"
+    )
+
+
 def agent_rng(seed: int | None) -> np.random.Generator:
     """The agent's random generator for ``seed``, independent of the env's ``env.reset(seed=seed)``.
 
@@ -225,6 +251,7 @@ class EpisodeLoop:
         log: LogFn | None = None,
     ):
         check_budget(n_episodes, total_steps)
+        check_episodes_can_end(env, total_steps)
         self.env = env
         self.n_episodes = n_episodes
         self.seed = seed

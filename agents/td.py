@@ -21,8 +21,11 @@ alpha can decay linearly (``epsilon_end``, ``alpha_end``).
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -151,70 +154,59 @@ def td0_prediction(
     return V
 
 
-def sarsa(
-    env: gym.Env,
-    n_episodes: int = 500,
-    alpha: float = 0.5,
-    alpha_end: float | None = None,
-    gamma: float = 0.99,
-    epsilon: float = 0.1,
-    epsilon_end: float | None = None,
-    exploration_fraction: float = 0.5,
-    seed: int = 0,
-    *,
-    total_steps: int | None = None,
-    log: LogFn | None = None,
-) -> np.ndarray:
+# The three control methods: one loop (:func:`td_control`) with their target; the parameters of each are the
+# fields of its config (``q_learning(env, n_episodes=500, alpha=0.5, gamma=1.0, epsilon=0.1, seed=0)``).
+
+Method = Callable[..., np.ndarray]
+
+
+def hyperparameters_of(config_type: type) -> Callable[[Method], Method]:
+    """Give ``method(env, *hyperparameters, total_steps=None, log=None, **hyperparameters)`` the signature
+    ``method(env, <the fields of config_type with their defaults>, *, total_steps=None, log=None)``, so that
+    ``help`` and ``inspect`` show the parameters that live in the config, written once."""
+
+    def decorate(method: Method) -> Method:
+        fields = [inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.default,
+                                    annotation=f.type) for f in dataclasses.fields(config_type)]
+        keyword = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+                   for name, annotation in (("total_steps", "int | None"), ("log", "LogFn | None"))]
+        env = inspect.Parameter("env", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="gym.Env")
+        method.__signature__ = inspect.Signature([env, *fields, *keyword], return_annotation="np.ndarray")
+        return method
+
+    return decorate
+
+
+@hyperparameters_of(SarsaConfig)
+def sarsa(env: gym.Env, *args: Any, total_steps: int | None = None, log: LogFn | None = None,
+          **hyperparameters: Any) -> np.ndarray:
     """SARSA, on-policy TD control (6.7). Returns Q float64 [S, A]; greedy policy ``Q.argmax(axis=1)``."""
-    hyper = SarsaConfig(n_episodes, alpha, alpha_end, gamma, epsilon, epsilon_end, exploration_fraction, seed)
-    return _td_control(env, sarsa_target, "sarsa", hyper, total_steps, log)
+    return td_control(env, sarsa_target, SarsaConfig(*args, **hyperparameters), total_steps, log, "sarsa")
 
 
-def expected_sarsa(
-    env: gym.Env,
-    n_episodes: int = 500,
-    alpha: float = 0.5,
-    alpha_end: float | None = None,
-    gamma: float = 0.99,
-    epsilon: float = 0.1,
-    epsilon_end: float | None = None,
-    exploration_fraction: float = 0.5,
-    seed: int = 0,
-    *,
-    total_steps: int | None = None,
-    log: LogFn | None = None,
-) -> np.ndarray:
+@hyperparameters_of(ExpectedSarsaConfig)
+def expected_sarsa(env: gym.Env, *args: Any, total_steps: int | None = None, log: LogFn | None = None,
+                   **hyperparameters: Any) -> np.ndarray:
     """Expected SARSA (6.9), target policy = the epsilon-greedy behaviour policy. Returns Q float64 [S, A]."""
-    hyper = ExpectedSarsaConfig(n_episodes, alpha, alpha_end, gamma, epsilon, epsilon_end, exploration_fraction, seed)
-    return _td_control(env, expected_sarsa_target, "expected_sarsa", hyper, total_steps, log)
+    config = ExpectedSarsaConfig(*args, **hyperparameters)
+    return td_control(env, expected_sarsa_target, config, total_steps, log, "expected_sarsa")
 
 
-def q_learning(
-    env: gym.Env,
-    n_episodes: int = 500,
-    alpha: float = 0.5,
-    alpha_end: float | None = None,
-    gamma: float = 0.99,
-    epsilon: float = 0.1,
-    epsilon_end: float | None = None,
-    exploration_fraction: float = 0.5,
-    seed: int = 0,
-    *,
-    total_steps: int | None = None,
-    log: LogFn | None = None,
-) -> np.ndarray:
+@hyperparameters_of(QLearningConfig)
+def q_learning(env: gym.Env, *args: Any, total_steps: int | None = None, log: LogFn | None = None,
+               **hyperparameters: Any) -> np.ndarray:
     """Q-learning, off-policy TD control (6.8). Returns Q float64 [S, A]; greedy policy ``Q.argmax(axis=1)``."""
-    hyper = QLearningConfig(n_episodes, alpha, alpha_end, gamma, epsilon, epsilon_end, exploration_fraction, seed)
-    return _td_control(env, q_learning_target, "q_learning", hyper, total_steps, log)
+    return td_control(env, q_learning_target, QLearningConfig(*args, **hyperparameters), total_steps, log,
+                      "q_learning")
 
 
-def _td_control(
+def td_control(
     env: gym.Env,
     td_target: TDTarget,
-    name: str,
     hyper: TDControlConfig,
-    total_steps: int | None,
-    log: LogFn | None,
+    total_steps: int | None = None,
+    log: LogFn | None = None,
+    name: str = "td_control",
 ) -> np.ndarray:
     """The control loop shared by SARSA, expected SARSA and Q-learning; only ``td_target`` differs.
 

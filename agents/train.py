@@ -37,11 +37,10 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 
-from agents import actor_critic, dp, dqn, mc, ppo, reinforce, td
+from agents import actor_critic, dp, dqn, mc, reinforce, sb3_ppo, td
 from agents.envs import make_env
-from agents.evaluate import check_policy, evaluate_policy, run_episodes
+from agents.evaluate import HELD_OUT_SEED_OFFSET, check_policy, evaluate_policy, run_episodes
 from agents.plots import save_figure, value_policy_figure
 from agents.run import RunContext
 from agents.tabular import discrete_sizes
@@ -105,8 +104,8 @@ ALGORITHMS: dict[str, Algorithm] = {
                            "REINFORCE: Monte Carlo policy gradient with a baseline", reinforce.load_policy),
     "a2c": Algorithm(actor_critic.A2CConfig, actor_critic.train_a2c, "deep",
                      "advantage actor-critic on synchronous vectorized envs", actor_critic.load_policy),
-    "ppo": Algorithm(ppo.PPOConfig, ppo.train_ppo, "deep",
-                     "proximal policy optimization: stable-baselines3's PPO on parallel envs", ppo.load_policy,
+    "ppo": Algorithm(sb3_ppo.PPOConfig, sb3_ppo.train_ppo, "deep",
+                     "proximal policy optimization: stable-baselines3's PPO on parallel envs", sb3_ppo.load_policy,
                      example="mpenv-train ppo --env mpenv/HumanoidMimicWalk-v0 --total-steps 20000000"),
 }
 ALIASES = {"value-iteration": ["vi"], "policy-iteration": ["pi"], "mc-control": ["mc"],
@@ -234,15 +233,14 @@ def run_algorithm(algorithm: Algorithm, env: gym.Env, params: dict[str, Any], to
 
 
 def train(algo: str, run: RunConfig, params: Any, progress: bool | None = None) -> Path:
-    """Train ``algo`` as configured; returns the run directory. Validates everything before writing."""
+    """Train ``algo`` as configured; returns the run directory. Validates everything before writing.
+    ``run.seed`` seeds the agent as well as the env: it replaces the ``seed`` field of ``params``, if any."""
     name = CANONICAL.get(algo)
     if name is None:
         raise ValueError(f"unknown algorithm {algo!r}; choose one of {', '.join(ALGORITHMS)}")
-    get_device(run.device)  # a typo in --device fails here, before anything is written
-    if run.threads < 0:
-        raise ValueError(f"--threads must be >= 0, got {run.threads}")
-    if run.threads:
-        torch.set_num_threads(run.threads)
+    check_run_config(run)
+    if any(f.name == "seed" for f in dataclasses.fields(params)):  # one seed for the agent and the env, as the CLI
+        params = dataclasses.replace(params, seed=run.seed)
     env_kwargs = parse_env_kwargs(run.env_kwargs)
     env = make_env(run.env, env_kwargs)
     try:
@@ -251,6 +249,15 @@ def train(algo: str, run: RunConfig, params: Any, progress: bool | None = None) 
         return train_tabular(name, run, params, env, env_kwargs, progress)
     finally:
         env.close()
+
+
+def check_run_config(run: RunConfig) -> None:
+    """The run flags, all checked before anything is written (a typo in --device fails here too)."""
+    get_device(run.device)
+    for flag, value, least in (("--total-steps", run.total_steps, 1), ("--checkpoint-every", run.checkpoint_every, 1),
+                               ("--eval-episodes", run.eval_episodes, 0), ("--threads", run.threads, 0)):
+        if value is not None and value < least:
+            raise ValueError(f"{flag} must be at least {least}, got {value}")
 
 
 def run_config(name: str, run: RunConfig, env_kwargs: dict[str, Any], params: Any, total_steps: int | None) -> dict:
@@ -289,28 +296,33 @@ def train_tabular(name: str, run: RunConfig, params: Any, env: gym.Env, env_kwar
             save_figure(figure, run_dir / "values.png")
             logger.figure("values", figure)
         if run.eval_episodes > 0:
-            report_evaluation(logger, evaluate_policy(env, arrays["pi"], run.eval_episodes, seed=run.seed + 10_000))
+            returns = evaluate_policy(env, arrays["pi"], run.eval_episodes, seed=run.seed + HELD_OUT_SEED_OFFSET)
+            report_evaluation(logger, returns)
     return run_dir
 
 
-def resumed_run(name: str, run: RunConfig) -> tuple[Path, dict[str, Any]]:
-    """The run directory and saved config of ``--resume``, checked against the command line."""
+def resumed_run(name: str, run: RunConfig, total_steps: int) -> tuple[Path, dict[str, Any]]:
+    """The run directory and saved config of ``--resume``, checked against the command line: same algorithm
+    and env, and a budget beyond the steps already done (else there would be nothing to train)."""
     run_dir = Path(run.resume)
     run_dir = run_dir.parent if run_dir.is_file() else run_dir
-    load_torch(run_dir)  # fails early, naming the file, if there is no usable checkpoint
+    done = int(load_torch(run_dir, required=("step",))["step"])  # fails early, naming the file, if unusable
     saved = load_config(run_dir)
     for key, given in (("algo", name), ("env_id", run.env)):
         if saved.get(key) != given:
             raise ValueError(f"--resume {run_dir}: that run is {key}={saved.get(key)!r}, not {given!r}")
+    if total_steps <= done:
+        raise ValueError(f"--total-steps {total_steps}: the run in {run_dir} has done {done} env steps already; "
+                         f"give a larger budget to continue it")
     return run_dir, saved
 
 
 def train_deep(name: str, run: RunConfig, params: Any, env: gym.Env, env_kwargs: dict[str, Any],
                progress: bool | None) -> Path:
     algorithm = ALGORITHMS[name]
-    total_steps = run.total_steps or DEEP_DEFAULT_STEPS
+    total_steps = DEEP_DEFAULT_STEPS if run.total_steps is None else run.total_steps
     if run.resume:
-        run_dir, saved = resumed_run(name, run)
+        run_dir, saved = resumed_run(name, run, total_steps)
         params = algorithm.config(**saved["hyperparameters"])  # a resumed run keeps its hyperparameters
     else:
         run_dir = make_run_dir(run.logdir, run.env, name, run.seed)
@@ -318,13 +330,14 @@ def train_deep(name: str, run: RunConfig, params: Any, env: gym.Env, env_kwargs:
     with RunLogger(run_dir, config, total_steps=total_steps, progress=progress) as logger:
         context = RunContext(env_id=run.env, total_steps=total_steps, seed=run.seed, env_kwargs=env_kwargs,
                              device=run.device, log=logger.log, run_dir=run_dir,
-                             resume=run_dir if run.resume else None, checkpoint_every=run.checkpoint_every)
+                             resume=run_dir if run.resume else None, checkpoint_every=run.checkpoint_every,
+                             threads=run.threads)
         with removed_if_rejected(run_dir, logger, keep=bool(run.resume)):
             algorithm.fn(params, context)
         if run.eval_episodes > 0:
             act = algorithm.load_policy(run_dir, env)
-            report_evaluation(logger, run_episodes(env, lambda obs: act(obs[None])[0], run.eval_episodes,
-                                                   seed=run.seed + 10_000))
+            report_evaluation(logger, run_episodes(env, lambda obs: act(np.asarray(obs)[None])[0], run.eval_episodes,
+                                                   seed=run.seed + HELD_OUT_SEED_OFFSET))
     return run_dir
 
 

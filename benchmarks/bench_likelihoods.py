@@ -56,7 +56,7 @@ def run(name: str, dataset: str, cap: float) -> tuple[float, float, float | None
     build, lr, patience = MODELS[name]
     model = build(tuple(train.shape[1:]))
     start = time.perf_counter()
-    fit(model, train, val, epochs=500, lr=lr, patience=patience, max_seconds=cap)
+    fit(model, train, val, epochs=500, lr=lr, patience=patience, max_seconds=cap, threads=None)  # --threads rules
     seconds = time.perf_counter() - start
     nll = mean_nll(model, test, **({"k": 1000} if name == "VAE" else {}))
     fd = None

@@ -1,6 +1,12 @@
 """Generative models of the course, each verified against an independent reference.
 
-Submodules (import them directly):
+The main public names are importable from the package; they load on first use, so ``import generative`` does not
+import torch::
+
+    from generative import MADE, VAE, data
+    from generative.fit import fit          # the function (``generative.fit`` is its module)
+
+Submodules:
 
 - :mod:`generative.data` -- scikit-learn's digits (grey and binarized, fixed stratified splits), Omniglot-28
   (shipped), 2D toy densities with exact log-densities, MNIST-format IDX files.
@@ -15,3 +21,38 @@ Submodules (import them directly):
 Every model: ``Model(input_shape, ...)``, ``loss(x)``, ``log_prob(x)`` (nats per example) and ``sample(n)``.
 Normalizing flows, GANs and diffusion come in a later milestone.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {  # public name -> the module that defines it
+    **dict.fromkeys(["Autoencoder", "ConvAutoencoder", "LinearAutoencoder"], "generative.autoencoder"),
+    **dict.fromkeys(["VAE", "BetaVAE", "ConditionalVAE"], "generative.vae"),
+    "VQVAE": "generative.vqvae",
+    **dict.fromkeys(["FVSBN", "NADE", "MADE", "PixelCNN", "GatedPixelCNN", "WaveNet", "CausalTransformer"],
+                    "generative.autoregressive"),  # fmt: skip
+    **dict.fromkeys(["FitHistory", "mean_loss"], "generative.fit"),
+    **dict.fromkeys(["frechet_distance", "kernel_distance", "precision_recall", "sample_quality"],
+                    "generative.metrics"),  # fmt: skip
+}
+_SUBMODULES = ("autoencoder", "autoregressive", "common", "data", "fit", "metrics", "train", "vae", "vqvae")
+
+__all__ = sorted([*_EXPORTS, *_SUBMODULES])
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name (or submodule) on first access (PEP 562) and cache it in the package namespace."""
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"generative.{name}")
+    else:
+        raise AttributeError(f"module 'generative' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

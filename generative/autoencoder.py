@@ -35,23 +35,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from generative.common import bernoulli_log_prob, check_input, event_size
+from mpenv.networks import mlp  # re-exported: the building block shared with the VAE and the agents
 
 __all__ = ["Autoencoder", "ConvAutoencoder", "LinearAutoencoder", "conv_decoder", "conv_encoder", "mlp"]
 
 
 # --------------------------------------------------------------------------------------------- building blocks
-
-
-def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
-    """``in_dim -> hidden... -> out_dim`` with ReLU between layers and none after the last (it outputs
-    logits, means or codes). ``hidden=()`` is a single linear map."""
-    sizes = [in_dim, *hidden, out_dim]
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
 
 
 def _check_conv_shape(input_shape: Sequence[int], channels: Sequence[int]) -> None:

@@ -9,6 +9,7 @@
     images = data.idx_images("t10k-images-idx3-ubyte.gz", binarize=True)
     train, val, test = data.load("digits-binary")             # by name: digits, digits-binary, omniglot28,
                                                               # toy:NAME, idx:PATH
+    train, val, test = data.load("idx:images.gz", binarize=True)    # any image set, thresholded
 
 Splits. A model is compared on a test set that never changes, so every test split here is fixed (it
 ignores ``seed``); ``seed`` only picks which training images are held out for validation (early stopping)
@@ -332,23 +333,42 @@ def log_density(name: str, x: Tensor | np.ndarray) -> Tensor:
 # ------------------------------------------------------------------------------------------------ by name
 
 
-def load(name: str, seed: int = 0) -> Splits:
+def load(name: str, seed: int = 0, binarize: Binarize | None = None, labels: bool = False) -> Splits:
     """``Splits`` of a data set by name: ``"digits"``, ``"digits-binary"``, ``"omniglot28"``, ``"toy:NAME"``
     (a 2D density of ``TOY_DENSITIES``), ``"idx:PATH"`` (an MNIST-like IDX image file, grey levels in [0, 1]).
 
+    Args:
+        binarize: for the image sets: ``None`` as the set comes (``digits`` and ``idx:`` grey, the others
+            binary); ``True`` the half-way threshold, ``"stochastic"`` pixel ~ Bernoulli(grey value) drawn once
+            with ``seed``, as in :func:`digits` and :func:`idx_images` (a no-op on the binary ``omniglot28``;
+            ``digits-binary`` is ``digits`` thresholded, so only ``None`` and ``True`` fit it); ``False`` keeps
+            grey levels (``digits``, ``idx:``).
+        labels: ``(x, y)`` pairs (digits' classes, omniglot28's characters).
+
     Raises:
-        ValueError: for an unknown name, listing the choices.
+        ValueError: for an unknown name, listing the choices, and for a ``binarize`` or ``labels`` that the set
+            does not have.
     """
+    if binarize is not None:
+        _check_binarize(binarize)
+        if name.startswith("toy:"):
+            raise ValueError(f"binarize applies to images, not to the 2D points of {name!r}")
+        if name == "digits-binary" and binarize is not True:
+            raise ValueError(f"digits-binary is thresholded already; binarize={binarize!r} needs 'digits'")
+        if name == "omniglot28" and binarize is False:
+            raise ValueError("omniglot28 is binary: it has no grey levels to keep")
+    if labels and not (name.startswith("digits") or name == "omniglot28"):
+        raise ValueError(f"{name!r} has no labels (digits and omniglot28 do)")
     if name == "digits":
-        return digits(binarize=False, seed=seed)
+        return digits(binarize=False if binarize is None else binarize, seed=seed, labels=labels)
     if name == "digits-binary":
-        return digits(binarize=True, seed=seed)
+        return digits(binarize=True, seed=seed, labels=labels)
     if name == "omniglot28":
-        return omniglot28(seed=seed)
+        return omniglot28(seed=seed, labels=labels)  # binary already: both binarizations leave it unchanged
     if name.startswith("toy:"):
         x = sample(name[len("toy:") :], 14_000, seed=seed)
         return Splits(x[:10_000], x[10_000:12_000], x[12_000:])
     if name.startswith("idx:"):
-        return _split_by_image(idx_images(name[len("idx:") :]), seed)
+        return _split_by_image(idx_images(name[len("idx:") :], binarize=binarize or False, seed=seed), seed)
     raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)} "
                      f"(toy names: {', '.join(TOY_DENSITIES)})")  # fmt: skip

@@ -6,16 +6,22 @@
     mpenv-gen eval runs/<run-dir>                 # test NLL in nats and bits/dim
     mpenv-gen list                                # models and data sets
 
-A run directory (``runs/<data>__<model>__<seed>__<time>/``) holds TensorBoard scalars (``loss/train``,
-``loss/val``, ``nll/val``, ``nll/val_bits_per_dim``, ``charts/learning_rate``) and images (``samples``, and
-``reconstructions`` for models that reconstruct), ``config.json`` (model, its keyword arguments, data,
-training settings) and ``checkpoint.pt`` (the current and the best-on-validation weights, the optimizer, the
-epoch; written atomically every epoch, loaded with ``weights_only=True``). Training stops early when the
-validation loss has not improved for ``--patience`` epochs (these models overfit 1.2k digits quickly) and keeps
-the best weights; Ctrl-C keeps the last checkpoint, and ``--resume RUN_DIR`` continues.
+    mpenv-gen train made --data idx:t10k-images-idx3-ubyte.gz --binarize threshold    # MNIST-format files
 
-Negative log-likelihoods: exact for the autoregressive models; for the VAEs ``eval`` reports the importance-
-weighted bound with ``--iwae-k`` samples (an upper bound on the NLL), training logs the negative ELBO.
+A run directory (``runs/<data>__<model>__<seed>__<time>/``) holds TensorBoard scalars (``loss/train``,
+``loss/val``, ``charts/learning_rate``, and every epoch ``nll/val`` and ``nll/val_bits_per_dim``: the likelihood
+curve) and images (``samples``, and ``reconstructions`` for models that reconstruct), ``config.json`` (model,
+its keyword arguments, data, training settings) and ``checkpoint.pt`` (the current and the best-on-validation
+weights, the optimizer, the epoch; written atomically every epoch, loaded with ``weights_only=True``). Training
+stops early when the validation loss has not improved for ``--patience`` epochs (these models overfit 1.2k
+digits quickly) and keeps the best weights; Ctrl-C keeps the last checkpoint, and ``--resume RUN_DIR``
+continues it. On resume ``--epochs`` (the total, more than the run has done), ``--learning-rate``,
+``--patience`` and ``--batch-size`` take effect when given (the run's values otherwise); the model, its
+kwargs, ``--data``, ``--binarize`` and ``--seed`` are the run's and cannot change.
+
+Negative log-likelihoods: exact for the autoregressive models; for the VAEs ``train`` and ``eval`` report the
+importance-weighted bound with ``--iwae-k`` samples (default 1000, seeded: the same number from both), an
+upper bound on the NLL, while ``nll/val`` logs the negative ELBO; the VQ-VAE's is its ELBO (one-hot q).
 """
 
 from __future__ import annotations
@@ -57,6 +63,14 @@ MODELS: dict[str, str] = {
 """``mpenv-gen`` model name -> ``module:class``; every class takes ``input_shape`` first."""
 
 
+def pick_device(spec: str) -> torch.device:
+    """``--device`` through :func:`mpenv.device.get_device`; an unavailable device is a usage error."""
+    try:
+        return get_device(spec)
+    except RuntimeError as err:
+        raise ValueError(f"--device {spec}: {err}") from err
+
+
 def model_class(name: str) -> type[nn.Module]:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
@@ -75,21 +89,45 @@ def build_model(config: dict[str, Any]) -> nn.Module:
     try:
         return cls(tuple(config["input_shape"]), **config.get("model_kwargs", {}))
     except TypeError as err:
-        raise ValueError(f"{config['model']}: bad model kwargs {config.get('model_kwargs')} ({err})") from err
+        raise ValueError(f"{config['model']}: bad model kwargs (--model-kwargs) {config.get('model_kwargs')} "
+                         f"({err})") from err  # fmt: skip
+
+
+def parse_model_kwargs(text: str) -> dict[str, Any]:
+    """``--model-kwargs``: a JSON object of the model's keyword arguments."""
+    try:
+        kwargs = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--model-kwargs must be a JSON object like '{{\"latent_dim\": 4}}', got {text!r} "
+                         f"({err})") from err  # fmt: skip
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"--model-kwargs must be a JSON object like '{{\"latent_dim\": 4}}', got {text!r}")
+    return kwargs
 
 
 # --------------------------------------------------------------------------------------------------- data
 
 
-def load_data(name: str, seed: int, labels: bool) -> tuple[Any, Any, Any]:
+BINARIZE = {"none": None, "threshold": True, "stochastic": "stochastic"}
+"""``--binarize`` -> the ``binarize`` argument of :func:`generative.data.load` (``None``: as the data set comes)."""
+
+
+def load_data(name: str, seed: int, labels: bool, binarize: str = "none") -> tuple[Any, Any, Any]:
     """``(train, val, test)`` tensors, or ``(x, y)`` pairs when the model is conditional."""
     from generative import data
 
-    if labels:
-        if not name.startswith("digits"):
-            raise ValueError(f"a conditional model needs labelled data (digits, digits-binary), not {name!r}")
-        return tuple(data.digits(binarize=name == "digits-binary", seed=seed, labels=True))
-    return tuple(data.load(name, seed=seed))
+    if binarize not in BINARIZE:
+        raise ValueError(f"--binarize must be one of {', '.join(BINARIZE)}, got {binarize!r}")
+    if name.startswith("idx:") and not Path(name[len("idx:") :]).is_file():
+        raise ValueError(f"--data {name}: no such file {name[len('idx:') :]}")
+    if labels and not name.startswith("digits"):
+        raise ValueError(f"a conditional model needs labelled data (digits, digits-binary), not {name!r}")
+    try:
+        return tuple(data.load(name, seed=seed, binarize=BINARIZE[binarize], labels=labels))
+    except ValueError as err:
+        if "binarize" in str(err):
+            raise ValueError(f"--binarize {binarize}: {err}") from err
+        raise
 
 
 # ------------------------------------------------------------------------------------------------ numbers
@@ -181,33 +219,87 @@ def restore_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.O
                       state["modules"]["best_model"], float(extra["seconds"]))  # fmt: skip
 
 
+TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 200, "batch_size": 64, "learning_rate": 1e-3, "patience": 10}
+"""Training settings of a new run; on ``--resume`` the run's own, unless the flag is given."""
+RESUMABLE = ("epochs", "batch_size", "learning_rate", "patience")
+"""Settings that ``--resume`` lets change; the others (model, its kwargs, data, binarization, seed) are the run's."""
+FIXED_ON_RESUME = {"model": "the model", "model_kwargs": "--model-kwargs", "data": "--data",
+                   "binarize": "--binarize", "seed": "--seed"}  # fmt: skip
+IWAE_K = 1000
+"""Importance samples of the VAEs' test NLL, in ``train`` and ``eval`` alike."""
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Every numeric flag in range, before anything is loaded or written."""
+    positive = {"epochs": "--epochs", "batch_size": "--batch-size", "patience": "--patience",
+                "sample_every": "--sample-every", "iwae_k": "--iwae-k", "n": "-n"}  # fmt: skip
+    for key, flag in positive.items():
+        value = getattr(args, key, None)
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be at least 1, got {value}")
+    lr = getattr(args, "learning_rate", None)
+    if lr is not None and not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"--learning-rate must be a positive number, got {lr}")
+    if getattr(args, "threads", 0) < 0:
+        raise ValueError(f"--threads must be >= 0 (0: torch's default), got {args.threads}")
+    out = getattr(args, "out", None)
+    if out is not None and not Path(out).resolve().parent.is_dir():
+        raise ValueError(f"--out {out}: no such directory {Path(out).resolve().parent}")
+    if out is not None and Path(out).is_dir():
+        raise ValueError(f"--out {out} is a directory; name an image file such as {Path(out) / 'samples.png'}")
+
+
 def new_config(args: argparse.Namespace) -> dict[str, Any]:
+    settings = {key: TRAIN_DEFAULTS[key] if getattr(args, key) is None else getattr(args, key) for key in RESUMABLE}
     return {
-        "model": args.model, "model_kwargs": json.loads(args.model_kwargs), "data": args.data, "seed": args.seed,
-        "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-        "patience": args.patience, "algo": args.model, "env_id": args.data,
+        "model": args.model, "model_kwargs": parse_model_kwargs(args.model_kwargs or "{}"),
+        "data": args.data or "digits-binary", "binarize": args.binarize or "none",
+        "seed": 0 if args.seed is None else args.seed, **settings, "algo": args.model, "env_id": args.data,
     }  # fmt: skip
 
 
+def resumed_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's config with the resumable settings given on the command line."""
+    config = load_config(args.resume)
+    for key, flag in FIXED_ON_RESUME.items():
+        if getattr(args, key) is not None:
+            raise ValueError(f"{flag} cannot change on --resume (the run's is used); only --epochs, --learning-rate, "
+                             "--patience and --batch-size can")  # fmt: skip
+    config.setdefault("binarize", "none")  # runs from before --binarize existed
+    config.update({key: getattr(args, key) for key in RESUMABLE if getattr(args, key) is not None})
+    return config
+
+
 def train(args: argparse.Namespace) -> int:
-    config = load_config(args.resume) if args.resume else new_config(args)
+    config = resumed_config(args) if args.resume else new_config(args)
+    config["env_id"] = config["data"]
     seed_everything(config["seed"])
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    device = get_device(args.device)
+    device = pick_device(args.device)
     conditional = is_conditional(model_class(config["model"]))  # fails on unknown names before loading data
-    train_split, val_split, test_split = load_data(config["data"], config["seed"], conditional)
+    train_split, val_split, test_split = load_data(config["data"], config["seed"], conditional, config["binarize"])
     first = train_split[0] if isinstance(train_split, tuple) else train_split
     config["input_shape"] = list(first.shape[1:])
     model = build_model(config).to(device)
-    model.loss(*next(batches(train_split, 2, None, device)))  # the model fits the data: fail before a run dir
+    try:  # the model fits the data: fail before a run dir
+        model.loss(*next(batches(train_split, 2, None, device)))
+    except ValueError as err:
+        hint = " (--binarize threshold or stochastic)" if "binarize" in str(err) else ""
+        raise ValueError(f"{err}{hint}") from err
     optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
     if args.resume:
         run_dir = Path(args.resume)
         history = restore_checkpoint(run_dir, model, optimizer)
+        for group in optimizer.param_groups:  # the checkpoint's optimizer state carries the old rate
+            group["lr"] = config["learning_rate"]
+        if history.epochs >= config["epochs"]:
+            raise ValueError(f"--epochs {config['epochs']}: {run_dir} has trained {history.epochs} epochs already; "
+                             "give a larger total to continue")  # fmt: skip
     else:
         run_dir, history = make_run_dir(args.logdir, config["data"], config["model"], config["seed"]), FitHistory()
     probe = next(batches(val_split, 8, None, device))
+    input_shape = tuple(config["input_shape"])
 
     with RunLogger(run_dir, config, total_steps=config["epochs"]) as log:
 
@@ -216,6 +308,11 @@ def train(args: argparse.Namespace) -> int:
             log.log("loss/train", h.train_loss[-1], epoch)
             log.log("loss/val", h.val_loss[-1], epoch)
             log.log("charts/learning_rate", optimizer.param_groups[0]["lr"], epoch)
+            with torch.random.fork_rng(devices=[]):  # a VAE's ELBO draws noise: logging must not move training
+                nll = mean_nll(model, val_split)  # the model is in eval mode here (fit's validation pass)
+            if nll is not None:
+                log.log("nll/val", nll, epoch)
+                log.log("nll/val_bits_per_dim", bits_per_dim(nll, input_shape), epoch)
             if epoch % args.sample_every == 0:
                 with contextlib.suppress(NotImplementedError):  # autoencoders have nothing to sample from
                     log.figure("samples", sample_figure(draw_samples(model, 64, epoch, device)), epoch)
@@ -226,14 +323,10 @@ def train(args: argparse.Namespace) -> int:
         try:
             fit(model, train_split, val_split, epochs=config["epochs"], batch_size=config["batch_size"],
                 patience=config["patience"], seed=config["seed"], optimizer=optimizer, history=history,
-                on_epoch=on_epoch)  # fmt: skip
+                on_epoch=on_epoch, threads=None)  # fmt: skip
         except KeyboardInterrupt:
             print(f"interrupted; the last checkpoint is kept in {run_dir}", file=sys.stderr)
             return 130
-        nll = mean_nll(model, val_split)
-        if nll is not None:
-            log.log("nll/val", nll, history.epochs)
-            log.log("nll/val_bits_per_dim", bits_per_dim(nll, tuple(config["input_shape"])), history.epochs)
     if history.epochs < config["epochs"]:
         print(f"early stop after epoch {history.epochs}: best validation loss {history.best_val_loss:.4f} "
               f"at epoch {history.best_epoch + 1}")  # fmt: skip
@@ -243,12 +336,14 @@ def train(args: argparse.Namespace) -> int:
 
 
 def report(model: nn.Module, config: dict[str, Any], test_split: Data, k: int) -> None:
+    """Print the test NLL; the VAEs' IWAE bound is seeded with the run's seed, so ``train`` and ``eval`` agree."""
     kwargs = {"k": k} if config["model"] in ("vae", "beta-vae", "cvae") else {}
+    torch.manual_seed(config["seed"])
     nll = mean_nll(model, test_split, **kwargs)
     if nll is None:
         print(f"{config['model']} on {config['data']}: test loss {mean_loss(model, test_split):.4f} (no likelihood)")
         return
-    bound = f" (IWAE bound, k={k})" if kwargs else ""
+    bound = f" (IWAE bound, k={k})" if kwargs else " (ELBO bound)" if config["model"] == "vqvae" else ""
     print(f"{config['model']} on {config['data']}: test NLL {nll:.3f} nats, "
           f"{bits_per_dim(nll, tuple(config['input_shape'])):.4f} bits/dim{bound}")
 
@@ -267,35 +362,54 @@ def load_run(run_dir: str, device: torch.device) -> tuple[nn.Module, dict[str, A
 # ------------------------------------------------------------------------------------------------ CLI
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every default, except ``None`` ones, whose help text says what they mean."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mpenv-gen", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n\n".join(__doc__.split("\n\n")[1:]))  # fmt: skip
     commands = parser.add_subparsers(dest="command", required=True)
-    t = commands.add_parser("train", help="train a model", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t = commands.add_parser("train", help="train a model", formatter_class=HelpFormatter)
     t.add_argument("model", nargs="?", help=f"one of: {', '.join(MODELS)}")
-    t.add_argument("--data", default="digits-binary", help="digits, digits-binary, omniglot28, toy:NAME, idx:PATH")
-    t.add_argument("--model-kwargs", default="{}", help="JSON dict of the model's keyword arguments")
-    t.add_argument("--epochs", type=int, default=200)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--learning-rate", type=float, default=1e-3)
-    t.add_argument("--patience", type=int, default=10, help="early stop after this many epochs without a better "
-                   "validation loss")  # fmt: skip
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--logdir", default="runs")
-    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    t.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
+    t.add_argument("--data", default=None, help="digits, digits-binary, omniglot28, toy:NAME, idx:PATH "
+                   "(default: digits-binary)")  # fmt: skip
+    t.add_argument("--binarize", choices=list(BINARIZE), default=None,
+                   help="grey images to {0, 1}: threshold (half the grey range), stochastic (pixel ~ "
+                   "Bernoulli(grey), drawn once with --seed), none (as the data set comes; default)")  # fmt: skip
+    t.add_argument("--model-kwargs", default=None, help="JSON object of the model's keyword arguments, e.g. "
+                   "'{\"latent_dim\": 4}' (default: {})")  # fmt: skip
+    resumable = "; on --resume: the run's unless given"
+    t.add_argument("--epochs", type=int, default=None,
+                   help=f"total epochs (default: {TRAIN_DEFAULTS['epochs']}{resumable})")  # fmt: skip
+    t.add_argument("--batch-size", type=int, default=None,
+                   help=f"minibatch size (default: {TRAIN_DEFAULTS['batch_size']}{resumable})")  # fmt: skip
+    t.add_argument("--learning-rate", type=float, default=None,
+                   help=f"Adam's (default: {TRAIN_DEFAULTS['learning_rate']}{resumable})")  # fmt: skip
+    t.add_argument("--patience", type=int, default=None, help="early stop after this many epochs without a better "
+                   f"validation loss (default: {TRAIN_DEFAULTS['patience']}{resumable})")  # fmt: skip
+    t.add_argument("--seed", type=int, default=None, help="torch's seed and the validation split (default: 0)")
+    t.add_argument("--logdir", default="runs", help="where the run directory is made")
     t.add_argument("--sample-every", type=int, default=10, help="epochs between sample grids in TensorBoard")
-    t.add_argument("--iwae-k", type=int, default=100, help="importance samples of the final VAE test NLL")
+    t.add_argument("--iwae-k", type=int, default=IWAE_K, help="importance samples of the final VAE test NLL")
     t.add_argument("--resume", default=None, help="continue this run directory")
-    s = commands.add_parser("sample", help="draw samples from a trained model into a PNG")
-    s.add_argument("run_dir")
-    s.add_argument("-n", type=int, default=64)
-    s.add_argument("--out", default="samples.png")
-    s.add_argument("--seed", type=int, default=0)
-    e = commands.add_parser("eval", help="test NLL (nats and bits/dim) of a trained model")
-    e.add_argument("run_dir")
-    e.add_argument("--iwae-k", type=int, default=1000, help="importance samples for VAEs")
+    s = commands.add_parser("sample", help="draw samples from a trained model into a PNG",
+                            formatter_class=HelpFormatter)  # fmt: skip
+    s.add_argument("run_dir", help="a run directory of mpenv-gen train")
+    s.add_argument("-n", type=int, default=64, help="number of samples")
+    s.add_argument("--out", default="samples.png", help="image file (its directory must exist)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the samples")
+    e = commands.add_parser("eval", help="test NLL (nats and bits/dim) of a trained model",
+                            formatter_class=HelpFormatter)  # fmt: skip
+    e.add_argument("run_dir", help="a run directory of mpenv-gen train")
+    e.add_argument("--iwae-k", type=int, default=IWAE_K, help="importance samples for VAEs")
+    for command in (t, s, e):
+        command.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (mpenv.device)")
+        command.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
     commands.add_parser("list", help="the models and data sets")
     return parser
 
@@ -309,23 +423,27 @@ def main(argv: list[str] | None = None) -> int:
             print("models:", ", ".join(MODELS))
             print("data:", ", ".join(DATASETS), f"(toy: {', '.join(TOY_DENSITIES)})")
             return 0
+        check_args(args)
         if args.command == "train":
             if args.model is None and not args.resume:
                 raise ValueError(f"name a model ({', '.join(MODELS)}) or --resume a run")
-            if args.model is not None:
+            if args.model is not None and not args.resume:
                 model_class(args.model)
             return train(args)
-        device = get_device("cpu")
+        if args.threads > 0:
+            torch.set_num_threads(args.threads)
+        device = pick_device(args.device)
         model, config = load_run(args.run_dir, device)
         if args.command == "sample":
             samples = draw_samples(model, args.n, args.seed, device)
             sample_figure(samples, f"{config['model']} on {config['data']}").savefig(args.out, dpi=120)
             print(f"wrote {args.n} samples to {args.out}")
             return 0
-        _, _, test_split = load_data(config["data"], config["seed"], is_conditional(model))
+        _, _, test_split = load_data(config["data"], config["seed"], is_conditional(model),
+                                     config.get("binarize", "none"))  # fmt: skip
         report(model, config, test_split, k=args.iwae_k)
         return 0
-    except (ValueError, CheckpointError, json.JSONDecodeError, NotImplementedError) as err:
+    except (ValueError, CheckpointError, NotImplementedError) as err:
         print(f"mpenv-gen: error: {err}", file=sys.stderr)
         return 2
 

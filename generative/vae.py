@@ -46,8 +46,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from generative.autoencoder import mlp
 from generative.common import bernoulli_log_prob, check_input, event_size
+from mpenv.networks import mlp
 
 __all__ = ["VAE", "BetaVAE", "ConditionalVAE", "gaussian_kl", "log_standard_normal", "reparameterize"]
 

@@ -11,10 +11,10 @@ pass). The loss (eq. 3 of the paper)::
     L = -log p(x | z_q(x)) + ||sg[z_e(x)] - e||^2 + beta ||z_e(x) - sg[e]||^2
 
 moves the codebook towards the encoder outputs (second term) and commits the encoder to its codes (third term,
-``beta = 0.25``). A prior ``p(k)`` over the code grid -- an autoregressive model of the code indices, here a small
-categorical PixelCNN (:class:`CodePrior`, built on the masked convolutions of :mod:`generative.autoregressive`) --
-is trained on the (detached) codes of the data in the
-same loss, so one optimizer trains both; ``sample(n)`` draws codes from the prior and decodes them.
+``beta = 0.25``). A prior ``p(k)`` over the code grid -- an autoregressive model of the code indices, here the
+PixelCNN of :mod:`generative.autoregressive.pixelcnn` with a ``K``-way softmax per position
+(``PixelCNN((1, H/2, W/2), n_classes=K)``) -- is trained on the (detached) codes of the data in the same loss, so
+one optimizer trains both; ``sample(n)`` draws codes from the prior and decodes them.
 
 Likelihood: ``q(k | x)`` is one-hot, so the ELBO is ``log p(x | z_q(x)) + log p(k(x))`` (the KL is minus the
 prior's log-probability of the chosen codes); :meth:`VQVAE.log_prob` returns that lower bound on ``log p(x)``.
@@ -27,13 +27,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from generative.autoregressive.base import MaskedConv2d
+from generative.autoregressive.pixelcnn import PixelCNN
 from generative.common import bernoulli_log_prob, check_input
 
-__all__ = ["CodePrior", "VQVAE", "quantize"]
+__all__ = ["VQVAE", "quantize"]
 
 
 def quantize(z_e: Tensor, codebook: Tensor) -> tuple[Tensor, Tensor]:
@@ -57,10 +56,11 @@ class VQVAE(nn.Module):
         hidden: channels of the encoder and decoder.
         beta: commitment weight.
         prior_hidden: channels of the prior PixelCNN over the ``H/2 x W/2`` code grid.
+        prior_layers: its residual type-B layers (after a 5 x 5 type-A layer).
     """
 
     def __init__(self, input_shape: Sequence[int], codebook_size: int = 32, code_dim: int = 16, hidden: int = 64,
-                 beta: float = 0.25, prior_hidden: int = 64) -> None:  # fmt: skip
+                 beta: float = 0.25, prior_hidden: int = 64, prior_layers: int = 4) -> None:  # fmt: skip
         super().__init__()
         self.input_shape = tuple(int(d) for d in input_shape)
         if len(self.input_shape) != 3 or self.input_shape[1] % 2 or self.input_shape[2] % 2:
@@ -80,7 +80,8 @@ class VQVAE(nn.Module):
         scale = 1.0 / codebook_size
         self.codebook = nn.Parameter(torch.empty(codebook_size, code_dim).uniform_(-scale, scale))
         self.grid = (self.input_shape[1] // 2, self.input_shape[2] // 2)
-        self.prior = _code_prior(codebook_size, self.grid, prior_hidden)
+        self.prior = PixelCNN((1, *self.grid), channels=prior_hidden, n_layers=prior_layers, first_kernel=5,
+                              n_classes=codebook_size)  # fmt: skip
 
     # ------------------------------------------------------------------------------------------ VQ
 
@@ -118,18 +119,22 @@ class VQVAE(nn.Module):
             return -self.log_prob(x).mean()
         terms = self.vq_terms(x)
         vq = -terms["log_px_z"] + terms["codebook"] + self.beta * terms["commitment"]
-        return (vq - self.prior.log_prob(terms["indices"].detach())).mean()
+        return (vq - self.code_log_prob(terms["indices"].detach())).mean()
 
     def log_prob(self, x: Tensor) -> Tensor:
         """ELBO ``log p(x | z_q(x)) + log p(k(x))`` per example, nats: a lower bound on ``log p(x)``."""
         x = check_input(x, self.input_shape, binary=True, model="VQVAE")
         terms = self.vq_terms(x)
-        return terms["log_px_z"] + self.prior.log_prob(terms["indices"])
+        return terms["log_px_z"] + self.code_log_prob(terms["indices"])
+
+    def code_log_prob(self, indices: Tensor) -> Tensor:
+        """The prior's exact ``log p(k)`` of code grids ``[N, H/2, W/2]``, nats ``[N]``."""
+        return self.prior.log_prob(indices[:, None])
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
         """Codes from the prior, decoded, pixels drawn from the decoder's Bernoulli distributions."""
-        indices = self.prior.sample(n)
+        indices = self.prior.sample(n)[:, 0].long()
         return torch.bernoulli(torch.sigmoid(self.decode_logits(self.codes_to_latents(indices))))
 
     @torch.no_grad()
@@ -147,43 +152,3 @@ class VQVAE(nn.Module):
         entropy = -(p[p > 0] * p[p > 0].log()).sum()
         return {"perplexity": float(entropy.exp()), "fraction_used": float((counts > 0).float().mean()),
                 "codebook_size": len(self.codebook)}  # fmt: skip
-
-
-class CodePrior(nn.Module):
-    """A categorical PixelCNN over a grid of code indices ``k [N, H, W]`` in ``0..K-1``:
-    ``p(k) = prod_i softmax(l_i(k_<i))[k_i]`` in raster order, the masked convolutions of
-    :class:`~generative.autoregressive.base.MaskedConv2d` (type A first, then type B) on embedded codes."""
-
-    def __init__(self, n_classes: int, grid: tuple[int, int], hidden: int = 64, n_layers: int = 4) -> None:
-        super().__init__()
-        self.n_classes, self.grid = n_classes, grid
-        self.embed = nn.Embedding(n_classes, hidden)
-        self.first = MaskedConv2d(hidden, hidden, 5, "A")
-        self.layers = nn.ModuleList(MaskedConv2d(hidden, hidden, 3, "B") for _ in range(n_layers))
-        self.head = nn.Sequential(nn.ReLU(), MaskedConv2d(hidden, n_classes, 1, "B"))
-
-    def logits(self, codes: Tensor) -> Tensor:
-        """``[N, K, H, W]`` logits of each position's code given the codes before it."""
-        h = self.first(self.embed(codes).permute(0, 3, 1, 2))
-        for layer in self.layers:
-            h = h + layer(torch.relu(h))
-        return self.head(h)
-
-    def log_prob(self, codes: Tensor) -> Tensor:
-        """``[N]`` exact log-probability of code grids, nats."""
-        return -F.cross_entropy(self.logits(codes), codes, reduction="none").flatten(1).sum(1)
-
-    @torch.no_grad()
-    def sample(self, n: int) -> Tensor:
-        """Code grids drawn position by position in raster order (``H W`` passes; the grid is small)."""
-        device = self.embed.weight.device
-        codes = torch.zeros(n, *self.grid, dtype=torch.long, device=device)
-        for i in range(self.grid[0]):
-            for j in range(self.grid[1]):
-                probabilities = torch.softmax(self.logits(codes)[:, :, i, j], dim=1)
-                codes[:, i, j] = torch.multinomial(probabilities, 1)[:, 0]
-        return codes
-
-
-def _code_prior(codebook_size: int, grid: tuple[int, int], hidden: int) -> nn.Module:
-    return CodePrior(codebook_size, grid, hidden)

@@ -5,6 +5,8 @@ and seeds its random number generators.
     device = get_device("auto")           # cuda, then mps, then cpu; MPENV_DEVICE=cpu overrides "auto"
     seed_everything(1)                    # python, numpy and torch (all devices)
     batch = to_device({"obs": obs_array, "act": act_array}, device)
+    net = to_device(net, device, dtype=torch.float64)   # modules are moved and cast too
+    with torch_threads(1): ...            # torch's CPU thread count inside the block, restored after
 
 Device strings: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``. An explicit string wins over
 ``MPENV_DEVICE``; the variable only replaces ``"auto"``, so a script can be moved to a GPU without a
@@ -16,7 +18,8 @@ from __future__ import annotations
 import os
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -106,12 +109,16 @@ def seed_everything(seed: int, deterministic: bool = False) -> np.random.Generat
 
 
 def to_device(batch: Any, device: torch.device | str, dtype: torch.dtype | None = None) -> Any:
-    """Move a tensor, a NumPy array, or a dict/list/tuple nesting of them to ``device``.
+    """Move a tensor, a NumPy array, an ``nn.Module``, or a dict/list/tuple nesting of them to ``device``.
 
-    NumPy arrays become tensors (floating arrays take ``dtype`` when given); other leaves (ints,
-    strings, None) pass through unchanged, so info dicts can be moved whole.
+    ``dtype`` casts floating data only: floating tensors and arrays, and a module's floating parameters and
+    buffers (``nn.Module.to(device, dtype)``; integer buffers such as a step counter keep their type). NumPy
+    arrays become tensors; other leaves (ints, strings, None) pass through unchanged, so info dicts can be
+    moved whole. A module is moved in place, as ``nn.Module.to`` does, and returned.
     """
     device = get_device(device) if isinstance(device, str) else device
+    if isinstance(batch, torch.nn.Module):
+        return batch.to(device) if dtype is None else batch.to(device, dtype)
     if isinstance(batch, torch.Tensor):
         moved = batch.to(device, non_blocking=True)
         return moved.to(dtype) if dtype is not None and moved.is_floating_point() else moved
@@ -133,3 +140,19 @@ def module_device(module: torch.nn.Module) -> torch.device:
     for tensor in module.buffers():
         return tensor.device
     return torch.device("cpu")
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's CPU thread count set to ``threads`` inside the block and restored after (``None`` or 0: unchanged).
+
+    Small networks run fastest on one thread (the CLIs' default), and one thread also keeps torch out of GNU
+    OpenMP's thread team, which is not fork-safe: a process forked after a parallel region hangs in its next one.
+    """
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

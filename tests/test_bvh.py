@@ -119,3 +119,51 @@ def test_error_line_number_points_at_the_bad_frame(tmp_path):
     bad_line = text.splitlines().index(next(line for line in text.splitlines() if " x " in line)) + 1
     with pytest.raises(ValueError, match=rf"bad\.bvh:{bad_line}:"):
         read_bvh(_write(tmp_path, text, "bad.bvh"))
+
+
+def _naive_fk(clip) -> np.ndarray:
+    """Per-joint textbook recursion with scipy's Euler rotations (independent of vision3d)."""
+    positions = np.zeros((clip.n_frames, clip.n_joints, 3))
+    world = np.zeros((clip.n_frames, clip.n_joints, 3, 3))
+    for t in range(clip.n_frames):
+        for j, parent in enumerate(clip.parents):
+            axes = "".join(name[0] for name in clip.channels[j] if name.endswith("rotation"))
+            angles = [clip.joint_channel(j, name)[t] for name in clip.channels[j] if name.endswith("rotation")]
+            local = Rotation.from_euler(axes, angles, degrees=True).as_matrix() if axes else np.eye(3)
+            offset = clip.offsets[j].copy()
+            for axis, name in enumerate(("Xposition", "Yposition", "Zposition")):
+                if name in clip.channels[j]:
+                    offset[axis] = clip.joint_channel(j, name)[t]
+            if parent < 0:
+                world[t, j], positions[t, j] = local, offset
+            else:
+                world[t, j] = world[t, parent] @ local
+                positions[t, j] = positions[t, parent] + world[t, parent] @ offset
+    return positions
+
+
+def test_forward_kinematics_matches_a_per_joint_loop_on_random_channels(tmp_path):
+    header, frames = TINY.split("Frames: 3")
+    values = np.random.default_rng(0).uniform(-120, 120, size=(5, 18))
+    text = header + "Frames: 5\nFrame Time: 0.04\n" + "\n".join(" ".join(f"{v:.6f}" for v in row) for row in values)
+    clip = read_bvh(_write(tmp_path, text))
+    np.testing.assert_allclose(clip.joint_positions(), _naive_fk(clip), atol=1e-12)
+
+
+def test_several_roots_are_separate_trees(tmp_path):
+    second = "ROOT Prop\n{\n  OFFSET 5 0 0\n  CHANNELS 3 Zrotation Xrotation Yrotation\n"
+    second += "  JOINT Tip\n  {\n    OFFSET 0 1 0\n    CHANNELS 3 Zrotation Xrotation Yrotation\n  }\n}\n"
+    header, motion = TINY.split("MOTION")
+    rows = motion.strip().splitlines()
+    extra = ["0 0 0  0 0 0", "90 0 0  0 0 0", "0 0 0  0 0 0"]
+    frames = [f"{a}  {b}" for a, b in zip(rows[2:], extra, strict=True)]  # the new channels close every frame
+    text = header + second + "MOTION\n" + "\n".join(rows[:2] + frames)
+    clip = read_bvh(_write(tmp_path, text))
+    single = read_bvh(_write(tmp_path, TINY, "single.bvh"))
+    assert clip.parents.tolist() == [-1, 0, 1, 0, -1, 4]
+    positions = clip.joint_positions()
+    np.testing.assert_allclose(positions[:, :4], single.joint_positions(), atol=1e-12)
+    np.testing.assert_allclose(positions[:, 4], [[5, 0, 0]] * 3, atol=1e-12)
+    np.testing.assert_allclose(positions[:, 5], [[5, 1, 0], [4, 0, 0], [5, 1, 0]], atol=1e-12)  # Rz(90) in frame 1
+    np.testing.assert_allclose(positions, _naive_fk(clip), atol=1e-12)
+    np.testing.assert_allclose(clip.rest_positions()[4:], [[5, 0, 0], [5, 1, 0]], atol=1e-12)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from mpenv.device import get_device, module_device, seed_everything, to_device
+from mpenv.device import get_device, module_device, seed_everything, to_device, torch_threads
 
 
 def test_cpu_and_auto_resolve_on_a_cpu_machine(monkeypatch):
@@ -100,3 +100,55 @@ def test_to_device_moves_nested_batches_and_keeps_their_structure():
 def test_module_device():
     assert module_device(torch.nn.Linear(2, 2)) == torch.device("cpu")
     assert module_device(torch.nn.ReLU()) == torch.device("cpu")
+
+
+class _Counter(torch.nn.Module):
+    """A linear layer plus an integer buffer: ``dtype`` must cast the former and leave the latter alone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 2)
+        self.register_buffer("steps", torch.tensor(7, dtype=torch.int64))
+        self.register_buffer("scale", torch.full((2,), 0.5))
+
+
+def test_to_device_moves_and_casts_modules():
+    torch.manual_seed(0)
+    module = _Counter()
+    weight = module.linear.weight.detach().clone()
+    assert module.linear.weight.dtype == torch.float32
+    moved = to_device(module, "cpu", dtype=torch.float64)
+    assert moved is module  # nn.Module.to works in place and returns the module
+    assert all(p.dtype == torch.float64 and p.device.type == "cpu" for p in moved.parameters())
+    assert moved.scale.dtype == torch.float64
+    assert moved.steps.dtype == torch.int64 and int(moved.steps) == 7  # non-floating buffers are not cast
+    torch.testing.assert_close(moved.linear.weight, weight.double(), rtol=0.0, atol=0.0)
+    x = torch.randn(4, 3, dtype=torch.float64)
+    torch.testing.assert_close(moved.linear(x), x @ weight.double().T + moved.linear.bias, rtol=0, atol=1e-15)
+    # Without dtype a module only moves; inside a nesting it is handled like any other leaf.
+    assert to_device(torch.nn.Linear(2, 2), torch.device("cpu")).weight.dtype == torch.float32
+    nested = to_device({"net": torch.nn.Linear(2, 2), "obs": [torch.zeros(2, dtype=torch.float32)]}, "cpu",
+                       dtype=torch.float64)  # fmt: skip
+    assert nested["net"].weight.dtype == torch.float64 and nested["obs"][0].dtype == torch.float64
+
+
+def test_to_device_casts_only_floating_tensors_in_nested_dicts():
+    batch = {"obs": {"image": torch.zeros(2, 3), "mask": torch.ones(2, dtype=torch.bool)},
+             "act": torch.arange(2), "rew": (torch.ones(2, dtype=torch.float16),)}  # fmt: skip
+    moved = to_device(batch, "cpu", dtype=torch.float64)
+    assert moved["obs"]["image"].dtype == torch.float64 and moved["rew"][0].dtype == torch.float64
+    assert moved["obs"]["mask"].dtype == torch.bool and moved["act"].dtype == torch.int64
+    assert all(t.device.type == "cpu" for t in (moved["obs"]["image"], moved["act"]))
+
+
+def test_torch_threads_sets_the_count_inside_the_block_and_restores_it() -> None:
+    before = torch.get_num_threads()
+    with torch_threads(before + 1):
+        assert torch.get_num_threads() == before + 1
+    assert torch.get_num_threads() == before
+    for unchanged in (None, 0):
+        with torch_threads(unchanged):
+            assert torch.get_num_threads() == before
+    with pytest.raises(KeyboardInterrupt), torch_threads(before + 2):
+        raise KeyboardInterrupt  # restored on the way out of an interrupted block too
+    assert torch.get_num_threads() == before

@@ -157,29 +157,20 @@ def test_the_td_loss_matches_a_hand_computation_and_only_moves_q_theta(loss, exp
     assert q_net.table.grad is not None and target_net.table.grad is None
 
 
-@pytest.mark.parametrize("max_norm", [0.1, 1e6])  # clipped, and left alone
-def test_gradient_clipping_matches_torch(max_norm):
-    torch.manual_seed(0)
-    reference = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
-    (reference(torch.randn(16, 4)) ** 2).sum().backward()
-    ours = copy.deepcopy(reference)
-    for p_ref, p_ours in zip(reference.parameters(), ours.parameters(), strict=True):
-        p_ours.grad = p_ref.grad.clone()
-    nn.utils.clip_grad_norm_(reference.parameters(), max_norm)
-    dqn.clip_grad_norm(torch.optim.SGD(ours.parameters(), lr=0.1), max_norm)
-    for p_ref, p_ours in zip(reference.parameters(), ours.parameters(), strict=True):
-        torch.testing.assert_close(p_ours.grad, p_ref.grad)
-
-
 @pytest.mark.parametrize("sample_bytes", [dqn.SAMPLE_BYTES, 1])  # all minibatches of a round in one draw, or one each
 def test_each_round_takes_gradient_steps_steps_on_fresh_minibatches(monkeypatch, sample_bytes):
-    batches = []
-    real_step = dqn.gradient_step
+    batches, shapes = [], []
+    real_step, real_loss = dqn.gradient_step, dqn.td_loss
 
-    def recording_step(q_net, target_net, optimizer, batch, config, step):
-        batches.append((step, batch.obs.shape, batch.actions.shape))
-        return real_step(q_net, target_net, optimizer, batch, config, step)
+    def recording_loss(q_net, target_net, batch, config):
+        shapes.append((batch.obs.shape, batch.actions.shape))
+        return real_loss(q_net, target_net, batch, config)
 
+    def recording_step(optimizer, loss, max_grad_norm, step, tag):
+        batches.append((step, *shapes[-1]))
+        return real_step(optimizer, loss, max_grad_norm, step, tag)
+
+    monkeypatch.setattr(dqn, "td_loss", recording_loss)
     monkeypatch.setattr(dqn, "gradient_step", recording_step)
     monkeypatch.setattr(dqn, "SAMPLE_BYTES", sample_bytes)
     dqn.train_dqn(quick_config(train_frequency=50, gradient_steps=7, batch_size=16), context(300))

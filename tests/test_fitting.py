@@ -13,6 +13,7 @@ from scipy.linalg import orthogonal_procrustes
 from scipy.spatial.transform import Rotation
 
 from vision3d.body.fitting import (
+    FitConfig,
     PerspectiveCamera,
     WeakPerspectiveCamera,
     default_pose_prior_std,
@@ -247,6 +248,15 @@ def test_bad_inputs_raise(model: BodyModel) -> None:
         fit_to_keypoints(model, keypoints, -confidences, camera)
     with pytest.raises(ValueError, match="camera"):
         fit_to_keypoints(model, keypoints, confidences, "pinhole")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="iterations"):
+        fit_to_keypoints(model, keypoints, confidences, camera, FitConfig(iterations=(10, -1)))
+    with pytest.raises(ValueError, match="anneal"):
+        fit_to_keypoints(model, keypoints, confidences, camera, FitConfig(anneal=()))
+    for bad in ({"pose_weight": -1.0}, {"sigma": 0.0}, {"lr": float("nan")}, {"penalty": "cauchy"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            fit_to_keypoints(model, keypoints, confidences, camera, FitConfig(**bad))
+    with pytest.raises(ValueError, match="config"):
+        fit_to_keypoints(model, keypoints, confidences, camera, {"iterations": (1, 1)})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="points"):
         project(torch.zeros(24, 3), camera)
     with pytest.raises(ValueError, match="shape"):
@@ -260,10 +270,10 @@ def test_bad_inputs_raise(model: BodyModel) -> None:
 def test_fit_is_deterministic_and_per_sample(model: BodyModel, one_torch_thread: None) -> None:
     """Short fits: the same input gives the same output, and a sample's fit does not depend on its batch."""
     _, keypoints, confidences, camera = random_scene(model, seed=5, batch=2)
-    options = {"iterations": (10, 30), "multi_start": False}
-    both = fit_to_keypoints(model, keypoints, confidences, camera, **options)
-    again = fit_to_keypoints(model, keypoints, confidences, camera, **options)
-    alone = fit_to_keypoints(model, keypoints[1:], confidences[1:], camera, **options)
+    config = FitConfig(iterations=(10, 30), multi_start=False)
+    both = fit_to_keypoints(model, keypoints, confidences, camera, config)
+    again = fit_to_keypoints(model, keypoints, confidences, camera, config=config)
+    alone = fit_to_keypoints(model, keypoints[1:], confidences[1:], camera, config)
     torch.testing.assert_close(both.joints3d, again.joints3d, rtol=0.0, atol=0.0)
     torch.testing.assert_close(both.joints3d[1:], alone.joints3d, rtol=0.0, atol=1e-9)
     assert both.loss_history.shape == (40, 2) and both.body_pose.shape == (2, 69) and both.betas.shape == (2, 10)

@@ -217,3 +217,30 @@ def test_load_by_name():
         data.load("mnist")
     with pytest.raises(ValueError, match="unknown toy density"):
         data.load("toy:spiral")
+
+
+def test_load_binarizes_every_image_source(tmp_path):
+    """binarize= gives the same pixels as the sources' own binarizations, for the digits, IDX files and Omniglot
+    (binary already: unchanged); labels come along; points and contradictions are refused."""
+    assert torch.equal(data.load("digits", binarize=True).train, data.load("digits-binary").train)
+    assert torch.equal(data.load("digits", binarize="stochastic", seed=2).val,
+                       data.digits(binarize="stochastic", seed=2).val)  # fmt: skip
+    assert torch.equal(data.load("omniglot28", binarize="stochastic").test, data.omniglot28().test)
+    (x, y), _, _ = data.load("digits", binarize=True, labels=True)
+    assert torch.equal(x, data.digits(binarize=True).train) and y.dtype == torch.int64
+    grey = (torch.arange(40 * 4 * 4) % 256).reshape(40, 4, 4).numpy().astype(np.uint8)
+    path = tmp_path / "g-idx3-ubyte"
+    data.write_idx(path, grey)
+    thresholded = data.load(f"idx:{path}", binarize=True, seed=3)
+    for part, as_grey in zip(thresholded, data.load(f"idx:{path}", seed=3), strict=True):
+        assert torch.equal(part, (as_grey * 255 >= 128).float())
+    stochastic = data.load(f"idx:{path}", binarize="stochastic", seed=3)
+    assert set(torch.cat(list(stochastic)).unique().tolist()) == {0.0, 1.0}
+    with pytest.raises(ValueError, match="binarize applies to images"):
+        data.load("toy:rings", binarize=True)
+    with pytest.raises(ValueError, match="thresholded already"):
+        data.load("digits-binary", binarize="stochastic")
+    with pytest.raises(ValueError, match="binarize must be"):
+        data.load("digits", binarize="yes")
+    with pytest.raises(ValueError, match="has no labels"):
+        data.load(f"idx:{path}", labels=True)

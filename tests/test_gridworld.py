@@ -521,3 +521,44 @@ def test_import_mpenv_is_light():
 def test_make_with_module_prefix_in_fresh_interpreter():
     out = run_python("import gymnasium as gym; print(gym.make('mpenv:mpenv/CliffWalking-v0').unwrapped.ncol)")
     assert out.strip() == "12"
+
+
+def terminal_reachable_by_brute_force(env: GridWorld) -> bool:
+    """Breadth-first search over the toy-text ``P`` (positive-probability outcomes of every action)."""
+    P, seen, queue = env.P, {env.start_state}, deque([env.start_state])
+    while queue:
+        s = queue.popleft()
+        for a in range(4):
+            for prob, s_next, _, terminated in P[s][a]:
+                if prob > 0 and terminated:
+                    return True
+                if prob > 0 and s_next not in seen:
+                    seen.add(s_next)
+                    queue.append(s_next)
+    return False
+
+
+@pytest.mark.parametrize(
+    ("layout", "kwargs", "expected"),
+    [
+        (["S..", "...", "..."], {}, False),  # no goal, no hole: a continuing task
+        (["S.#G", "..#.", "..#."], {}, False),  # the goal is walled off
+        (["SCG"], {}, False),  # only through the cliff, which sends the agent back to the start
+        (["S..", ".H.", "..."], {}, True),  # a hole ends episodes too
+        (["S..", "...", "..G"], {"slip": 1.0}, True),  # slipping still moves every way
+        (["G#", "C#", "S#"], {}, False),  # the cliff bars the way up...
+        (["G#", "C#", "S#"], {"wind": (1, 0)}, True),  # ...but the wind carries the agent over it
+        ("cliffwalking", {}, True),
+    ],
+    ids=str,
+)
+def test_terminal_reachable_matches_a_search_over_p(layout, kwargs, expected):
+    env = GridWorld(layout, **kwargs)
+    assert env.terminal_reachable is expected
+    assert terminal_reachable_by_brute_force(env) is expected
+
+
+@pytest.mark.parametrize("name", list(MODEL_CASES))
+def test_terminal_reachable_on_the_model_cases(name):
+    env = GridWorld(**MODEL_CASES[name])
+    assert env.terminal_reachable is terminal_reachable_by_brute_force(env)

@@ -1,5 +1,10 @@
 """mpenv/HumanoidMimic-v0: reference conversion, imitation reward, episodes, checkers and bad input."""
 
+import os
+import re
+import subprocess
+import sys
+
 import gymnasium as gym
 import mujoco
 import numpy as np
@@ -76,8 +81,14 @@ def test_reference_never_penetrates_the_floor(walk_env):
     assert min(lowest) > -1e-6
 
 
-def test_pd_tracking_replay_stays_upright_for_about_a_second():
-    """Open-loop PD tracking of the walk (no balance feedback) keeps the pelvis above 0.6 m for ~0.9 s."""
+def test_open_loop_pd_tracking_keeps_the_pelvis_up_at_least_0_6_s_median_0_83_s():
+    """A regression check of the model and gains, not the original goal.
+
+    Open-loop PD tracking of the walk (targets = the next reference frame, no balance feedback), 10 random
+    starts: the pelvis stays above 0.6 m for at least 18 steps (0.6 s) from every start and for a median of at
+    least 25 steps (0.83 s). The original goal, "stays upright at least a second" (30 steps) from every start,
+    is not met: measured min 22, median 29 steps (seeds 0-9). A change that makes open-loop tracking worse
+    fails here."""
     env = HumanoidMimicEnv("walk", early_termination=False)
     upright = []
     for seed in range(10):
@@ -87,7 +98,7 @@ def test_pd_tracking_replay_stays_upright_for_about_a_second():
             env.step(pd_tracking_action(env))
             steps += 1
         upright.append(steps)
-    assert min(upright) >= 18 and np.median(upright) >= 25, upright  # measured: min 21, median 28 (30 = 1 s)
+    assert min(upright) >= 18 and np.median(upright) >= 25, upright  # measured: min 22, median 29 (30 = 1 s)
 
 
 def test_zero_policy_falls_and_without_early_termination_runs_to_the_limit():
@@ -159,6 +170,42 @@ def test_gymnasium_and_sb3_checkers_pass():
     sb3_check_env(HumanoidMimicEnv("run"), warn=False)
 
 
+HEADLESS_CHECK = """
+import warnings
+import gymnasium as gym
+import mpenv
+from gymnasium.utils.env_checker import check_env
+warnings.simplefilter("ignore")  # the unbounded observation space's warnings
+env = gym.make("mpenv/HumanoidMimicWalk-v0")
+check_env(env.unwrapped)  # default arguments: every render mode the instance declares
+print(env.unwrapped.metadata["render_modes"])
+try:
+    gym.make("mpenv/HumanoidMimicWalk-v0", render_mode="human")
+except ValueError as err:
+    print(err)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11/Wayland display variables")
+def test_gymnasium_checker_with_defaults_runs_headless_and_human_mode_is_a_python_error():
+    """Without a display, check_env's try of render_mode="human" made GLFW abort the interpreter: run it in a
+    subprocess so that an abort fails this test instead of killing pytest."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MUJOCO_GL")}
+    result = subprocess.run(
+        [sys.executable, "-c", HEADLESS_CHECK], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    modes, message = result.stdout.strip().splitlines()
+    assert modes == "['rgb_array', 'depth_array']"
+    assert "render_mode='human'" in message and "no display" in message and "render_mode='rgb_array'" in message
+
+
+def test_with_a_display_every_render_mode_is_declared(monkeypatch):
+    monkeypatch.setenv("DISPLAY", ":0")
+    env = HumanoidMimicEnv("walk")  # no window is opened before the first human render
+    assert env.metadata["render_modes"] == ["human", "rgb_array", "depth_array"]
+
+
 def test_every_clip_id_is_registered():
     for env_id, clip in CLIP_IDS.items():
         assert gym.spec(env_id).kwargs == {"motion": clip}
@@ -186,8 +233,20 @@ def test_motion_files_from_disk(tmp_path):
 def test_bad_input_is_a_clear_error(tmp_path, walk_env):
     with pytest.raises(ValueError, match="unknown motion 'moonwalk'.*walk"):
         HumanoidMimicEnv("moonwalk")
-    with pytest.raises(FileNotFoundError, match="motion file not found"):
-        HumanoidMimicEnv(str(tmp_path / "missing.npz"))
+    missing = tmp_path / "missing.bvh"
+    message = re.escape(f"motion file not found: {missing} (no such file); motion= takes a shipped clip (walk,")
+    with pytest.raises(FileNotFoundError, match=message):
+        HumanoidMimicEnv(str(missing))
+    folder = tmp_path / "clips.bvh"
+    folder.mkdir()
+    with pytest.raises(FileNotFoundError, match=re.escape(f"motion file not found: {folder} is a directory")):
+        HumanoidMimicEnv(str(folder))
+    with pytest.raises(FileNotFoundError, match=r"not found: missing.npz \(relative to .*\) \(no such file\)"):
+        HumanoidMimicEnv("missing.npz")
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_text("not a zip archive")
+    with pytest.raises(ValueError, match=re.escape(f"cannot read motion file {garbage}: ")):
+        HumanoidMimicEnv(str(garbage))
     bad = tmp_path / "bad.npz"
     np.savez(bad, poses=np.zeros((5, 72)))
     with pytest.raises(ValueError, match=r"bad.npz: missing key 'trans'"):

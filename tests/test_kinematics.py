@@ -87,6 +87,20 @@ def test_matches_a_naive_per_joint_reference_on_random_poses(batch):
         assert np.allclose(world.reshape(n, J, 3, 3)[i].numpy(), ref_r, atol=1e-12)
 
 
+def test_forward_kinematics_from_per_frame_offsets_matches_the_naive_reference():
+    """Bone offsets that change every frame (BVH position channels): each frame is its own rest skeleton."""
+    rotvecs = rng(9).normal(scale=0.8, size=(4, J, 3))
+    rests = rng(10).normal(scale=0.3, size=(4, J, 3))
+    offsets = kin.local_offsets(t64(rests), PARENTS)
+    positions, world = kin.forward_kinematics_from_offsets(axis_angle_to_matrix(t64(rotvecs)), offsets, PARENTS)
+    for i in range(4):
+        ref_p, ref_r = naive_fk(rotvecs[i], rests[i], PARENTS, np.zeros(3))
+        np.testing.assert_allclose(positions[i].numpy(), ref_p, atol=1e-12)
+        np.testing.assert_allclose(world[i].numpy(), ref_r, atol=1e-12)
+    with pytest.raises(ValueError, match="offsets"):
+        kin.forward_kinematics_from_offsets(axis_angle_to_matrix(t64(rotvecs)), offsets[..., :2], PARENTS)
+
+
 def test_rest_joints_and_translation_broadcast_over_the_batch():
     rest = random_rest_joints()
     poses = t64(rng(5).normal(scale=0.5, size=(6, J, 3)))

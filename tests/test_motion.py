@@ -168,3 +168,16 @@ def test_clip_by_seconds_and_frames():
         m.clip(2.0, 1.0)
     with pytest.raises(ValueError):
         m.clip(0.0, start_frame=1)
+
+
+def test_repr_is_one_short_line_without_the_arrays():
+    motion = Motion(fps=30.0, poses=np.zeros((45, 24, 3)), trans=np.zeros((45, 3)), name="walk", cyclic=True,
+                    source="DeepMimic humanoid3d_walk.txt, MIT licence, retargeted to SMPL by vision3d")  # fmt: skip
+    text = repr(motion)
+    assert text == (
+        "Motion(name='walk', frames=45, fps=30, duration=1.50 s, joints=24, cyclic=True, poses=(45, 24, 3), "
+        "trans=(45, 3), betas=(10,), source='DeepMimic humanoid3d_walk.txt, MIT li...')"
+    )
+    assert str(motion) == text and "\n" not in text and "[" not in text and "array" not in text
+    long_clip = _random_motion(n_frames=5000, fps=120.0)
+    assert len(repr(long_clip)) < 250 and "frames=5000" in repr(long_clip) and "duration=41.67 s" in repr(long_clip)

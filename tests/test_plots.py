@@ -25,3 +25,30 @@ def test_curves_of_a_run(tmp_path, capsys):
     assert (tmp_path / "c.png").stat().st_size > 1000 and "wrote" in capsys.readouterr().out
     with pytest.raises(KeyError, match="no scalar 'eval/nothing'"):
         curves_figure(tmp_path, ["eval/nothing"])
+
+
+def test_bad_run_dirs_and_tags_are_one_line_errors_that_write_nothing(tmp_path, capsys):
+    out = tmp_path / "c.png"
+    assert main([str(tmp_path / "nope"), "--out", str(out)]) == 2
+    expected = f"python -m agents.plots: error: {tmp_path / 'nope'}: no such run directory"
+    assert capsys.readouterr().err.strip() == expected
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty"), "--out", str(out)]) == 2
+    assert "no TensorBoard scalars" in capsys.readouterr().err
+    with RunLogger(tmp_path / "run", {"algo": "test"}, progress=False) as log:
+        log.log("charts/episodic_return", 1.0, 1)
+    assert main([str(tmp_path / "run"), "--tags", "eval/nothing", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--tags" in err and "eval/nothing" in err and "charts/episodic_return" in err
+    assert not out.exists()
+
+
+def test_a_generative_run_without_episodes_plots_its_own_scalars(tmp_path, capsys):
+    with RunLogger(tmp_path, {"model": "vae"}, progress=False) as log:  # what generative/train.py logs
+        for epoch in range(1, 6):
+            log.log("loss/train", 1.0 / epoch, epoch)
+            log.log("loss/val", 1.5 / epoch, epoch)
+    assert main([str(tmp_path), "--out", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").stat().st_size > 1000 and "wrote" in capsys.readouterr().out
+    fig = curves_figure(tmp_path, ["loss/train", "loss/val"])
+    assert [ax.get_title() for ax in fig.axes] == ["loss/train", "loss/val"]

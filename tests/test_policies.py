@@ -10,7 +10,6 @@ from torch.distributions import Categorical, MultivariateNormal, Normal
 from agents.policies import (
     ActorCritic,
     CategoricalHead,
-    Every,
     GaussianHead,
     RunningNormalizer,
     categorical_entropy,
@@ -20,6 +19,7 @@ from agents.policies import (
     gaussian_log_prob,
     parse_hidden_sizes,
 )
+from agents.run import Every
 
 
 def gaussian_batch(seed: int = 0, batch: int = 6, dims: int = 3):

@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from agents import evaluate, ppo, train
+from agents import evaluate, sb3_ppo, train
 from agents.envs import make_env
 from mpenv.checkpoint import load_arrays, load_torch
 from mpenv.logger import read_scalars
@@ -67,13 +67,13 @@ def test_eval_equals_a_direct_rollout_of_the_reloaded_policy(pendulum_run, capsy
     assert evaluate.main([str(pendulum_run), "--episodes", "2", "--seed", "7"]) == 0
     printed = re.search(r"return (-?[\d.]+) \+- ([\d.]+)", capsys.readouterr().out)
     env = make_env("Pendulum-v1")
-    act = ppo.load_policy(pendulum_run, env)
+    act = sb3_ppo.load_policy(pendulum_run, env)
     returns = evaluate.run_episodes(env, lambda obs: act(obs[None])[0], 2, seed=7)
     assert printed.groups() == (f"{returns.mean():.3f}", f"{returns.std():.3f}")
 
 
 def test_exported_policy_plays_the_same_and_is_smaller(pendulum_run, tmp_path, capsys):
-    out = ppo.export_policy(pendulum_run, tmp_path / "exported")
+    out = sb3_ppo.export_policy(pendulum_run, tmp_path / "exported")
     assert (out / "checkpoint.pt").stat().st_size < 0.5 * (pendulum_run / "checkpoint.pt").stat().st_size
     reports = []
     for run in (pendulum_run, out):
@@ -105,7 +105,7 @@ def test_ctrl_c_keeps_the_last_checkpoint_usable(tmp_path, monkeypatch, capsys):
     def interrupt(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ppo, "evaluate", interrupt)  # Ctrl-C at the first evaluation, after the 512-step checkpoint
+    monkeypatch.setattr(sb3_ppo, "evaluate", interrupt)  # Ctrl-C at the first evaluation, after the 512-step checkpoint
     assert train.main(["ppo", "--env", "Pendulum-v1", "--logdir", str(tmp_path), "--total-steps", "2048",
                        "--checkpoint-every", "512", "--eval-every", "1024", "--vec", "dummy", *TINY]) == 130
     run_dir = only_run_dir(tmp_path)
@@ -174,7 +174,7 @@ def test_imitation_terms_are_logged_as_rollout_means(tmp_path):
 
 def test_forward_to_run_log_maps_the_losses_and_skips_the_rest():
     logged = []
-    writer = ppo.ForwardToRunLog(lambda tag, value, step: logged.append((tag, value, step)))
+    writer = sb3_ppo.ForwardToRunLog(lambda tag, value, step: logged.append((tag, value, step)))
     writer.write({"train/entropy_loss": -1.5, "train/approx_kl": np.float32(0.25), "time/fps": 900,
                   "rollout/ep_rew_mean": 3.0, "train/note": "text"}, {}, step=64)
     assert sorted(logged) == [("losses/entropy", 1.5, 64), ("train/approx_kl", 0.25, 64),

@@ -293,3 +293,10 @@ def test_bad_shapes_raise():
         rot.matrix_to_quaternion(torch.zeros(3, 4))
     with pytest.raises(ValueError, match=r"\[\.\.\., 6\]"):
         rot.rotation_6d_to_matrix(torch.zeros(5))
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_elementary_rotation_matches_scipy(axis):
+    angles = torch.linspace(-4.0, 4.0, 9, dtype=torch.float64)
+    expected = Rotation.from_euler("xyz"[axis], angles.numpy()[:, None]).as_matrix()
+    np.testing.assert_allclose(rot.elementary_rotation(axis, angles).numpy(), expected, atol=1e-12)

@@ -210,3 +210,19 @@ def test_a_hyperparameter_may_not_shadow_a_run_flag():
         train.check_no_shadowed_fields("shadowing", Shadowing)
     for name, algorithm in train.ALGORITHMS.items():
         train.check_no_shadowed_fields(name, algorithm.config)
+
+
+def test_the_demo_seed_reaches_the_learners_two_seeds_differ_and_one_repeats(tmp_path):
+    """``python -m agents.demo --seed S`` trains through train(RunConfig(seed=S), config): the run's seed must
+    seed the agent, not only name the run directory."""
+    from agents import demo, td
+
+    def curve(seed: int, logdir: str) -> np.ndarray:
+        run = train.RunConfig(env=demo.CLIFF, seed=seed, logdir=str(tmp_path / logdir), eval_episodes=0)
+        run_dir = train.train("sarsa", run, td.SarsaConfig(**demo.CLIFF_TD), progress=False)
+        assert json.loads((run_dir / "config.json").read_text())["hyperparameters"]["seed"] == seed
+        return read_scalars(run_dir, "charts/episodic_return")[1]
+
+    first, again, other = curve(1, "a"), curve(1, "b"), curve(5, "c")
+    np.testing.assert_array_equal(first, again)
+    assert len(first) == len(other) == demo.CLIFF_TD["n_episodes"] and not np.array_equal(first, other)

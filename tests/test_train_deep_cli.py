@@ -98,3 +98,42 @@ def test_video_of_a_cartpole_policy(tmp_path, capsys):
 
     frames = imageio.mimread(video)
     assert frames[0].shape == (400, 600, 3)  # CartPole's rgb_array size
+
+
+@pytest.mark.parametrize(("argv", "flag"), [
+    (["dqn", "--env", "CartPole-v1", "--total-steps", "0"], "--total-steps"),
+    (["dqn", "--env", "CartPole-v1", "--total-steps", "-5"], "--total-steps"),
+    (["a2c", "--env", "CartPole-v1", "--checkpoint-every", "0"], "--checkpoint-every"),
+    (["reinforce", "--env", "CartPole-v1", "--eval-episodes", "-1"], "--eval-episodes"),
+    (["dqn", "--env", "CartPole-v1", "--threads", "-1"], "--threads"),
+    (["q-learning", "--env", "mpenv/CliffWalking-v0", "--total-steps", "0"], "--total-steps"),
+    (["dqn", "--env", "mpenv/HumanoidMimic-v0", "--env-kwargs", '{"motion": "/nope.bvh"}'], "/nope.bvh"),
+    (["a2c", "--env", "mpenv/HumanoidMimic-v0", "--env-kwargs", '{"no_such_kwarg": 1}'], "no_such_kwarg"),
+])
+def test_bad_run_flags_are_one_line_errors_naming_the_flag_that_write_nothing(tmp_path, capsys, argv, flag):
+    assert train.main([*argv, "--logdir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mpenv-train: error: ") and err.count("\n") == 1 and flag in err, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_resuming_with_a_budget_already_reached_is_a_clear_error_that_changes_nothing(tmp_path, capsys):
+    assert train.main(["dqn", "--env", "CartPole-v1", "--logdir", str(tmp_path), *SHORT]) == 0
+    run_dir = only_run_dir(tmp_path)
+    before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
+    capsys.readouterr()
+    for budget in ("1200", "600"):
+        assert train.main(["dqn", "--env", "CartPole-v1", "--resume", str(run_dir), "--total-steps", budget]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"--total-steps {budget}" in err and "done 1200 env steps" in err, err
+    assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before
+
+
+def test_eval_with_a_render_mode_the_env_lacks_is_a_one_line_error(tmp_path, capsys):
+    assert train.main(["reinforce", "--env", "CartPole-v1", "--logdir", str(tmp_path / "runs"), "--total-steps", "50",
+                       "--eval-episodes", "0"]) == 0
+    run_dir = only_run_dir(tmp_path / "runs")
+    capsys.readouterr()
+    assert evaluate.main([str(run_dir), "--episodes", "1", "--render", "ansi"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--render" in err and "'ansi'" in err and "rgb_array" in err, err

@@ -11,7 +11,9 @@ All ``C H W`` conditionals come out of one fully convolutional pass whose convol
 pixels to its left; at the centre, type A (first layer) lets colour group ``g`` see only groups ``< g`` and
 type B (later layers) groups ``<= g``. Values are binary per channel here: every conditional is a Bernoulli
 (``C = 1`` for binarized digits; ``C = 3`` gives a binary-per-channel colour model that exercises the colour
-masks; a 256-way softmax would replace the Bernoulli for 8-bit images).
+masks). ``PixelCNN(..., n_classes=K)`` takes values in ``0..K-1`` instead: the first layer reads them through
+a learned embedding and every conditional is a ``K``-way softmax, ``p(x_{i,c} = k | ...) = softmax(l_{i,c})_k``
+-- the VQ-VAE's prior over its code grid (``generative.vqvae``); ``K = 256`` would model 8-bit images.
 
 **The blind spot.** Stacking masked kernels grows the receptive field as a cone that never reaches the
 pixels up and to the right beyond its diagonal: with 3 x 3 kernels after a ``K x K`` first layer, pixel
@@ -28,6 +30,7 @@ unit (LSTM-like multiplicative gates).
 
     m = PixelCNN((1, 8, 8)); nll = -m.log_prob(test).mean(); x = m.sample(16)
     m = GatedPixelCNN((3, 8, 8))       # binary colour channels, R -> G -> B
+    prior = PixelCNN((1, 4, 4), n_classes=32)   # categorical: codes 0..31 on a 4 x 4 grid
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from generative.autoregressive.base import AutoregressiveModel, MaskedConv2d, gated_activation
+from generative.common import check_input
 
 __all__ = ["GatedPixelCNN", "PixelCNN"]
 
@@ -63,30 +67,78 @@ class _PixelOrder:
 
 class PixelCNN(_PixelOrder, AutoregressiveModel):
     """PixelCNN: a type-A ``first_kernel`` masked convolution, ``n_layers`` residual type-B ``kernel``
-    convolutions, and a 1x1 type-B head, over binary (per channel) images.
+    convolutions, and a 1x1 type-B head, over binary (per channel) or categorical images.
 
     Args:
-        input_shape: ``(C, H, W)``; inputs in {0, 1}; ``C > 1`` channels are ordered R -> G -> B.
+        input_shape: ``(C, H, W)``; ``C > 1`` channels are ordered R -> G -> B.
         channels: feature maps per layer (a multiple of ``C``: equal colour groups).
         n_layers: type-B layers after the first.
         first_kernel, kernel: odd kernel sizes of the first and later layers.
+        n_classes: values per channel. 2: inputs in {0, 1}, one Bernoulli logit per channel (``logits`` is
+            ``[N, C, H, W]``); ``K > 2``: inputs in ``0..K-1``, embedded, a ``K``-way softmax per channel
+            (``logits`` is ``[N, K, C, H, W]``).
     """
 
     def __init__(self, input_shape: Sequence[int], channels: int = 48, n_layers: int = 5, first_kernel: int = 7,
-                 kernel: int = 3) -> None:  # fmt: skip
+                 kernel: int = 3, n_classes: int = 2) -> None:  # fmt: skip
         _check_image_shape("PixelCNN", input_shape, channels)
+        if n_classes < 2:
+            raise ValueError(f"PixelCNN: n_classes must be >= 2, got {n_classes}")
         super().__init__(input_shape)
         c = self.input_shape[0]
-        self.first = MaskedConv2d(c, channels, first_kernel, "A", n_groups=c)
+        self.n_classes = n_classes
+        # one input map and one logit per channel (binary), or an embedding of channels / C features and K logits
+        # per channel: map j * C + c belongs to colour c, so every map's group (its index modulo C) is its channel's
+        width = 1 if n_classes == 2 else n_classes
+        if self.categorical:  # each value of each channel -> channels / C features (a learned embedding)
+            self.embed = nn.Embedding(n_classes, channels // c)
+        self.first = MaskedConv2d(channels if self.categorical else c, channels, first_kernel, "A", n_groups=c)
         self.hidden = nn.ModuleList(MaskedConv2d(channels, channels, kernel, "B", n_groups=c) for _ in range(n_layers))
         self.head = nn.Sequential(nn.ReLU(), MaskedConv2d(channels, channels, 1, "B", n_groups=c), nn.ReLU(),
-                                  MaskedConv2d(channels, c, 1, "B", n_groups=c))  # fmt: skip
+                                  MaskedConv2d(channels, c * width, 1, "B", n_groups=c))  # fmt: skip
+
+    @property
+    def categorical(self) -> bool:
+        return self.n_classes > 2
 
     def logits(self, x: Tensor) -> Tensor:
+        if self.categorical:  # [N, C, H, W] values -> [N, E * C, H, W] embeddings, feature e of channel c at e C + c
+            x = self.embed(x.long()).permute(0, 4, 1, 2, 3).flatten(1, 2)
         h = self.first(x)
         for layer in self.hidden:
             h = h + layer(torch.relu(h))  # residual: deeper stacks train as easily as shallow ones
-        return self.head(h)
+        out = self.head(h)
+        return out.unflatten(1, (self.n_classes, self.input_shape[0])) if self.categorical else out
+
+    # The categorical model's likelihood and sampler; the binary model inherits the Bernoulli ones.
+
+    def _check(self, x: Tensor) -> Tensor:
+        if not self.categorical:
+            return super()._check(x)
+        x = check_input(x, self.input_shape, model="PixelCNN").to(self._param)
+        if not torch.all((x == x.round()) & (x >= 0) & (x < self.n_classes)):
+            raise ValueError(f"PixelCNN: a categorical model needs integer inputs in 0..{self.n_classes - 1}")
+        return x
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Exact ``log p(x)`` in nats, ``[N]``: the sum of the conditionals' Bernoulli or categorical terms."""
+        if not self.categorical:
+            return super().log_prob(x)
+        x = self._check(x)
+        return -F.cross_entropy(self.logits(x), x.long(), reduction="none").flatten(1).sum(1)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` exact samples ``[n, *input_shape]`` (float values), one channel of one pixel at a time."""
+        if not self.categorical:
+            return super().sample(n, generator)
+        uniforms = self._uniforms(n, generator)
+        x = torch.zeros_like(uniforms)
+        for d in self.ordering().tolist():  # inverse CDF: x_d = #{k : P(x_d <= k) < u_d}
+            logits = self.logits(x.view(n, *self.input_shape)).flatten(2)[:, :, d]
+            cdf = torch.softmax(logits, dim=1).cumsum(dim=1)
+            x[:, d] = (cdf[:, :-1] < uniforms[:, d, None]).sum(dim=1).to(x)
+        return x.view(n, *self.input_shape)
 
 
 class GatedLayer(nn.Module):

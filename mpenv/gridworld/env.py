@@ -38,7 +38,10 @@ class GridWorld(gym.Env):
 
     The floor can be slippery (`slip`, as FrozenLake's `is_slippery`) and a wind can push the agent
     up (`wind`, Sutton & Barto's Example 6.5 Windy Gridworld). A layout without a goal is allowed: it
-    is a continuing task that ends only in a hole or by truncation.
+    is a continuing task that ends only in a hole or by truncation. When no goal or hole can be
+    reached from the start (`env.unwrapped.terminal_reachable` is False), episodes end only by
+    truncation: the tabular agents then refuse to train by episodes unless the env has a time limit
+    (`gym.make(..., max_episode_steps=n)`) or the run a step budget (`total_steps`).
 
     ## Action Space
     `Discrete(4)`, FrozenLake's order:
@@ -191,6 +194,7 @@ class GridWorld(gym.Env):
         self._probs = self._dynamics.probs
         self._P: dict[int, dict[int, list[Transition]]] | None = None
         self._sparse: SparseModel | None = None
+        self._terminal_reachable: bool | None = None
         self.s = self.start_state
         self.lastaction: int | None = None
         self._elapsed = 0
@@ -245,6 +249,14 @@ class GridWorld(gym.Env):
         if self._P is None:
             self._P = self._dynamics.toy_text_P()
         return self._P
+
+    @property
+    def terminal_reachable(self) -> bool:
+        """Whether a goal or hole can be reached from the start: False makes a continuing task, whose episodes
+        end only by truncation (training by episodes then needs a time limit). Computed on first access."""
+        if self._terminal_reachable is None:
+            self._terminal_reachable = self._dynamics.terminal_reachable()
+        return self._terminal_reachable
 
     def sparse_model(self) -> SparseModel:
         """All transitions as ``[S, 4, K]`` numpy arrays (see :class:`SparseModel`), built vectorized

@@ -138,6 +138,29 @@ class GridDynamics:
     def toy_text_P(self) -> dict[int, dict[int, list[tuple[float, int, float, bool]]]]:
         return {s: {a: self.transitions(s, a) for a in range(N_ACTIONS)} for s in range(self.n_states)}
 
+    def terminal_reachable(self) -> bool:
+        """Whether a goal or a hole can be entered from the start with positive probability, i.e. whether an
+        episode can end other than by truncation.
+
+        A frontier search from the start over the cells reached by moving in each of the four directions
+        (wind and cliffs included): the actions together, slipping or not, move in every direction with
+        positive probability, so this is the set of states any policy can reach.
+        """
+        if not np.isin(self.kinds, TERMINAL_KINDS).any():
+            return False
+        seen = np.zeros(self.n_states, dtype=bool)
+        seen[self.start] = True
+        frontier = np.array([self.start], dtype=np.int64)
+        while frontier.size:
+            targets = np.concatenate([self._targets(frontier, d) for d in range(N_ACTIONS)])
+            kinds = self.kinds[targets]
+            if np.isin(kinds, TERMINAL_KINDS).any():
+                return True
+            targets = np.where(kinds == CLIFF, self.start, targets)
+            frontier = np.unique(targets[~seen[targets]])
+            seen[frontier] = True
+        return False
+
     # -- vectorized path ---------------------------------------------------------------------------
 
     def sparse_model(self) -> SparseModel:

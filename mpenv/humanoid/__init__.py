@@ -1,9 +1,8 @@
 """MuJoCo humanoids of the course: a DeepMimic-style SMPL character (:mod:`mpenv.humanoid.mjcf`).
 
-Importing this package imports no MuJoCo: it only picks the offscreen OpenGL backend -- EGL -- when there is no
-display (neither ``DISPLAY`` nor ``WAYLAND_DISPLAY``) and the user has not chosen one with ``MUJOCO_GL``. MuJoCo
-reads ``MUJOCO_GL`` when it is first imported, so this must happen before; every submodule imports mujoco lazily.
-The builder's names are re-exported lazily::
+Importing this package imports neither MuJoCo nor torch; ``import mpenv`` (which comes first) has picked the
+offscreen OpenGL backend, EGL, when there is no display (:mod:`mpenv.display`). Every submodule imports mujoco
+lazily. The builder's names are re-exported lazily::
 
     from mpenv.humanoid import build_humanoid_xml, HINGE_NAMES
 
@@ -12,12 +11,8 @@ A PPO policy trained to imitate the walk clip ships in ``policies/walk`` (:func:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
-
-if "MUJOCO_GL" not in os.environ and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-    os.environ["MUJOCO_GL"] = "egl"
 
 
 def __getattr__(name: str) -> Any:

@@ -61,12 +61,22 @@ Episode
 
 Rendering
     ``rgb_array`` through MuJoCo's offscreen renderer (EGL when there is no display, set by
-    :mod:`mpenv.humanoid`), with the reference drawn as a translucent green ghost; ``human`` where a display
-    exists. The ghost exists only when rendering, so training runs simulate the character alone.
+    :mod:`mpenv.display`), with the reference drawn as a translucent green ghost; ``human`` where a display
+    exists. The ghost exists only when rendering, so training runs simulate the character alone. Without a
+    display, ``render_mode="human"`` raises ``ValueError`` (GLFW would abort the interpreter) and the instance's
+    ``metadata["render_modes"]`` leaves it out, so gymnasium's checker runs headless with its defaults:
+    ``check_env(gym.make("mpenv/HumanoidMimicWalk-v0").unwrapped)``.
+
+Vectorizing
+    Every id runs in subprocesses with the default start methods, ``gym.make_vec(id, num_envs=n,
+    vectorization_mode="async")`` and stable-baselines3's ``SubprocVecEnv``, and the env pickles. The reference
+    is built with torch on one thread (:func:`mpenv.device.torch_threads`), because torch's
+    OpenMP threads deadlock a process forked after they ran.
 """
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +85,16 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
+from mpenv.device import torch_threads
+from mpenv.display import display_available
 from mpenv.humanoid.mjcf import BODY_ORDER, FRAME_SKIP, build_humanoid_xml
-from mpenv.humanoid.reference import Reference, body_parent_ids, build_reference, local_rotations, rotation_angles
+from mpenv.humanoid.reference import (
+    Reference,
+    body_parent_ids,
+    build_reference,
+    local_rotations,
+    rotation_angles,
+)
 from vision3d.body.motion import Motion
 from vision3d.body.skeleton import END_EFFECTOR_NAMES
 
@@ -111,18 +129,23 @@ def load_motion(motion: str | Path | Motion) -> Motion:
         return load_clip(text)
     path = Path(text)
     suffix = path.suffix.lower()
+    choices = f"a shipped clip ({', '.join(clip_names())}) or a .npz, .bvh or DeepMimic .txt file"
     if suffix not in (".npz", ".bvh", ".txt"):
-        raise ValueError(
-            f"unknown motion {text!r}: give a shipped clip ({', '.join(clip_names())}) or a .npz, .bvh or "
-            "DeepMimic .txt file"
-        )
+        raise ValueError(f"unknown motion {text!r}: give {choices}")
     if not path.is_file():
-        raise FileNotFoundError(f"motion file not found: {path}")
-    if suffix == ".npz":
-        return Motion.load(path)
+        where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
+        what = "is a directory" if path.is_dir() else "(no such file)"
+        raise FileNotFoundError(f"motion file not found: {path}{where} {what}; motion= takes {choices}")
     from vision3d.body import retarget
 
-    return retarget.bvh_to_motion(path) if suffix == ".bvh" else retarget.deepmimic_to_motion(path)
+    try:
+        if suffix == ".npz":
+            return Motion.load(path)
+        return retarget.bvh_to_motion(path) if suffix == ".bvh" else retarget.deepmimic_to_motion(path)
+    except (ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        if str(path) in str(err):  # the reader's message already names the file
+            raise
+        raise ValueError(f"cannot read motion file {path}: {err}") from err
 
 
 def _heading_rotation(root_matrix: np.ndarray) -> np.ndarray:
@@ -178,7 +201,11 @@ class HumanoidMimicEnv(MujocoEnv):
     ) -> None:
         from vision3d.body.retarget import smpl_rest_joints
 
-        self.motion = load_motion(motion)
+        if render_mode == "human" and not display_available():
+            raise ValueError(
+                "render_mode='human' opens a window, but there is no display (neither DISPLAY nor WAYLAND_DISPLAY "
+                "is set); use render_mode='rgb_array' (offscreen, EGL) and save or show the frames"
+            )
         self.reward_weights = _four_floats(reward_weights, "reward_weights")
         self.reward_scales = _four_floats(reward_scales, "reward_scales")
         if future_frames < 0:
@@ -189,12 +216,15 @@ class HumanoidMimicEnv(MujocoEnv):
         self.rsi, self.early_termination = rsi, early_termination
         self.fall_height, self.future_frames = float(fall_height), int(future_frames)
 
-        # The ghost (reference drawn beside the character) only exists when rendering.
-        self._xml = build_humanoid_xml(betas, gain_scale=gain_scale, ghost=render_mode is not None)
-        character = mujoco.MjModel.from_xml_string(build_humanoid_xml(betas))
-        self.reference: Reference = build_reference(
-            self.motion, character, smpl_rest_joints(betas), fps=1.0 / (character.opt.timestep * FRAME_SKIP)
-        )
+        with torch_threads(1):  # torch on one thread: the env can be built after a fork (AsyncVectorEnv)
+            self.motion = load_motion(motion)
+            # The ghost (reference drawn beside the character) only exists when rendering.
+            self._xml = build_humanoid_xml(betas, gain_scale=gain_scale, ghost=render_mode is not None)
+            character = mujoco.MjModel.from_xml_string(build_humanoid_xml(betas))
+            self.reference: Reference = build_reference(
+                self.motion, character, smpl_rest_joints(betas), fps=1.0 / (character.opt.timestep * FRAME_SKIP)
+            )
+
         n_obs = 292 + 72 * self.future_frames
         super().__init__(
             # MujocoEnv checks that model_path exists; the model itself comes from _initialize_simulation.
@@ -206,6 +236,8 @@ class HumanoidMimicEnv(MujocoEnv):
             height=height,
             camera_name=camera_name if render_mode is not None else None,
         )
+        if not display_available():  # what this instance can render: gymnasium's check_env tries each mode
+            self.metadata = {**self.metadata, "render_modes": ["rgb_array", "depth_array"]}
         self._body_ids = np.array([self.model.body(name).id for name in BODY_ORDER])
         self._parents = body_parent_ids(self.model)
         self._end_ids = np.array([BODY_ORDER.index(name) for name in END_EFFECTOR_NAMES])

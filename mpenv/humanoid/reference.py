@@ -32,7 +32,14 @@ from mpenv.humanoid.mjcf import ACTUATED_SMPL_INDEX, BODY_ORDER, SMPL_TO_WORLD
 from vision3d.body.motion import Motion
 from vision3d.body.rotations import axis_angle_to_matrix, matrix_to_euler, matrix_to_quaternion
 
-__all__ = ["Reference", "body_parent_ids", "build_reference", "local_rotations", "motion_qpos", "rotation_angles"]
+__all__ = [
+    "Reference",
+    "body_parent_ids",
+    "build_reference",
+    "local_rotations",
+    "motion_qpos",
+    "rotation_angles",
+]
 
 
 @dataclass
@@ -71,7 +78,6 @@ def motion_qpos(motion: Motion, rest_joints: np.ndarray) -> np.ndarray:
 
     ``rest_joints`` are the SMPL rest joints ``J(beta)`` in canonical coordinates (the pelvis is at ``trans + J_0``).
     """
-    """``(T, 76)`` qpos of the character following ``motion`` (root position, root quaternion, 69 hinge angles)."""
     rotations = axis_angle_to_matrix(torch.from_numpy(motion.poses))  # (T, 24, 3, 3), canonical frames
     w = torch.tensor(SMPL_TO_WORLD)
     root_quat = matrix_to_quaternion(rotations[:, 0] @ w.T)

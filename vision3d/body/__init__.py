@@ -1,6 +1,10 @@
 """SMPL-style human body: the body model, its kinematics, motions, 2D pose and fitting.
 
-Submodules (import them directly; this package imports nothing heavy on its own):
+The main names are re-exported here and loaded on first use, so ``import vision3d.body`` imports no torch::
+
+    from vision3d.body import BodyModel, Motion, load_clip, fit_to_keypoints, FitConfig, axis_angle_to_matrix
+
+Everything else lives in its submodule (``from vision3d.body.fitting import robust_penalty``):
 
 - :mod:`vision3d.body.rotations` -- every rotation conversion (axis-angle, matrix, quaternion ``(w, x, y, z)``,
   6D, Euler), batched torch, differentiable.
@@ -27,7 +31,53 @@ Submodules (import them directly; this package imports nothing heavy on its own)
   generalized distance transforms.
 """
 
-__all__ = [
-    "bvh", "clips", "deepmimic", "default_model", "fitting", "heatmaps", "kinematics", "lbs", "model", "motion",
-    "pictorial_structures", "render", "retarget", "rotations", "skeleton",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Re-exported names by home submodule (tests/test_body_imports.py checks that every one resolves). The functions
+# ``lbs.lbs`` and ``retarget.retarget`` are not re-exported: ``vision3d.body.lbs`` / ``.retarget`` are the modules.
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "bvh": ("BVHClip", "read_bvh"),
+    "clips": ("clip_names", "load_clip"),
+    "deepmimic": ("DeepMimicClip", "read_deepmimic"),
+    "default_model": ("default_model_path",),
+    "fitting": (
+        "FitConfig", "FitResult", "PerspectiveCamera", "WeakPerspectiveCamera", "fit_to_keypoints", "mpjpe",
+        "pa_mpjpe", "procrustes_align", "project",
+    ),
+    "heatmaps": ("gaussian_heatmaps", "soft_argmax"),
+    "kinematics": (
+        "angular_velocities", "center_of_mass", "forward_kinematics", "forward_kinematics_axis_angle",
+        "joint_velocities",
+    ),
+    "model": ("BodyModel", "BodyOutput"),
+    "motion": ("Motion", "motion_joints"),
+    "pictorial_structures": ("map_inference",),
+    "render": ("skeleton_strip", "skeleton_video"),
+    "retarget": ("bvh_to_motion", "deepmimic_to_motion"),
+    "rotations": (
+        "axis_angle_to_matrix", "axis_angle_to_quaternion", "euler_to_matrix", "matrix_to_axis_angle",
+        "matrix_to_euler", "matrix_to_quaternion", "matrix_to_rotation_6d", "quaternion_slerp",
+        "quaternion_to_axis_angle", "quaternion_to_matrix", "rotation_6d_to_matrix",
+    ),
+    "skeleton": ("JOINT_INDEX", "JOINT_NAMES", "N_JOINTS", "PARENTS"),
+}  # fmt: skip
+_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
+_SUBMODULES = tuple(sorted(_EXPORTS) + ["lbs"])
+
+__all__ = sorted(_HOME) + list(_SUBMODULES)
+
+
+def __getattr__(name: str) -> Any:
+    """Load a re-exported name's submodule on first access (a submodule itself, too, without an import)."""
+    if name in _HOME:
+        return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -43,6 +43,10 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from vision3d.body.kinematics import forward_kinematics_from_offsets
+from vision3d.body.rotations import elementary_rotation
 
 ROTATION_CHANNELS = ("Xrotation", "Yrotation", "Zrotation")
 POSITION_CHANNELS = ("Xposition", "Yposition", "Zposition")
@@ -101,14 +105,14 @@ class BVHClip:
 
     def local_rotations(self) -> np.ndarray:
         """``(T, J, 3, 3)`` local rotation matrices: the rotation channels composed intrinsically in listed order."""
-        rotations = np.broadcast_to(np.eye(3), (self.n_frames, self.n_joints, 3, 3)).copy()
+        rotations = torch.eye(3, dtype=torch.float64).repeat(self.n_frames, self.n_joints, 1, 1)
         for j, names in enumerate(self.channels):
             for name in names:
                 if name in ROTATION_CHANNELS:
                     # Intrinsic composition: each later channel multiplies on the right.
-                    angle = np.deg2rad(self.joint_channel(j, name))
-                    rotations[:, j] = rotations[:, j] @ _elementary(_AXIS[name[0]], angle)
-        return rotations
+                    angle = torch.from_numpy(np.deg2rad(self.joint_channel(j, name)))
+                    rotations[:, j] = rotations[:, j] @ elementary_rotation(_AXIS[name[0]], angle)
+        return rotations.numpy()
 
     def local_translations(self) -> np.ndarray:
         """``(T, J, 3)`` local joint translations: OFFSET, overridden per axis by position channels."""
@@ -126,19 +130,20 @@ class BVHClip:
     def forward_kinematics(self) -> tuple[np.ndarray, np.ndarray]:
         """World ``(positions (T, J, 3), rotations (T, J, 3, 3))`` of the BVH skeleton.
 
-        Done here in numpy rather than with :func:`vision3d.body.kinematics.forward_kinematics` because BVH joints
-        with position channels have per-frame bone vectors, which that function (fixed rest joints) cannot express.
-        The loop runs over joints; every step is vectorised over frames.
+        :func:`vision3d.body.kinematics.forward_kinematics_from_offsets` with the per-frame local translations as
+        bone offsets (joints with position channels have a different bone vector in every frame).
         """
-        local_r, local_t = self.local_rotations(), self.local_translations()
-        world_r, world_p = np.empty_like(local_r), np.empty_like(local_t)
-        for j, p in enumerate(self.parents):
-            if p < 0:
-                world_r[:, j], world_p[:, j] = local_r[:, j], local_t[:, j]
-            else:
-                world_r[:, j] = world_r[:, p] @ local_r[:, j]
-                world_p[:, j] = world_p[:, p] + np.einsum("tij,tj->ti", world_r[:, p], local_t[:, j])
-        return world_p, world_r
+        return self._chain(self.local_rotations(), self.local_translations())
+
+    def _chain(self, rotations: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Forward kinematics of ``rotations (..., J, 3, 3)`` and ``offsets (..., J, 3)``. A BVH file may hold
+        several ROOTs: a virtual root at the origin, with the identity rotation, joins them into one tree."""
+        lead = rotations.shape[:-3]
+        rotations = np.concatenate([np.broadcast_to(np.eye(3), (*lead, 1, 3, 3)), rotations], axis=-3)
+        offsets = np.concatenate([np.zeros((*lead, 1, 3)), offsets], axis=-2)
+        parents = (-1, *(int(p) + 1 for p in self.parents))  # the file's roots (-1) hang off the virtual root 0
+        positions, world = forward_kinematics_from_offsets(*map(torch.from_numpy, (rotations, offsets)), parents)
+        return positions[..., 1:, :].numpy(), world[..., 1:, :, :].numpy()
 
     def joint_positions(self) -> np.ndarray:
         """``(T, J, 3)`` world joint positions."""
@@ -152,21 +157,7 @@ class BVHClip:
 
     def rest_positions(self) -> np.ndarray:
         """``(J, 3)`` world joint positions of the rest pose (offsets only, no channels)."""
-        rest = np.zeros((self.n_joints, 3))
-        for j, p in enumerate(self.parents):
-            rest[j] = self.offsets[j] + (rest[p] if p >= 0 else 0.0)
-        return rest
-
-
-def _elementary(axis: int, angle: np.ndarray) -> np.ndarray:
-    """``(T, 3, 3)`` rotation by ``angle`` (radians) about coordinate axis ``axis`` (right-handed)."""
-    c, s = np.cos(angle), np.sin(angle)
-    m = np.zeros((*angle.shape, 3, 3))
-    i, k = (axis + 1) % 3, (axis + 2) % 3
-    m[..., axis, axis] = 1.0
-    m[..., i, i], m[..., i, k] = c, -s
-    m[..., k, i], m[..., k, k] = s, c
-    return m
+        return self._chain(np.broadcast_to(np.eye(3), (self.n_joints, 3, 3)), self.offsets)[0]
 
 
 class _Tokens:

@@ -1,8 +1,9 @@
 r"""Fitting a body model to 2D keypoints by optimization (SMPLify, Bogo et al., ECCV 2016), and 3D joint errors.
 
-    from vision3d.body.fitting import PerspectiveCamera, fit_to_keypoints, pa_mpjpe
+    from vision3d.body import FitConfig, PerspectiveCamera, fit_to_keypoints, pa_mpjpe
     camera = PerspectiveCamera(focal=1000.0, principal_point=(256.0, 256.0))
     fit = fit_to_keypoints(model, keypoints, confidences, camera)   # keypoints [B, 24, 2] px, confidences [B, 24]
+    fit = fit_to_keypoints(model, keypoints, confidences, camera, FitConfig(penalty="huber", multi_start=False))
     fit.joints3d                                                     # [B, 24, 3], camera frame, metres
     pa_mpjpe(fit.joints3d, gt_joints)                                # [B], units of the inputs
 
@@ -63,7 +64,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import torch
@@ -79,10 +80,12 @@ from vision3d.body.rotations import (
 from vision3d.body.skeleton import JOINT_INDEX, N_JOINTS
 
 __all__ = [
+    "FitConfig",
     "FitResult",
     "PerspectiveCamera",
     "TORSO_JOINTS",
     "WeakPerspectiveCamera",
+    "check_fit_config",
     "default_pose_prior_std",
     "depth_hypotheses",
     "fit_to_keypoints",
@@ -322,6 +325,57 @@ def pa_mpjpe(pred: Tensor, target: Tensor) -> Tensor:
 # Fitting
 
 
+@dataclass(frozen=True)
+class FitConfig:
+    """Settings of :func:`fit_to_keypoints` (the energy's weights, the robust penalty, the optimizer schedule).
+    The defaults fit the synthetic test scenes (1.5 px noise, 1000 px focal length) to a median PA-MPJPE of a few
+    centimetres; weights are in pixels^2 per unit of their term, since the data term sums squared pixel errors."""
+
+    iterations: tuple[int, int] = field(default=(100, 400), metadata={
+        "help": "Adam iterations of the camera stage and of the body stage"})
+    pose_weight: float = field(default=10.0, metadata={"help": "lambda_theta, weight of the pose prior E_theta"})
+    shape_weight: float = field(default=10.0, metadata={"help": "lambda_beta, weight of the shape prior ||beta||^2"})
+    joint_limit_weight: float = field(default=1000.0, metadata={
+        "help": "lambda_a, weight of the knee/elbow hinge E_a (not annealed)"})
+    pose_prior_mean: Tensor | float = field(default=0.0, metadata={
+        "help": "mu of the diagonal Gaussian pose prior, radians: a number or a [69] tensor (0: the rest pose)"})
+    pose_prior_std: Tensor | float | None = field(default=None, metadata={
+        "help": "s of the pose prior, radians: a number or a [69] tensor; None: default_pose_prior_std() (hinges)"})
+    sigma: float = field(default=100.0, metadata={"help": "scale of the robust penalty, pixels"})
+    penalty: Penalty = field(default="gmof", metadata={
+        "help": "robust penalty of the reprojection error: 'gmof' (Geman-McClure), 'huber' or 'l2'"})
+    anneal: tuple[float, ...] = field(default=(10.0, 3.0, 1.0), metadata={
+        "help": "factors on lambda_theta and lambda_beta over equal parts of the body stage; (1.0,): no annealing"})
+    lr: float = field(default=0.05, metadata={
+        "help": "Adam step size (all unknowns are O(1) in their units: 6D entries, metres, betas)"})
+    init_global_orient: Tensor | tuple[float, float, float] = field(default=FACING_CAMERA, metadata={
+        "help": "axis-angle start of the global orientation, [3] or [B, 3]; default: upright, facing the camera"})
+    multi_start: bool = field(default=True, metadata={
+        "help": "body stage from the 16 depth_hypotheses (16x the work, vectorized), keep the best per sample"})
+
+
+def check_fit_config(config: FitConfig) -> None:
+    """Raise ``ValueError`` naming the first setting of ``config`` that cannot work."""
+    if not isinstance(config, FitConfig):
+        raise ValueError(f"config must be a FitConfig, got {type(config).__name__}")
+    if len(config.iterations) != 2 or min(config.iterations) < 0:
+        raise ValueError(
+            f"iterations must be two non-negative counts (camera stage, body stage), got {config.iterations}"
+        )
+    if not config.anneal or min(config.anneal) <= 0:
+        raise ValueError(f"anneal must be a non-empty sequence of positive factors, got {config.anneal}")
+    for name in ("pose_weight", "shape_weight", "joint_limit_weight"):
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a non-negative number, got {value}")
+    for name in ("sigma", "lr"):
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a positive number, got {value}")
+    if config.penalty not in ("gmof", "huber", "l2"):
+        raise ValueError(f"penalty must be 'gmof', 'huber' or 'l2', got {config.penalty!r}")
+
+
 @dataclass
 class FitResult:
     """Output of :func:`fit_to_keypoints` (detached tensors). Rotations in axis-angle, as :class:`BodyModel` takes
@@ -409,13 +463,8 @@ class _Energy:
     keypoints: Tensor
     confidences: Tensor
     camera: Camera
-    sigma: float
-    penalty: Penalty
-    pose_weight: float
-    shape_weight: float
-    joint_limit_weight: float
-    pose_prior_mean: Tensor | float
-    pose_prior_std: Tensor | float
+    config: FitConfig
+    pose_prior_std: Tensor | float  # config.pose_prior_std, or the default when that is None
 
     @property
     def weak(self) -> bool:
@@ -442,16 +491,17 @@ class _Energy:
         if torso_only:
             weights = torch.zeros_like(self.confidences)
             weights[:, list(TORSO_JOINTS)] = self.confidences[:, list(TORSO_JOINTS)]
+        config = self.config
         energy = reprojection_loss(
-            project(joints, self.camera_of(x)), self.keypoints, weights, self.sigma, self.penalty
+            project(joints, self.camera_of(x)), self.keypoints, weights, config.sigma, config.penalty
         )
         body_pose = matrix_to_axis_angle(rotations).reshape(n, -1)
         if not torso_only:
             energy = (
                 energy
-                + prior_factor * self.pose_weight * pose_prior(body_pose, self.pose_prior_mean, self.pose_prior_std)
-                + self.joint_limit_weight * joint_limit_prior(body_pose)
-                + prior_factor * self.shape_weight * (x.betas * x.betas).sum(-1)
+                + prior_factor * config.pose_weight * pose_prior(body_pose, config.pose_prior_mean, self.pose_prior_std)
+                + config.joint_limit_weight * joint_limit_prior(body_pose)
+                + prior_factor * config.shape_weight * (x.betas * x.betas).sum(-1)
             )
         return energy, joints, body_pose
 
@@ -501,37 +551,14 @@ def fit_to_keypoints(
     keypoints: Tensor,
     confidences: Tensor,
     camera: Camera,
-    iterations: tuple[int, int] = (100, 400),
-    pose_weight: float = 10.0,
-    shape_weight: float = 10.0,
-    joint_limit_weight: float = 1000.0,
-    pose_prior_mean: Tensor | float = 0.0,
-    pose_prior_std: Tensor | float | None = None,
-    sigma: float = 100.0,
-    penalty: Penalty = "gmof",
-    anneal: Sequence[float] = (10.0, 3.0, 1.0),
-    lr: float = 0.05,
-    init_global_orient: Tensor | Sequence[float] = FACING_CAMERA,
-    multi_start: bool = True,
+    config: FitConfig = FitConfig(),  # noqa: B008  (frozen, so one shared default instance is safe)
 ) -> FitResult:
     """Fit ``model`` to 2D ``keypoints [B, 24, 2]`` (pixels) with ``confidences [B, 24]``; see the module docstring.
 
     Args:
         camera: a :class:`PerspectiveCamera` (known intrinsics; the body translation is the unknown extrinsic) or
             a :class:`WeakPerspectiveCamera` (scale and translation unknown; the body translation stays 0).
-        iterations: Adam iterations of the camera stage and of the body stage.
-        pose_weight, shape_weight, joint_limit_weight: ``lambda_theta, lambda_beta, lambda_a`` in pixels^2 per unit
-            of their term (the data term is a sum of squared pixel errors).
-        pose_prior_mean, pose_prior_std: ``mu`` and ``s`` of the diagonal Gaussian pose prior (radians; a number
-            or a ``[69]`` tensor); ``std=None``: :func:`default_pose_prior_std` (hinge knees and elbows).
-        sigma, penalty: scale (pixels) and kind of the robust penalty, see :func:`robust_penalty`.
-        anneal: factors on ``lambda_theta`` and ``lambda_beta`` over equal parts of the body stage (SMPLify
-            anneals from strong to weak priors); ``(1.0,)`` turns annealing off.
-        lr: Adam step size (all unknowns are O(1) in their units: 6D entries, metres, betas).
-        init_global_orient: axis-angle start of the global orientation, ``[3]`` or ``[B, 3]``; default: upright,
-            facing the camera.
-        multi_start: run the body stage from the 16 :func:`depth_hypotheses` (16x the work, vectorized) and keep
-            the lowest-energy result per sample; ``False``: from the T-pose only.
+        config: the weights, robust penalty and optimizer schedule (:class:`FitConfig`, one line per field).
 
     ``loss_history`` holds the camera stage's torso energies, then the body stage's energies of the kept start.
     """
@@ -540,29 +567,14 @@ def fit_to_keypoints(
     _check_inputs(keypoints, confidences, model)
     if not isinstance(camera, (PerspectiveCamera, WeakPerspectiveCamera)):
         raise ValueError(f"camera must be a PerspectiveCamera or WeakPerspectiveCamera, got {type(camera).__name__}")
-    if len(iterations) != 2 or min(iterations) < 0:
-        raise ValueError(f"iterations must be two non-negative counts (camera stage, body stage), got {iterations}")
-    if not anneal or min(anneal) <= 0:
-        raise ValueError(f"anneal must be a non-empty sequence of positive factors, got {anneal}")
+    check_fit_config(config)
+    iterations, anneal, lr = config.iterations, config.anneal, config.lr
     batch, factory = keypoints.shape[0], {"dtype": model.dtype, "device": model.device}
-    if pose_prior_std is None:
-        pose_prior_std = default_pose_prior_std(**factory)
-    energy = _Energy(
-        model,
-        keypoints,
-        confidences,
-        camera,
-        sigma,
-        penalty,
-        pose_weight,
-        shape_weight,
-        joint_limit_weight,
-        pose_prior_mean,
-        pose_prior_std,
-    )
+    pose_prior_std = default_pose_prior_std(**factory) if config.pose_prior_std is None else config.pose_prior_std
+    energy = _Energy(model, keypoints, confidences, camera, config, pose_prior_std)
 
     # Stage 1: camera and global orientation from the torso, starting from similar triangles.
-    orient0 = torch.as_tensor(init_global_orient, **factory).reshape(-1, 3).expand(batch, 3)
+    orient0 = torch.as_tensor(config.init_global_orient, **factory).reshape(-1, 3).expand(batch, 3)
     with torch.no_grad():
         rest = model(global_orient=orient0, return_verts=False, return_full_pose=False).joints
     torso = list(TORSO_JOINTS)
@@ -579,9 +591,9 @@ def fit_to_keypoints(
     history = _adam(energy, x, (*camera_names, "orient_6d"), iterations[0], lr, torso_only=True, factor=1.0)
 
     # Stage 2: everything, from each start, with annealed priors.
-    starts = 16 if multi_start else 1
+    starts = 16 if config.multi_start else 1
     x, energy_all = x.repeat(starts), energy.repeat(starts)
-    if multi_start:
+    if config.multi_start:
         pose0 = depth_hypotheses(dtype=model.dtype).to(model.device).repeat(batch, 1).reshape(-1, N_JOINTS - 1, 3)
         x.pose_6d = matrix_to_rotation_6d(axis_angle_to_matrix(pose0)).reshape(batch * starts, -1)
     body_history: list[Tensor] = []

@@ -17,6 +17,8 @@ call must share dtype and device.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -30,6 +32,7 @@ __all__ = [
     "center_of_mass",
     "forward_kinematics",
     "forward_kinematics_axis_angle",
+    "forward_kinematics_from_offsets",
     "joint_velocities",
     "local_offsets",
 ]
@@ -37,11 +40,38 @@ __all__ = [
 Parents = Sequence[int]
 
 
+class _Plan(NamedTuple):
+    """Index tensors of one tree on one device, built once (:func:`_plan`)."""
+
+    parent_index: Tensor  # [J] parent of each joint, the root its own
+    order: Tensor  # [J] joints in depth order: level by level, so that each level is a contiguous block
+    levels: tuple[tuple[int, int, Tensor], ...]  # per level below the root: its block and its parents' slots
+    back: Tensor  # [J] inverse of ``order``
+
+
+@lru_cache(maxsize=64)
+def _plan(parents: tuple[int, ...], device: torch.device) -> _Plan:
+    levels = tree_levels(parents)
+    blocks, start = [], 1
+    for previous, level in zip(levels[:-1], levels[1:], strict=True):
+        # Parents of a level all sit in the previous level: index them by their position there.
+        slot = {j: s for s, j in enumerate(previous)}
+        slots = torch.tensor([slot[parents[j]] for j in level], device=device)
+        blocks.append((start, start + len(level), slots))
+        start += len(level)
+    order = torch.tensor([j for level in levels for j in level], device=device)
+    return _Plan(
+        parent_index=torch.tensor((0, *parents[1:]), device=device),
+        order=order,
+        levels=tuple(blocks),
+        back=torch.argsort(order),
+    )
+
+
 def local_offsets(rest_joints: Tensor, parents: Parents) -> Tensor:
     """Bone vectors ``J_j - J_parent(j)`` of ``rest_joints[..., J, 3]``; row 0 (the root) is ``J_0`` itself."""
-    parents = check_parents(parents)
-    parent_index = torch.tensor((0, *parents[1:]), device=rest_joints.device)
-    offsets = rest_joints - rest_joints[..., parent_index, :]
+    parent_index = _plan(check_parents(parents), rest_joints.device).parent_index
+    offsets = rest_joints - rest_joints.index_select(-2, parent_index)
     return torch.cat([rest_joints[..., :1, :], offsets[..., 1:, :]], dim=-2)
 
 
@@ -66,44 +96,47 @@ def forward_kinematics(
     Returns:
         ``(joint_positions[..., J, 3], world_rotations[..., J, 3, 3])``.
     """
+    n = len(check_parents(parents))
+    if rest_joints.shape[-2:] != (n, 3):
+        raise ValueError(f"rest_joints must have shape [..., {n}, 3] for {n} joints, got {tuple(rest_joints.shape)}")
+    if transl is not None and transl.shape[-1:] != (3,):
+        raise ValueError(f"transl must have shape [..., 3], got {tuple(transl.shape)}")
+    positions, world = forward_kinematics_from_offsets(rotations, local_offsets(rest_joints, parents), parents)
+    if transl is not None:  # a root translation moves every joint alike
+        positions = positions + transl[..., None, :]
+    return positions, world
+
+
+def forward_kinematics_from_offsets(rotations: Tensor, offsets: Tensor, parents: Parents) -> tuple[Tensor, Tensor]:
+    """:func:`forward_kinematics` from bone offsets ``offsets[..., J, 3]`` instead of rest joints: row ``j`` is
+    joint ``j``'s position in its parent's frame (``J_j - J_parent(j)``), row 0 the root's position in the world.
+    BVH files store these, possibly different in every frame (:mod:`vision3d.body.bvh`).
+
+    Each joint is the 3x4 matrix ``[G_j | p_j]``; a level of the tree is one batched product
+    ``G_parent [R_j | offset_j]`` plus the parents' positions, so the whole tree takes one matrix product per
+    depth level (no 4x4 homogeneous products, no per-joint Python loop). This is the package's only forward
+    kinematics: :mod:`vision3d.body.lbs` poses the SMPL mesh with it, BVH clips their skeletons.
+    """
     parents = check_parents(parents)
     n = len(parents)
     if rotations.shape[-3:] != (n, 3, 3):
         raise ValueError(f"rotations must have shape [..., {n}, 3, 3] for {n} joints, got {tuple(rotations.shape)}")
-    if rest_joints.shape[-2:] != (n, 3):
-        raise ValueError(f"rest_joints must have shape [..., {n}, 3] for {n} joints, got {tuple(rest_joints.shape)}")
-    batch_shapes = [rotations.shape[:-3], rest_joints.shape[:-2]]
-    if transl is not None:
-        if transl.shape[-1:] != (3,):
-            raise ValueError(f"transl must have shape [..., 3], got {tuple(transl.shape)}")
-        batch_shapes.append(transl.shape[:-1])
-    batch = torch.broadcast_shapes(*batch_shapes)
-    rotations = rotations.expand(*batch, n, 3, 3)
-    offsets = local_offsets(rest_joints, parents).expand(*batch, n, 3)
-
-    root_position = offsets[..., :1, :]
-    if transl is not None:
-        root_position = root_position + transl[..., None, :]
-    level_rotations, level_positions = [rotations[..., :1, :, :]], [root_position]
-    levels = tree_levels(parents)
-    for previous, level in zip(levels[:-1], levels[1:], strict=True):
-        joints = torch.tensor(level, device=rotations.device)
-        # Parents of a level all sit in the previous level: index them by their position there.
-        slot = {j: s for s, j in enumerate(previous)}
-        parent_slots = torch.tensor([slot[parents[j]] for j in level], device=rotations.device)
-        parent_rotations = level_rotations[-1][..., parent_slots, :, :]
-        level_rotations.append(parent_rotations @ rotations[..., joints, :, :])
-        bones = (parent_rotations @ offsets[..., joints, :, None]).squeeze(-1)
-        level_positions.append(level_positions[-1][..., parent_slots, :] + bones)
-
+    if offsets.shape[-2:] != (n, 3):
+        raise ValueError(f"offsets must have shape [..., {n}, 3] for {n} joints, got {tuple(offsets.shape)}")
+    batch = torch.broadcast_shapes(rotations.shape[:-3], offsets.shape[:-2])
+    plan = _plan(parents, rotations.device)
+    # [R_j | offset_j] in depth order, so that each level is a contiguous block.
+    local = torch.cat([rotations.expand(*batch, n, 3, 3), offsets.expand(*batch, n, 3).unsqueeze(-1)], dim=-1)
+    local = local.index_select(-3, plan.order)
+    world = [local[..., :1, :, :]]  # [G_j | p_j], level by level
+    for start, end, slots in plan.levels:
+        parent = world[-1].index_select(-3, slots)
+        child = parent[..., :3] @ local[..., start:end, :, :]  # [G_parent R_j | G_parent offset_j]
+        child[..., 3] += parent[..., 3]
+        world.append(child)
     # Levels are stacked in depth order; put the joints back in index order.
-    order = [j for level in levels for j in level]
-    back = torch.empty(n, dtype=torch.long)
-    back[torch.tensor(order)] = torch.arange(n)
-    back = back.to(rotations.device)
-    positions = torch.cat(level_positions, dim=-2)[..., back, :]
-    world_rotations = torch.cat(level_rotations, dim=-3)[..., back, :, :]
-    return positions, world_rotations
+    world_all = torch.cat(world, dim=-3).index_select(-3, plan.back)
+    return world_all[..., 3].contiguous(), world_all[..., :3].contiguous()
 
 
 def forward_kinematics_axis_angle(

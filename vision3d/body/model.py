@@ -41,9 +41,9 @@ import torch
 from torch import nn
 
 from mpenv.device import get_device
-from vision3d.body.lbs import lbs
+from vision3d.body.lbs import joint_arrays, lbs
 from vision3d.body.rotations import axis_angle_to_matrix
-from vision3d.body.skeleton import N_JOINTS, PARENTS
+from vision3d.body.skeleton import N_JOINTS, PARENTS, check_parents
 
 N_POSE_FEATURES = 9 * (N_JOINTS - 1)  # 207
 REQUIRED_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
@@ -254,12 +254,10 @@ def _parents_from(arrays: Mapping[str, Any], source: str) -> np.ndarray:
         raise ValueError(f"{source}: key {key!r} is not numeric")
     parents = table.astype(np.int64)  # uint32 4294967295 (the files' root marker) stays positive here
     parents[0] = -1
-    bad = [k for k in range(1, N_JOINTS) if not 0 <= parents[k] < k]
-    if bad:
-        raise ValueError(
-            f"{source}: key {key!r} is not a kinematic tree in topological order: joint(s) {bad} have parents "
-            f"{[int(parents[k]) for k in bad]} (each parent must precede its child)"
-        )
+    try:
+        check_parents(parents.tolist())
+    except ValueError as error:
+        raise ValueError(f"{source}: key {key!r} is not a kinematic tree in topological order: {error}") from None
     return parents
 
 
@@ -347,11 +345,22 @@ class BodyOutput(NamedTuple):
     betas: torch.Tensor  # [B, num_betas] as used
     global_orient: torch.Tensor  # as given (batch-expanded)
     body_pose: torch.Tensor
-    v_shaped: torch.Tensor  # [B, V, 3] shaped template T + S beta (rest pose, no correctives)
+    v_shaped: torch.Tensor  # [B, V, 3] shaped template T + S beta (rest pose, no correctives), vertex-major view
 
 
 def _as_tensor(value: Any, like: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(value, dtype=like.dtype, device=like.device)
+
+
+def _check_finite(inputs: Mapping[str, torch.Tensor]) -> None:
+    """``ValueError`` naming every input that holds NaN or infinite values (which would silently give NaN
+    vertices). One reduction per input and a single read of the results."""
+    if not inputs:
+        return
+    finite = torch.stack([torch.isfinite(value).all() for value in inputs.values()]).tolist()
+    bad = [name for name, ok in zip(inputs, finite, strict=True) if not ok]
+    if bad:
+        raise ValueError(f"{', '.join(bad)} contain{'s' if len(bad) == 1 else ''} NaN or infinite values")
 
 
 class BodyModel(nn.Module):
@@ -384,11 +393,15 @@ class BodyModel(nn.Module):
         checked = validate_arrays(arrays, source=source, num_betas=num_betas)
         device = get_device(device)
         for key in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights"):
-            self.register_buffer(key, torch.as_tensor(checked[key], dtype=dtype, device=device))
+            # Contiguous: SMPL's native posedirs arrive transposed, and a product with a transposed [207, V*3]
+            # matrix is several times slower at batch 1.
+            self.register_buffer(key, torch.as_tensor(checked[key], dtype=dtype, device=device).contiguous())
         self.register_buffer("parents", torch.as_tensor(checked["parents"], device=device))
         self.register_buffer("faces", torch.as_tensor(checked["faces"], device=device))
         self._parent_list = tuple(int(p) for p in checked["parents"])  # host copy: no device sync per forward
         self.source = source
+        self._regressed: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._regressed_from: tuple = ()
 
     @classmethod
     def from_arrays(
@@ -443,6 +456,20 @@ class BodyModel(nn.Module):
     def extra_repr(self) -> str:
         return f"vertices={self.num_vertices}, joints={N_JOINTS}, num_betas={self.num_betas}, source={self.source!r}"
 
+    def regressed_arrays(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(J_regressor T [24, 3], J_regressor S [24, 3, B])``, so that ``J(beta) = J_regressor T +
+        (J_regressor S) beta`` (:func:`~vision3d.body.lbs.joint_arrays`). Computed once and kept until one of the
+        three buffers changes (``.to()``, ``load_state_dict``, an in-place edit: each gives a new storage or
+        version)."""
+        sources = (self.J_regressor, self.v_template, self.shapedirs)
+        if any(t.requires_grad for t in sources):  # a cached graph could not be backpropagated twice
+            return joint_arrays(*sources)
+        # Inference tensors carry no version counter; for them only a new storage invalidates the cache.
+        key = tuple((t.data_ptr(), t.dtype, -1 if t.is_inference() else t._version) for t in sources)
+        if self._regressed is None or key != self._regressed_from:
+            self._regressed, self._regressed_from = joint_arrays(*sources), key
+        return self._regressed
+
     def _rotations(
         self, global_orient: torch.Tensor | None, body_pose: torch.Tensor | None, pose2rot: bool, batch: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -494,8 +521,11 @@ class BodyModel(nn.Module):
         matrices ``global_orient [B, 1, 3, 3]`` / ``[B, 3, 3]`` and ``body_pose [B, 23, 3, 3]``. Missing inputs
         are the rest pose / mean shape / no translation. ``pose_correctives=False`` gives plain LBS.
         """
-        given = [v for v in (betas, global_orient, body_pose, transl) if v is not None]
-        sizes = {int(torch.as_tensor(v).shape[0]) for v in given if torch.as_tensor(v).ndim > 1} - {1}
+        named = {"betas": betas, "global_orient": global_orient, "body_pose": body_pose, "transl": transl}
+        given = {name: _as_tensor(v, self.v_template) for name, v in named.items() if v is not None}
+        _check_finite(given)
+        betas, global_orient, body_pose, transl = (given.get(name) for name in named)
+        sizes = {int(v.shape[0]) for v in given.values() if v.ndim > 1} - {1}
         if len(sizes) > 1:
             raise ValueError(f"inconsistent batch sizes {sorted(sizes)} (each input needs B or 1 rows)")
         batch = sizes.pop() if sizes else 1
@@ -504,6 +534,10 @@ class BodyModel(nn.Module):
         if betas.ndim != 2 or betas.shape[1] > self.num_betas:
             raise ValueError(f"betas must be [B, b] with b <= num_betas={self.num_betas}, got {tuple(betas.shape)}")
         betas = betas.expand(batch, -1)
+        if transl is not None:
+            if transl.shape[-1:] != (3,) or transl.numel() not in (3, 3 * batch):
+                raise ValueError(f"transl must be [B, 3] or [1, 3] with B = {batch}, got {tuple(transl.shape)}")
+            transl = transl.reshape(-1, 3).expand(batch, 3)
         global_orient, body_pose, full_pose, rotations = self._rotations(global_orient, body_pose, pose2rot, batch)
 
         out = lbs(
@@ -516,19 +550,15 @@ class BodyModel(nn.Module):
             self._parent_list,
             self.weights,
             pose_correctives=pose_correctives,
+            regressed=self.regressed_arrays(),
         )
         vertices, joints, transforms = out.vertices, out.joints, out.transforms
         if transl is not None:
-            transl = _as_tensor(transl, self.v_template)
-            if transl.shape[-1:] != (3,) or transl.numel() not in (3, 3 * batch):
-                raise ValueError(f"transl must be [B, 3] or [1, 3] with B = {batch}, got {tuple(transl.shape)}")
-            transl = transl.reshape(-1, 3).expand(batch, 3)
-            vertices = vertices + transl[:, None, :]
-            joints = joints + transl[:, None, :]
+            # In place: these are fresh tensors of this call, and no backward formula needs them.
+            vertices += transl[:, None, :]
+            joints += transl[:, None, :]
             # Folded into G_k so that vertices == skin(rest, weights, transforms) still holds (weights sum to 1).
-            shift = torch.zeros_like(transforms)
-            shift[..., :3, 3] = transl[:, None, :]
-            transforms = transforms + shift
+            transforms[..., :3, 3] += transl[:, None, :]
         return BodyOutput(
             vertices=vertices if return_verts else None,
             joints=joints,

@@ -64,7 +64,10 @@ def _check_finite(name: str, value: np.ndarray) -> None:
         raise ValueError(f"{name} contains non-finite values")
 
 
-@dataclass
+_REPR_SOURCE_CHARS = 40  # a clip's source can be a whole licence line; the repr shows its start
+
+
+@dataclass(repr=False)
 class Motion:
     """An SMPL motion clip (see the module docstring for units, frames and file format).
 
@@ -115,6 +118,18 @@ class Motion:
     def duration(self) -> float:
         """Length in seconds, ``n_frames / fps``."""
         return self.n_frames / self.fps
+
+    def __repr__(self) -> str:
+        """One line: name, frames, fps, duration, joints, cyclic, array shapes, the start of the source (the
+        dataclass default would print every array)."""
+        source = self.source
+        if len(source) > _REPR_SOURCE_CHARS:
+            source = source[: _REPR_SOURCE_CHARS - 3] + "..."
+        return (
+            f"Motion(name={self.name!r}, frames={self.n_frames}, fps={self.fps:g}, duration={self.duration:.2f} s, "
+            f"joints={self.poses.shape[1]}, cyclic={self.cyclic}, poses={self.poses.shape}, trans={self.trans.shape}, "
+            f"betas={self.betas.shape}, source={source!r})"
+        )
 
     def _with(self, **changes) -> Motion:
         """A copy with some fields replaced (arrays are copied so clips never share memory)."""

@@ -36,6 +36,7 @@ __all__ = [
     "EULER_ORDERS",
     "axis_angle_to_matrix",
     "axis_angle_to_quaternion",
+    "elementary_rotation",
     "euler_to_matrix",
     "matrix_to_axis_angle",
     "matrix_to_euler",
@@ -319,8 +320,9 @@ def _parse_order(order: str) -> tuple[list[int], bool]:
     return [_AXIS_INDEX[c] for c in order.lower()], order.isupper()
 
 
-def _elementary_matrix(axis: int, angle: Tensor) -> Tensor:
-    """Rotation by ``angle[...]`` about coordinate axis ``axis`` (0, 1, 2), shape ``[..., 3, 3]``."""
+def elementary_rotation(axis: int, angle: Tensor) -> Tensor:
+    """Rotation by ``angle[...]`` (radians, right-handed) about coordinate axis ``axis`` (0: x, 1: y, 2: z),
+    shape ``[..., 3, 3]``. Euler angles and BVH rotation channels are products of these."""
     c, s = torch.cos(angle), torch.sin(angle)
     one, zero = torch.ones_like(angle), torch.zeros_like(angle)
     if axis == 0:
@@ -345,7 +347,7 @@ def euler_to_matrix(angles: Tensor, order: str = "XYZ") -> Tensor:
     """
     _check_last(angles, 3, "Euler angles")
     axes, intrinsic = _parse_order(order)
-    mats = [_elementary_matrix(ax, angles[..., i]) for i, ax in enumerate(axes)]
+    mats = [elementary_rotation(ax, angles[..., i]) for i, ax in enumerate(axes)]
     if intrinsic:
         return mats[0] @ mats[1] @ mats[2]
     return mats[2] @ mats[1] @ mats[0]

@@ -1,5 +1,6 @@
-"""Proximal policy optimisation (PPO; Schulman et al., 2017), the algorithm DeepMimic trained its characters
-with, as stable-baselines3 implements it, behind mpenv's flags, logs, checkpoints and evaluation.
+"""stable-baselines3's PPO behind mpenv's flags, logs, checkpoints and evaluation (``mpenv-train ppo``): this
+file integrates SB3's proximal policy optimisation (Schulman et al., 2017; the algorithm DeepMimic trained its
+characters with), it does not implement it.
 
 A2C takes one gradient step per rollout: a second step on the same data would follow a gradient computed
 for a policy that no longer exists. PPO takes several epochs of minibatch steps on every rollout and keeps
@@ -29,7 +30,7 @@ compares against. What this module adds is the integration:
   best-evaluated) and the optimizer's, loaded with ``weights_only=True``; ``checkpoint.npz`` holds the
   observation statistics (``allow_pickle=False``). Never SB3's ``.zip``, which may carry pickles.
 
-    from agents.ppo import PPOConfig, train_ppo
+    from agents.sb3_ppo import PPOConfig, train_ppo
     policy = train_ppo(PPOConfig(hidden_sizes="64,64"), RunContext("CartPole-v1", total_steps=50_000))
 
     mpenv-train ppo --env mpenv/HumanoidMimicWalk-v0 --total-steps 20000000
@@ -62,11 +63,11 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 from torch import nn
 
-from agents.envs import InfoMeans, make_env, make_vector_env
-from agents.evaluate import BatchAct, KeepBest
+from agents.envs import InfoMeans, make_env
+from agents.evaluate import BatchAct, KeepBest, keep_best
 from agents.networks import is_image_space, parse_hidden_sizes
-from agents.policies import EVAL_SEED_OFFSET, Every, RunningNormalizer, activation_named, check_spaces
-from agents.run import LogFn, RunContext
+from agents.policies import ACTIVATIONS, RunningNormalizer, activation_named, check_spaces
+from agents.run import Every, LogFn, RunContext, check_config_fields
 from mpenv.checkpoint import (
     ARRAYS_FILE,
     CONFIG_FILE,
@@ -118,34 +119,19 @@ class PPOConfig:
 def check_config(config: PPOConfig) -> None:
     """Every bad value at once, before an env or a file is made."""
     problems = []
-    if config.vec not in ("subproc", "dummy"):
-        problems.append(f"vec must be 'subproc' or 'dummy', got {config.vec!r}")
-    for name in ("n_envs", "n_steps", "n_epochs", "eval_every_episodes"):
-        if getattr(config, name) < 1:
-            problems.append(f"{name} must be at least 1, got {getattr(config, name)}")
-    if not 2 <= config.batch_size <= config.n_envs * config.n_steps:
+    if isinstance(config.batch_size, int) and not 2 <= config.batch_size <= config.n_envs * config.n_steps:
         problems.append(f"batch_size must be in [2, n_envs * n_steps = {config.n_envs * config.n_steps}], "
                         f"got {config.batch_size}")
-    if not config.learning_rate > 0:
-        problems.append(f"learning_rate must be positive, got {config.learning_rate}")
-    for name in ("gamma", "gae_lambda"):
-        if not 0.0 <= getattr(config, name) <= 1.0:
-            problems.append(f"{name} must be in [0, 1], got {getattr(config, name)}")
-    for name in ("clip_range", "max_grad_norm"):
-        if not getattr(config, name) > 0:
-            problems.append(f"{name} must be positive, got {getattr(config, name)}")
-    for name in ("ent_coef", "vf_coef", "eval_every"):
-        if not getattr(config, name) >= 0:
-            problems.append(f"{name} must be non-negative, got {getattr(config, name)}")
     if not math.isfinite(config.log_std_init):
         problems.append(f"log_std_init must be finite, got {config.log_std_init}")
-    try:
-        parse_hidden_sizes(config.hidden_sizes)
-        activation_named(config.activation)
-    except ValueError as err:
-        problems.append(str(err))
-    if problems:
-        raise ValueError("bad PPO hyperparameters: " + "; ".join(problems))
+    check_config_fields(
+        "PPO", config,
+        at_least_one=("n_envs", "n_steps", "n_epochs", "eval_every_episodes"),
+        non_negative=("ent_coef", "vf_coef", "eval_every"),
+        positive=("learning_rate", "clip_range", "max_grad_norm"),
+        unit_interval=("gamma", "gae_lambda"),
+        choices={"vec": ("subproc", "dummy"), "activation": tuple(ACTIVATIONS)},
+        problems=problems)
 
 
 def check_ppo_spaces(config: PPOConfig, observation_space: gym.Space, action_space: gym.Space) -> None:
@@ -403,6 +389,7 @@ def restore_state(run: RunContext, live: NormalizedPolicy, keeper: KeepBest, env
 def train_ppo(config: PPOConfig, run: RunContext) -> NormalizedPolicy:
     """Train PPO on ``run.env_id``; returns the best policy found by evaluation."""
     check_config(config)
+    run.start()
     envs = make_training_envs(config, run)
     try:
         model = PPO("MlpPolicy", envs, learning_rate=config.learning_rate, n_steps=config.n_steps,
@@ -412,8 +399,7 @@ def train_ppo(config: PPOConfig, run: RunContext) -> NormalizedPolicy:
                     seed=run.seed, device=run.torch_device)
         model.set_logger(Logger(folder=None, output_formats=[ForwardToRunLog(run.log)]))
         live = NormalizedPolicy(model.policy, config.normalize_obs)
-        eval_envs = make_vector_env(run.env_id, run.env_kwargs, config.eval_every_episodes, run.seed + EVAL_SEED_OFFSET)
-        keeper = KeepBest(live, live.act, eval_envs, run.seed + EVAL_SEED_OFFSET)
+        keeper = keep_best(live, live.act, run, config.eval_every_episodes)
         try:
             learn(model, live, keeper, envs, config, run)
         finally:
