@@ -133,7 +133,7 @@ class Rollout:
         return torch.from_numpy(array).to(self.device)
 
 
-@torch.no_grad()
+@torch.inference_mode()  # lighter than no_grad: the tensors made while acting need no version counters
 def collect_rollout(model: ActorCritic, envs: gym.vector.VectorEnv, rollout: Rollout, obs: np.ndarray, step: int,
                     log: LogFn) -> tuple[np.ndarray, int]:
     """Fill ``rollout`` with ``n_steps`` steps of every env; returns the next observations and env-step count.
@@ -168,7 +168,9 @@ def collect_rollout(model: ActorCritic, envs: gym.vector.VectorEnv, rollout: Rol
 def a2c_loss(model: ActorCritic, rollout: Rollout, config: A2CConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     n_steps, n_envs = rollout.rewards.shape
     obs = observations_to_tensor(rollout.obs, rollout.device).flatten(0, 1)
-    rewards = rollout.tensor(rollout.rewards) * config.reward_scale
+    rewards = rollout.tensor(rollout.rewards)
+    if config.reward_scale != 1.0:
+        rewards = rewards * config.reward_scale
     terminated, truncated = rollout.tensor(rollout.terminated), rollout.tensor(rollout.truncated)
     # One critic pass over the rollout, the bootstrap observation and any cut episodes' final observations.
     bootstrap_obs = np.concatenate([rollout.last_obs, *(final[None] for _, _, final in rollout.cut)])

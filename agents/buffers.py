@@ -30,6 +30,9 @@ class Batch(NamedTuple):
     rewards: np.ndarray  # (B,) float32
     next_obs: np.ndarray  # (B, *obs_shape)
     dones: np.ndarray  # (B,) float32, 1.0 where s' is terminal (the TD target does not bootstrap)
+    # (B,) the TD targets y, when a learner computed them ahead for many minibatches at once (DQN does, per
+    # round); None as sampled.
+    targets: np.ndarray | None = None
 
 
 class ReplayBuffer:

@@ -44,7 +44,6 @@ import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -53,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.buffers import Batch, ReplayBuffer
-from agents.envs import finished_episodes, make_vector_env
+from agents.envs import make_env, make_vector_env
 from agents.evaluate import EVAL_SEED_OFFSET, KeepBest
 from agents.networks import encoder_for, is_image_space, layer_init, parse_hidden_sizes
 from agents.optim import gradient_step, make_optimizer
@@ -150,11 +149,23 @@ class QNetwork(nn.Module):
         # The CNN scales uint8 pixels itself and the one-hot encoder wants integers; vectors must be float32
         # (an env may return float64, and observations from a caller may be anything numeric).
         self.float_input = not (is_image_space(observation_space) or isinstance(observation_space, gym.spaces.Discrete))
+        # An MLP's linear layers in order (with the head), for the direct path of forward; None otherwise.
+        leaves = [module for module in self.encoder.modules() if not isinstance(module, nn.Sequential)]
+        is_mlp = [type(module) for module in leaves] == [nn.Flatten] + [nn.Linear, nn.ReLU] * len(hidden)
+        self.linears = [*leaves[1::2], self.head] if self.float_input and is_mlp else None
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         if self.float_input:
             obs = obs.float()  # no copy when it already is
-        return self.head(self.encoder(obs))
+        if self.linears is None:
+            return self.head(self.encoder(obs))
+        # The same MLP written out: calling its seven nested modules costs more than the arithmetic of a
+        # 120-84 network, on every env step (acting) and every gradient step. ReLU in place: no new
+        # tensor, and the linear layer's backward needs only its input, not the output overwritten here.
+        features = obs.flatten(1)
+        for linear in self.linears[:-1]:
+            features = torch.relu_(F.linear(features, linear.weight, linear.bias))
+        return F.linear(features, self.head.weight, self.head.bias)
 
 
 def storage_dtype(space: gym.Space) -> type:
@@ -187,7 +198,9 @@ def td_target(q_net: nn.Module, target_net: nn.Module, rewards: torch.Tensor, ne
 def td_loss(q_net: nn.Module, target_net: nn.Module, batch: Batch,
             config: DQNConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """The minibatch estimate of L(theta) and the Q_theta(s, a) it was computed from (for logging)."""
-    y = td_target(q_net, target_net, batch.rewards, batch.next_obs, batch.dones, config.gamma, config.double_dqn)
+    y = batch.targets
+    if y is None:
+        y = td_target(q_net, target_net, batch.rewards, batch.next_obs, batch.dones, config.gamma, config.double_dqn)
     q_taken = q_net(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
     loss = F.smooth_l1_loss(q_taken, y) if config.loss == "huber" else F.mse_loss(q_taken, y)
     return loss, q_taken
@@ -195,17 +208,28 @@ def td_loss(q_net: nn.Module, target_net: nn.Module, batch: Batch,
 
 def as_tensors(batch: Batch, device: torch.device) -> Batch:
     """The sampled numpy arrays as torch tensors; ``from_numpy`` shares their memory (no copy on CPU)."""
-    return Batch(*(torch.from_numpy(array).to(device) for array in batch))
+    return Batch(*(None if array is None else torch.from_numpy(array).to(device) for array in batch))
 
 
-def minibatches(buffer: ReplayBuffer, config: DQNConfig, device: torch.device) -> Iterator[Batch]:
+def minibatches(buffer: ReplayBuffer, config: DQNConfig, device: torch.device, q_net: nn.Module,
+                target_net: nn.Module) -> Iterator[Batch]:
     """The ``gradient_steps`` minibatches of one round, each drawn uniformly from the buffer (which does
     not change during the round). They are drawn together, as many at a time as fit in
-    ``SAMPLE_BYTES`` (image observations are large), and handed out one by one as views."""
+    ``SAMPLE_BYTES`` (image observations are large), and handed out one by one as views.
+
+    Q_target does not change during a round either (the round happens at one env step, the target
+    update after it), so the DQN targets y of all the minibatches drawn together come from one forward
+    pass of Q_target: the same numbers as one pass per minibatch, at a fraction of the cost. The
+    double-DQN target also needs Q_theta, which changes with every gradient step: it stays per step."""
     per_draw = max(1, min(config.gradient_steps, SAMPLE_BYTES // (buffer.transition_bytes * config.batch_size)))
     for first in range(0, config.gradient_steps, per_draw):
         stacked = as_tensors(buffer.sample(config.batch_size, min(per_draw, config.gradient_steps - first)), device)
-        yield from (Batch(*columns) for columns in zip(*stacked, strict=True))
+        if not config.double_dqn:
+            targets = td_target(q_net, target_net, stacked.rewards.flatten(), stacked.next_obs.flatten(0, 1),
+                                stacked.dones.flatten(), config.gamma, double_dqn=False)
+            stacked = stacked._replace(targets=targets.view_as(stacked.rewards))
+        for i in range(len(stacked.obs)):
+            yield Batch(*(None if column is None else column[i] for column in stacked))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -239,7 +263,7 @@ def update_target(target_net: nn.Module, q_net: nn.Module, config: DQNConfig) ->
 
 def greedy_actions(q_net: nn.Module, obs: np.ndarray, device: torch.device) -> np.ndarray:
     """argmax_a Q_theta(s, a) for a batch of observations."""
-    with torch.no_grad():
+    with torch.inference_mode():  # lighter than no_grad: no version counters on the new tensors
         return q_net(torch.as_tensor(obs, device=device)).argmax(dim=1).cpu().numpy()
 
 
@@ -257,23 +281,6 @@ def actor_from_network(q_net: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
     return lambda obs: greedy_actions(q_net, np.asarray(obs), device)
 
 
-def true_next_obs(next_obs: np.ndarray, infos: dict[str, Any]) -> np.ndarray:
-    """s' of each transition. With autoreset, a copy whose episode just ended already returns the next
-    episode's first observation; its episode's real last observation is in ``infos["final_obs"]``."""
-    if "final_obs" not in infos:
-        return next_obs
-    real = next_obs.copy()
-    for i in np.flatnonzero(infos["_final_obs"]):
-        real[i] = infos["final_obs"][i]
-    return real
-
-
-def log_episodes(run: RunContext, infos: dict[str, Any], step: int) -> None:
-    for episode_return, episode_length in finished_episodes(infos):
-        run.log("charts/episodic_return", episode_return, step)
-        run.log("charts/episodic_length", episode_length, step)
-
-
 # ---------------------------------------------------------------------------------------------------
 # The training loop
 
@@ -284,24 +291,26 @@ def train_dqn(config: DQNConfig, run: RunContext) -> nn.Module:
     check_config(config)
     run.start()
     with contextlib.ExitStack() as closing:
-        envs = make_vector_env(run.env_id, run.env_kwargs, n_envs=1, seed=run.seed)
-        closing.callback(envs.close)
-        n_actions = check_action_space(envs.single_action_space, run.env_id)
+        # One env, stepped directly: DQN acts in one env at a time, and a vector env's bookkeeping (autoreset,
+        # info merging, episode statistics) would cost more than CartPole's physics, every step.
+        env = make_env(run.env_id, run.env_kwargs)
+        closing.callback(env.close)
+        n_actions = check_action_space(env.action_space, run.env_id)
         eval_envs = None
         if config.eval_every:
             eval_envs = make_vector_env(run.env_id, run.env_kwargs, config.eval_every_episodes,
                                         run.seed + EVAL_SEED_OFFSET)
             closing.callback(eval_envs.close)
-        return training_loop(config, run, envs, eval_envs, n_actions)
+        return training_loop(config, run, env, eval_envs, n_actions)
 
 
-def training_loop(config: DQNConfig, run: RunContext, envs: gym.vector.VectorEnv,
-                  eval_envs: gym.vector.VectorEnv | None, n_actions: int) -> nn.Module:
+def training_loop(config: DQNConfig, run: RunContext, env: gym.Env, eval_envs: gym.vector.VectorEnv | None,
+                  n_actions: int) -> nn.Module:
     """The body of :func:`train_dqn`, given its envs (``eval_envs`` None: no evaluation)."""
     seed_everything(run.seed)
     rng = agent_rng(run.seed)  # epsilon coins and random actions
     device = run.torch_device
-    obs_space = envs.single_observation_space
+    obs_space = env.observation_space
     q_net = QNetwork(obs_space, n_actions, parse_hidden_sizes(config.hidden_sizes)).to(device)
     target_net = copy.deepcopy(q_net)
     # Adam with torch's default eps (1e-8), as in the DQN implementations the defaults come from.
@@ -321,23 +330,31 @@ def training_loop(config: DQNConfig, run: RunContext, envs: gym.vector.VectorEnv
     epsilon_at = linear_schedule(config.epsilon_start, config.epsilon_end, config.exploration_fraction)
     min_transitions = max(config.learning_starts, config.batch_size)
     last_loss_log = -LOG_EVERY
-    obs, _ = envs.reset(seed=run.seed)
-    obs = obs.astype(buffer.obs.dtype, copy=False)
+    obs, _ = env.reset(seed=run.seed)
+    obs = np.asarray(obs, dtype=buffer.obs.dtype)[None]  # a batch of one, as the network and the buffer take
+    episode_return, episode_length = 0.0, 0
     step = start_step
     for step in range(start_step + 1, run.total_steps + 1):
         # Act epsilon-greedily; store (s, a, r, s', d) with d = terminated: a truncation still bootstraps.
         epsilon = epsilon_at(step / run.total_steps)
         actions = epsilon_greedy_actions(q_net, obs, epsilon, n_actions, rng, device)
-        next_obs, rewards, terminated, truncated, infos = envs.step(actions)
-        next_obs = next_obs.astype(buffer.obs.dtype, copy=False)
-        log_episodes(run, infos, step)
-        buffer.add(obs, true_next_obs(next_obs, infos), actions, rewards, terminated)
+        next_obs, reward, terminated, truncated, _ = env.step(actions[0])
+        next_obs = np.asarray(next_obs, dtype=buffer.obs.dtype)[None]
+        # s' is the episode's true last observation at its end (the reset comes after)
+        buffer.add(obs, next_obs, actions, np.array([reward]), np.array([terminated]))
+        episode_return, episode_length = episode_return + float(reward), episode_length + 1
+        if terminated or truncated:
+            run.log("charts/episodic_return", episode_return, step)
+            run.log("charts/episodic_length", episode_length, step)
+            episode_return, episode_length = 0.0, 0
+            next_obs, _ = env.reset()
+            next_obs = np.asarray(next_obs, dtype=buffer.obs.dtype)[None]
         obs = next_obs
 
         # Learn: a round of gradient steps on L(theta) every train_frequency steps; refresh Q_target.
         if len(buffer) >= min_transitions:
             if step % config.train_frequency == 0:
-                for batch in minibatches(buffer, config, device):
+                for batch in minibatches(buffer, config, device, q_net, target_net):
                     loss, q_taken = td_loss(q_net, target_net, batch, config)
                     gradient_step(optimizer, loss, config.max_grad_norm, step, "losses/td_loss")
                 if step - last_loss_log >= LOG_EVERY:  # .item() waits for the device: only when logging

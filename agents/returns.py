@@ -69,11 +69,10 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, 
     TD error, lambda = 1 the n-step return (to the end of the rollout) minus V(s_t).
     """
     not_terminal = 1.0 - terminated.float()
-    continues = not_terminal * (1.0 - truncated.float())  # the next row belongs to the same episode
+    # gamma lambda where the next row belongs to the same episode, else 0
+    decay = (gamma * lam) * not_terminal * (1.0 - truncated.float())
     deltas = rewards + gamma * next_values * not_terminal - values
-    advantages = torch.zeros_like(rewards)
-    future = torch.zeros_like(rewards[0])
-    for t in reversed(range(len(rewards))):
-        future = deltas[t] + gamma * lam * continues[t] * future
-        advantages[t] = future
-    return advantages
+    advantages = [deltas[-1]]  # backwards in time; one op a step, then one stack (A2C's rollouts are 5 steps)
+    for t in reversed(range(len(rewards) - 1)):
+        advantages.append(torch.addcmul(deltas[t], decay[t], advantages[-1]))
+    return torch.stack(advantages[::-1])

@@ -20,7 +20,8 @@ def stored_ids(buffer: ReplayBuffer) -> list[int]:
 def sample_many(buffer: ReplayBuffer, draws: int):
     """Many draws, in batches no larger than what is stored (a larger batch is an error)."""
     batches = [buffer.sample(len(buffer)) for _ in range(draws // len(buffer))]
-    return type(batches[0])(*(np.concatenate(column) for column in zip(*batches, strict=True)))
+    return type(batches[0])(*(None if column[0] is None else np.concatenate(column)  # targets: not sampled
+                              for column in zip(*batches, strict=True)))
 
 
 def test_the_buffer_returns_exactly_what_was_stored():

@@ -1,6 +1,7 @@
 """DQN: target networks, the TD target, transitions with autoreset, checks, NaN stops, checkpoints,
 resume, determinism, and (slow) solving CartPole."""
 
+import copy
 import dataclasses
 
 import gymnasium as gym
@@ -175,6 +176,41 @@ def test_each_round_takes_gradient_steps_steps_on_fresh_minibatches(monkeypatch,
     dqn.train_dqn(quick_config(train_frequency=50, gradient_steps=7, batch_size=16), context(300))
     assert [step for step, _, _ in batches] == [step for step in (100, 150, 200, 250, 300) for _ in range(7)]
     assert all(obs == (16, 4) and actions == (16,) for _, obs, actions in batches)
+
+
+def test_the_written_out_mlp_equals_the_modules_it_reads_and_a_copy_reads_its_own():
+    torch.manual_seed(0)
+    q_net = dqn.QNetwork(gym.spaces.Box(-1.0, 1.0, (2, 3), np.float32), 3, (16, 8))
+    obs = torch.randn(5, 2, 3)
+    assert q_net.linears is not None
+    assert torch.equal(q_net(obs), q_net.head(q_net.encoder(obs)))
+    target_net = copy.deepcopy(q_net)
+    with torch.no_grad():
+        target_net.head.bias.add_(1.0)
+    torch.testing.assert_close(target_net(obs), q_net(obs) + 1.0)
+    assert dqn.QNetwork(gym.spaces.Discrete(5), 2, (8,)).linears is None  # one-hot states: the modules
+
+
+@pytest.mark.parametrize("double_dqn", [False, True])
+def test_the_targets_of_a_round_computed_at_once_equal_those_of_each_minibatch(double_dqn):
+    torch.manual_seed(0)
+    space = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
+    q_net = dqn.QNetwork(space, 2, (16, 16))
+    target_net = dqn.QNetwork(space, 2, (16, 16))  # other weights than Q_theta
+    buffer = dqn.ReplayBuffer(500, (4,), seed=0)
+    rng = np.random.default_rng(0)
+    buffer.add(cartpole_observations(500), cartpole_observations(500)[::-1].copy(), rng.integers(2, size=500),
+               rng.normal(size=500), (rng.random(500) < 0.2).astype(np.float32))
+    config = dqn.DQNConfig(gradient_steps=5, batch_size=32, gamma=0.9, double_dqn=double_dqn)
+    batches = list(dqn.minibatches(buffer, config, torch.device("cpu"), q_net, target_net))
+    assert len(batches) == 5
+    for batch in batches:
+        if double_dqn:  # Q_theta changes with every gradient step: its targets are left to each step
+            assert batch.targets is None
+            continue
+        expected = dqn.td_target(q_net, target_net, batch.rewards, batch.next_obs, batch.dones, 0.9, double_dqn=False)
+        torch.testing.assert_close(batch.targets, expected)
+        assert batch.targets.shape == (32,) and not batch.targets.requires_grad
 
 
 # ---------------------------------------------------------------------------------------------------
