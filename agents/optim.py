@@ -44,9 +44,20 @@ def gradient_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_grad
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if max_grad_norm > 0:
-        nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], max_grad_norm, foreach=True)
+        clip_grad_norm(optimizer.param_groups[0]["params"], max_grad_norm)
     optimizer.step()
     return loss.detach()
+
+
+def clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> None:
+    """Scale the gradients by ``min(1, max_norm / (||g|| + 1e-6))``, ``||g||`` their global L2 norm: the math of
+    ``nn.utils.clip_grad_norm_`` in two fused calls. Its per-device/dtype grouping costs twice these calls, about
+    26 us a step, as much as the arithmetic of a small Q-network's gradient step (measured in bench_vs_sb3)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    torch._foreach_mul_(grads, (max_norm / (total + 1e-6)).clamp(max=1.0))
 
 
 def check_finite(tag: str, value: torch.Tensor | float, step: int) -> None:

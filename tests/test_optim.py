@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from agents.optim import gradient_step, make_optimizer
+from agents.optim import clip_grad_norm, gradient_step, make_optimizer
 from mpenv.logger import NonFiniteLossError
 
 
@@ -63,3 +63,15 @@ def test_the_optimizers_step_as_torchs_reference_ones(name, eps, reference):
 def test_an_unknown_optimizer_is_a_value_error_naming_it():
     with pytest.raises(ValueError, match="optimizer must be one of.*'sgd'"):
         make_optimizer("sgd", nn.Linear(2, 2).parameters(), 1e-3)
+
+
+@pytest.mark.parametrize("max_norm", [0.05, 1e6])
+def test_clip_grad_norm_equals_torchs(max_norm):
+    ours, out = network_and_loss(seed=3)
+    theirs = copy.deepcopy(ours)
+    (out**2).sum().backward()
+    (theirs(torch.randn(16, 4, generator=torch.Generator().manual_seed(3))) ** 2).sum().backward()
+    clip_grad_norm(list(ours.parameters()), max_norm)
+    nn.utils.clip_grad_norm_(theirs.parameters(), max_norm)
+    for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-6, atol=0)
