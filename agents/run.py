@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import math
 import numbers
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,7 +104,11 @@ class RunContext:
                 if name not in state[group]:
                     raise ValueError(f"{self.resume}: no {group[:-1]} {name!r} (found: {sorted(state[group])})")
                 load_state_dict_checked(obj, state[group][name], str(self.resume))
-        return int(state["step"]), dict(state.get("extra", {}))
+        step = int(state["step"])
+        if step >= self.total_steps:  # mpenv-train refuses this; the Python API says it and saves what it loaded
+            warnings.warn(f"{self.resume}: the run already took {step:,} env steps and total_steps is "
+                          f"{self.total_steps:,}: nothing to train (raise total_steps to continue)", stacklevel=2)
+        return step, dict(state.get("extra", {}))
 
 
 def check_config_fields(algo: str, config: Any, *, at_least_one: Sequence[str] = (),

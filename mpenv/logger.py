@@ -126,12 +126,27 @@ class RunLogger:
 
 
 def read_scalars(run_dir: str | Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(steps, values)`` of one scalar tag from a run's event files, as TensorBoard shows them."""
+    """``(steps, values)`` of one scalar tag from a run's event files, oldest file first (a resumed run adds one)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})  # 0: keep every point
-    events.Reload()
-    if tag not in events.Tags()["scalars"]:
-        raise KeyError(f"{run_dir}: no scalar {tag!r} (found: {sorted(events.Tags()['scalars'])})")
-    points = events.Scalars(tag)
-    return np.array([p.step for p in points]), np.array([p.value for p in points])
+    # One accumulator per file, in the order they were written: the names end in ".<seconds>.<host>.<pid>.<n>",
+    # so two files opened in the same second sort wrongly as text (".10" < ".9"), and one accumulator over the
+    # directory drops the points of a file whose steps come after a later one's ("orphaned" data).
+    def written_order(path: Path) -> tuple[int, ...]:
+        numbers = [int(part) for part in path.name.split(".") if part.isdigit()]
+        return (numbers[0], *numbers[-2:]) if numbers else (int(path.stat().st_mtime),)
+
+    steps: list[int] = []
+    values: list[float] = []
+    found: set[str] = set()
+    for path in sorted(Path(run_dir).glob("events.out.tfevents.*"), key=written_order):
+        events = EventAccumulator(str(path), size_guidance={"scalars": 0})  # 0: keep every point
+        events.Reload()
+        found.update(events.Tags()["scalars"])
+        if tag in events.Tags()["scalars"]:
+            points = events.Scalars(tag)
+            steps += [p.step for p in points]
+            values += [p.value for p in points]
+    if tag not in found:
+        raise KeyError(f"{run_dir}: no scalar {tag!r} (found: {sorted(found)})")
+    return np.array(steps), np.array(values)

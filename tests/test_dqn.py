@@ -388,10 +388,11 @@ def test_resume_continues_the_step_counter_and_the_epsilon_schedule(tmp_path):
 
 
 def test_resume_restores_the_weights_exactly(tmp_path):
-    """A resume at the budget already reached takes no step, so what it saves is what it restored."""
+    """A resume at the budget already reached takes no step, says so, and saves what it restored."""
     logged_run(tmp_path, quick_config(), 300)
     before = load_torch(tmp_path)
-    logged_run(tmp_path, quick_config(), 300, resume=tmp_path)
+    with pytest.warns(UserWarning, match="already took 300 env steps and total_steps is 300: nothing to train"):
+        logged_run(tmp_path, quick_config(), 300, resume=tmp_path)
     after = load_torch(tmp_path)
     assert after["step"] == 300
     for name, weights in before["modules"]["q_network"].items():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from agents.plots import curves_figure, main, moving_average
-from mpenv.logger import RunLogger
+from mpenv.logger import RunLogger, read_scalars
 
 
 def test_moving_average_is_a_trailing_mean():
@@ -52,3 +52,19 @@ def test_a_generative_run_without_episodes_plots_its_own_scalars(tmp_path, capsy
     assert (tmp_path / "c.png").stat().st_size > 1000 and "wrote" in capsys.readouterr().out
     fig = curves_figure(tmp_path, ["loss/train", "loss/val"])
     assert [ax.get_title() for ax in fig.axes] == ["loss/train", "loss/val"]
+
+
+def test_read_scalars_reads_a_resumed_runs_files_in_the_order_they_were_written(tmp_path):
+    """Two event files opened in the same second differ only in a counter, ``.9`` then ``.10``: as text they
+    sort the wrong way round, and the resumed points must still come after the first run's."""
+    for counter, steps in ((9, (1, 2)), (10, (3, 4))):
+        part = tmp_path / f"part{counter}"
+        with RunLogger(part, {"algo": "test"}, progress=False) as log:
+            for step in steps:
+                log.log("losses/loss", float(step), step)
+        (event_file,) = part.glob("events.out.tfevents.*")
+        event_file.rename(tmp_path / f"events.out.tfevents.1700000000.host.42.{counter}")
+    steps, values = read_scalars(tmp_path, "losses/loss")
+    assert steps.tolist() == [1, 2, 3, 4] and values.tolist() == [1.0, 2.0, 3.0, 4.0]
+    with pytest.raises(KeyError, match="no scalar 'nope'"):
+        read_scalars(tmp_path, "nope")
