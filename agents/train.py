@@ -4,7 +4,7 @@ TensorBoard, save a checkpoint.
     mpenv-train q-learning --env mpenv/CliffWalking-v0 --total-steps 20000 --seed 1
     mpenv-train value-iteration --env FrozenLake-v1 --gamma 0.99
     mpenv-train dqn --env CartPole-v1 --total-steps 50000 --seed 1
-    mpenv-train a2c --env CartPole-v1 --resume runs/<run-dir> --total-steps 300000
+    mpenv-train a2c --resume runs/<run-dir> --total-steps 300000
     mpenv-train ppo --env mpenv/HumanoidMimicWalk-v0 --total-steps 20000000
     mpenv-train sarsa --help            # every hyperparameter, with its default
 
@@ -13,7 +13,8 @@ Each algorithm's hyperparameters are the fields of its config dataclass (``QLear
 edit here. A run writes ``runs/<env>__<algo>__<seed>__<timestamp>/`` (see :mod:`mpenv.logger`) with
 ``config.json``, ``checkpoint.npz`` (``V``, the greedy policy ``pi`` and ``Q`` for control methods)
 and, on grid environments, ``values.png``: V(s) with greedy-policy arrows; deep agents write
-``checkpoint.pt`` (see :mod:`agents.run`) and can be resumed.
+``checkpoint.pt`` (see :mod:`agents.run`) and can be resumed: ``--resume RUN_DIR`` takes the env, its
+kwargs, the seed and the hyperparameters from the run's ``config.json``.
 
 Budgets: ``--total-steps`` bounds environment steps for the sample-based methods; when it is given and
 ``--n-episodes`` is not, the step budget alone ends the run.
@@ -60,7 +61,8 @@ class RunConfig:
     env: str = field(default="mpenv/FrozenLake4x4-v0", metadata={"help": "gymnasium env id (mpenv/... ids included)"})
     env_kwargs: str = field(default="{}", metadata={"help": 'JSON dict of env kwargs, e.g. \'{"slip": 0.1}\''})
     total_steps: int | None = field(default=None, metadata={
-        "help": f"env-step budget (sample-based methods; deep agents default to {DEEP_DEFAULT_STEPS:,})"})
+        "help": f"env-step budget (sample-based methods; deep agents default to {DEEP_DEFAULT_STEPS:,}, "
+                "a resumed run to its saved budget)"})
     seed: int = field(default=1, metadata={"help": "seed of the agent and of the env's first reset"})
     logdir: str = field(default="runs", metadata={"help": "parent directory of the run directory"})
     device: str = field(default="auto", metadata={"help": "torch device: auto, cpu, cuda, cuda:N or mps"})
@@ -68,7 +70,8 @@ class RunConfig:
     policy: str = field(default="", metadata={"help": "prediction methods: evaluate this checkpoint's policy "
                                                       "instead of the uniform random one"})
     resume: str = field(default="", metadata={"help": "deep agents: continue the run in this run directory "
-                                                      "(its hyperparameters, its TensorBoard curve)"})
+                                                      "(its env, env kwargs, seed and hyperparameters, its "
+                                                      "TensorBoard curve)"})
     checkpoint_every: int = field(default=10_000, metadata={"help": "deep agents: env steps between checkpoints"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads; small MLPs are fastest with 1, CNNs "
                                                       "may gain from more (0: torch's default)"})
@@ -238,6 +241,10 @@ def train(algo: str, run: RunConfig, params: Any, progress: bool | None = None) 
     name = CANONICAL.get(algo)
     if name is None:
         raise ValueError(f"unknown algorithm {algo!r}; choose one of {', '.join(ALGORITHMS)}")
+    if run.resume:
+        if ALGORITHMS[name].kind != "deep":
+            raise ValueError(f"--resume: only the deep agents can be resumed, not {name}")
+        run = run_as_saved(run)
     check_run_config(run)
     if any(f.name == "seed" for f in dataclasses.fields(params)):  # one seed for the agent and the env, as the CLI
         params = dataclasses.replace(params, seed=run.seed)
@@ -258,6 +265,37 @@ def check_run_config(run: RunConfig) -> None:
                                ("--eval-episodes", run.eval_episodes, 0), ("--threads", run.threads, 0)):
         if value is not None and value < least:
             raise ValueError(f"{flag} must be at least {least}, got {value}")
+
+
+def run_as_saved(run: RunConfig) -> RunConfig:
+    """A resumed run goes on as it started: env, env kwargs and seed from its ``config.json``. A flag left
+    at its default takes the saved value; one given with another value is an error, since the run would
+    silently change task (a lost ``--env-kwargs`` would train the humanoid on another action space).
+    Without ``--total-steps`` it goes on towards the budget it was started with."""
+    saved = load_config(run_dir_of(run.resume))
+    defaults = RunConfig()
+    resolved = {}
+    for flag, key, kind in (("env", "env_id", str), ("env_kwargs", "env_kwargs", dict), ("seed", "seed", int)):
+        given, default, value = getattr(run, flag), getattr(defaults, flag), saved.get(key)
+        if not isinstance(value, kind):
+            raise ValueError(f"--resume {run.resume}: its config.json has no valid {key} (found {value!r})")
+        if flag == "env_kwargs":
+            given, default = parse_env_kwargs(given), parse_env_kwargs(default)
+        if given != default and given != value:
+            raise ValueError(f"--resume {run.resume}: that run is {key}={value!r}, not {given!r}; "
+                             f"leave --{flag.replace('_', '-')} out to continue it as it was")
+        resolved[flag] = json.dumps(value) if flag == "env_kwargs" else value
+    if run.total_steps is None:  # an interrupted run resumes towards the budget it was given
+        resolved["total_steps"] = saved.get("total_steps")
+        if not isinstance(resolved["total_steps"], int):
+            raise ValueError(f"--resume {run.resume}: its config.json has no integer total_steps; give --total-steps")
+    return dataclasses.replace(run, **resolved)
+
+
+def run_dir_of(path: str | Path) -> Path:
+    """``--resume`` takes a run directory or a checkpoint file in one."""
+    path = Path(path)
+    return path.parent if path.is_file() else path
 
 
 def run_config(name: str, run: RunConfig, env_kwargs: dict[str, Any], params: Any, total_steps: int | None) -> dict:
@@ -303,14 +341,12 @@ def train_tabular(name: str, run: RunConfig, params: Any, env: gym.Env, env_kwar
 
 def resumed_run(name: str, run: RunConfig, total_steps: int) -> tuple[Path, dict[str, Any]]:
     """The run directory and saved config of ``--resume``, checked against the command line: same algorithm
-    and env, and a budget beyond the steps already done (else there would be nothing to train)."""
-    run_dir = Path(run.resume)
-    run_dir = run_dir.parent if run_dir.is_file() else run_dir
+    and a budget beyond the steps already done (else there would be nothing to train)."""
+    run_dir = run_dir_of(run.resume)
     done = int(load_torch(run_dir, required=("step",))["step"])  # fails early, naming the file, if unusable
     saved = load_config(run_dir)
-    for key, given in (("algo", name), ("env_id", run.env)):
-        if saved.get(key) != given:
-            raise ValueError(f"--resume {run_dir}: that run is {key}={saved.get(key)!r}, not {given!r}")
+    if saved.get("algo") != name:
+        raise ValueError(f"--resume {run_dir}: that run is algo={saved.get('algo')!r}, not {name!r}")
     if total_steps <= done:
         raise ValueError(f"--total-steps {total_steps}: the run in {run_dir} has done {done} env steps already; "
                          f"give a larger budget to continue it")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from agents import evaluate, train
+from mpenv.checkpoint import load_torch
 from mpenv.logger import read_scalars
 
 SHORT = ["--total-steps", "1200", "--checkpoint-every", "600", "--eval-episodes", "2", "--seed", "3"]
@@ -45,15 +46,36 @@ def test_resume_continues_the_step_counter_and_the_curve(tmp_path):
     assert len(steps) > len(first_steps)
 
 
-def test_resume_refuses_a_run_of_another_algorithm_or_env(tmp_path, capsys):
+def test_resume_refuses_a_run_of_another_algorithm_env_or_seed(tmp_path, capsys):
     assert train.main(["dqn", "--env", "CartPole-v1", "--logdir", str(tmp_path), *SHORT]) == 0
     run_dir = only_run_dir(tmp_path)
     assert train.main(["a2c", "--env", "CartPole-v1", "--resume", str(run_dir)]) == 2
     assert "that run is algo='dqn', not 'a2c'" in capsys.readouterr().err
     assert train.main(["dqn", "--env", "Acrobot-v1", "--resume", str(run_dir)]) == 2
     assert "env_id='CartPole-v1'" in capsys.readouterr().err
+    assert train.main(["dqn", "--resume", str(run_dir), "--seed", "4", "--total-steps", "2400"]) == 2
+    assert "seed=3, not 4; leave --seed out" in capsys.readouterr().err
     assert train.main(["dqn", "--env", "CartPole-v1", "--resume", str(tmp_path / "nothing")]) == 2
     assert "no such checkpoint" in capsys.readouterr().err
+    assert train.main(["q-learning", "--resume", str(run_dir)]) == 2
+    assert "only the deep agents can be resumed" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == [run_dir.name]  # nothing written by the refused commands
+
+
+def test_resume_without_flags_continues_the_run_as_it_was_started(tmp_path):
+    """Env, env kwargs and seed come from config.json, and an interrupted run (here: its budget raised in
+    config.json, as Ctrl-C at 1,200 of 2,400 steps leaves it) goes on towards the budget it was given."""
+    assert train.main(["dqn", "--env", "mpenv/FrozenLake4x4-v0", "--env-kwargs", '{"slip": 0.1}',
+                       "--logdir", str(tmp_path), *SHORT]) == 0
+    run_dir = only_run_dir(tmp_path)
+    config_path = run_dir / "config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps(config | {"total_steps": 2400}))
+    assert train.main(["dqn", "--resume", str(run_dir), "--eval-episodes", "0"]) == 0
+    resumed = json.loads(config_path.read_text())
+    assert {k: resumed[k] for k in ("env_id", "env_kwargs", "seed", "total_steps")} == {
+        "env_id": "mpenv/FrozenLake4x4-v0", "env_kwargs": {"slip": 0.1}, "seed": 3, "total_steps": 2400}
+    assert load_torch(run_dir)["step"] == 2400
 
 
 def test_dqn_on_continuous_actions_is_a_clear_error_that_writes_nothing(tmp_path, capsys):
