@@ -52,7 +52,7 @@ def finished_episodes(infos: dict[str, Any]) -> list[tuple[float, int]]:
     return [(float(r), int(n)) for r, n in zip(infos["episode"]["r"][done], infos["episode"]["l"][done], strict=True)]
 
 
-INFO_TERM_PREFIXES = ("reward_", "mpjpe")
+INFO_TERM_PREFIXES = ("reward_", "mpjpe", "pa_mpjpe", "accel_error")
 """Numeric ``info`` keys worth averaging and logging: the humanoid's reward terms and tracking errors."""
 
 

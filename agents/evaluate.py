@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib
+import inspect
 import math
 import sys
 from collections.abc import Callable
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.checkpoint)
         if "env_id" not in config:
             raise CheckpointError(f"{args.checkpoint}: config.json names no 'env_id'")
-        env = make_env(config["env_id"], config.get("env_kwargs"))
+        env = make_env(config["env_id"], with_evaluation_metrics(config["env_id"], config.get("env_kwargs") or {}))
         for flag, mode in (("--render", "ansi" if args.render == "ansi" else None),
                            ("--video", "rgb_array" if args.video else None)):
             modes = env.metadata.get("render_modes", [])
@@ -243,21 +244,42 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def with_evaluation_metrics(env_id: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``env_kwargs`` plus ``eval_metrics=True`` for envs whose constructor takes it: the humanoid computes its
+    costlier metrics (PA-MPJPE, acceleration error) only when asked, so training stays fast."""
+    try:
+        creator = gym.envs.registration.load_env_creator(gym.spec(env_id).entry_point)
+        takes_it = "eval_metrics" in inspect.signature(creator).parameters
+    except Exception:  # an unknown id: make_env reports it
+        return env_kwargs
+    return {**env_kwargs, "eval_metrics": True} if takes_it and "eval_metrics" not in env_kwargs else env_kwargs
+
+
 class EpisodeStats:
-    """Episode lengths and the per-step means of an env's numeric ``info`` terms (the humanoid's ``reward_*``
-    and ``mpjpe``), for the evaluation report."""
+    """Episode lengths, the per-step means of an env's numeric ``info`` terms (the humanoid's ``reward_*``
+    and tracking errors) and, for envs that report ``tracking_lost``, the episodes that never lost tracking
+    (PHC's success), for the evaluation report."""
 
     def __init__(self, episodes: int) -> None:
         self.lengths = np.zeros(episodes, dtype=int)
         self.info_means = InfoMeans()
+        self.lost: np.ndarray | None = None  # per episode: tracking lost at some step
 
     def add(self, episode: int, info: dict[str, Any]) -> None:
         self.lengths[episode] += 1
         self.info_means.add(info)
+        if "tracking_lost" in info:
+            if self.lost is None:
+                self.lost = np.zeros(len(self.lengths), dtype=bool)
+            self.lost[episode] |= bool(info["tracking_lost"])
 
     def summary(self, max_episode_steps: int | None) -> str:
         text = f"episode length {self.lengths.mean():.1f} (min {self.lengths.min()}, max {self.lengths.max()})"
         if max_episode_steps:
             text += f", {np.mean(self.lengths / max_episode_steps):.3f} of the limit {max_episode_steps}"
         terms = ", ".join(f"{key} {mean:.4g}" for key, mean in self.info_means.means().items())
-        return text + (f"\nper-step means: {terms}" if terms else "")
+        text += f"\nper-step means: {terms}" if terms else ""
+        if self.lost is not None:
+            text += (f"\ntracking success (PHC, mean global joint error never above 0.5 m, no fall): "
+                     f"{np.sum(~self.lost)}/{len(self.lost)}")
+        return text

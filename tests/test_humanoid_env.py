@@ -127,13 +127,19 @@ def test_non_cyclic_clip_truncates_at_its_end():
 
 
 def test_rsi_covers_the_whole_cycle_and_seeds_repeat(walk_env):
-    starts = {walk_env.reset(seed=seed)[1]["frame"] for seed in range(400)}
-    assert starts == set(range(walk_env.reference.cycle_frames))
+    cycle = walk_env.reference.cycle_frames
+    starts = np.array([walk_env.reset(seed=seed)[1]["frame"] for seed in range(400)])
+    assert np.all((starts >= 0) & (starts < cycle)) and len(np.unique(starts)) == 400  # a continuum of starts
+    assert set(np.floor(starts).astype(int)) == set(range(cycle))  # between every pair of frames
     obs_a, _ = walk_env.reset(seed=7)
     obs_b, _ = walk_env.reset(seed=7)
     np.testing.assert_array_equal(obs_a, obs_b)
+    frames = HumanoidMimicEnv("walk", rsi="frames")
+    assert {frames.reset(seed=seed)[1]["frame"] for seed in range(400)} == set(range(cycle))
     env = HumanoidMimicEnv("walk", rsi=False)
     assert {env.reset(seed=seed)[1]["frame"] for seed in range(5)} == {0}
+    with pytest.raises(ValueError, match="rsi must be"):
+        HumanoidMimicEnv("walk", rsi="sometimes")
 
 
 def test_observation_is_invariant_to_heading_and_horizontal_position(walk_env):
@@ -300,7 +306,7 @@ def test_joint_weights_weigh_the_pose_error():
 def test_reference_is_resynced_over_the_character_each_cycle(walk_env):
     walk_env.reset(seed=3)
     cycle = walk_env.reference.cycle_frames
-    for _ in range(cycle - walk_env._start):  # up to the first cycle boundary
+    for _ in range(int(np.ceil(cycle - walk_env._start))):  # into the second cycle
         walk_env.step(pd_tracking_action(walk_env))
     ref_pelvis = walk_env.reference_state(walk_env._start + walk_env._frame)["body_pos"][0]
     np.testing.assert_allclose(ref_pelvis[:2], walk_env.data.xpos[walk_env._body_ids[0], :2], atol=1e-12)

@@ -40,20 +40,49 @@ Reward (DeepMimic's imitation reward, Peng et al. 2018, eq. 4-8)
     * ``r_end = exp(-40 sum_e ||p_hat_e - p_e||^2)``: hands and feet, positions relative to the pelvis;
     * ``r_com = exp(-10 ||p_hat_c - p_c||^2)``: whole-body centre of mass, world frame.
 
-    Scales ``(2, 0.1, 40, 10)`` and weights are keyword arguments. The joint weights ``w_j``
+    Scales ``(2, 0.1, 40, 10)`` and weights are keyword arguments. ``root_weight`` (default 0) adds
+    DeepMimic's root term ``w_r exp(-5 (||p_hat_r - p_r||^2 + 0.1 theta_r^2 + 0.01 ||v_hat_r - v_r||^2 +
+    0.001 ||w_hat_r - w_r||^2))`` (its code's ``root_w``, ``root_scale`` and sub-weights): pelvis position,
+    orientation angle, linear and angular velocity, which ties the character to the reference's path (its
+    code sets ``w = (0.5, 0.05, 0.15, 0.1)``, ``w_r = 0.2``). The joint weights ``w_j``
     (:data:`JOINT_WEIGHTS`, ``joint_weights=``) are DeepMimic's: its code weighs each joint by the character
     file's ``DiffWeight`` (root 1, chest 0.5, hips 0.5, knees, neck and shoulders 0.3, ankles and elbows 0.2) and
     normalizes them to sum to 1, so the paper's sum is a weighted mean and the reward stays informative however
     many joints the skeleton has. ``joint_weights="uniform"`` gives the paper's literal unweighted sum.
-    As in DeepMimic's code, the reference is moved horizontally onto the character at the start of every new
-    cycle of a cyclic clip, so the centre-of-mass term measures the current cycle's drift, not the sum of all.
-    ``info`` carries each term
-    (``reward_pose``, ``reward_vel``, ``reward_end``, ``reward_com``), ``mpjpe`` (mean joint position error
-    relative to the pelvis, metres), ``mpjpe_global`` (without root alignment) and ``frame`` (reference frame).
+    As in DeepMimic's code, by default (``sync_reference=True``) the reference is moved horizontally onto the
+    character at the start of every new cycle of a cyclic clip, so the centre-of-mass and root terms measure the
+    current cycle's drift, not the sum of all. ``sync_reference=False`` tracks the un-synced reference: it loops
+    with its root advancing, as one long clip would (global tracking).
+
+Tracking metrics (``info``, metres, body positions of the 24 joints)
+    * ``mpjpe``: root-relative MPJPE, both poses translated to put the pelvis at the origin;
+    * ``mpjpe_global``: MPJPE in the world against the un-synced reference (the field's global MPJPE; a
+      character that walks slower than the clip falls behind and this grows);
+    * ``mpjpe_cycle``: against the reference as re-synced each cycle (what the reward sees; equal to
+      ``mpjpe_global`` with ``sync_reference=False``). Not a global metric: it forgets the drift every cycle;
+    * ``tracking_lost``: the character fell (see Episode) or ``mpjpe_global`` exceeds
+      :data:`PHC_FAIL_DISTANCE` = 0.5 m: PHC's failure criterion (Luo et al. 2023). An episode succeeds if it
+      is never set; ``mpenv-eval`` reports the success rate;
+    * with ``eval_metrics=True`` (``mpenv-eval`` sets it; left off in training for speed): ``pa_mpjpe``, the
+      MPJPE after the best similarity transform (:func:`vision3d.body.fitting.pa_mpjpe`), and
+      ``accel_error``, the mean over joints of the difference of the second differences
+      ``x_{t-1} - 2 x_t + x_{t+1}`` of character and global reference (metres per frame^2; x1000 for the
+      mm/frame^2 of HMR and PHC), from the second step on.
+
+    ``info`` also carries the reward terms (``reward_pose``, ``reward_vel``, ``reward_end``, ``reward_com``,
+    ``reward_root``) and ``frame``, the reference time in frames (fractional between frames).
 
 Episode
-    * Start: reference state initialization (``rsi=True``): a uniformly random frame of the clip (of the first
-      cycle for a cyclic clip), with the reference's positions and velocities; ``rsi=False`` starts at frame 0.
+    * Start: reference state initialization. ``rsi="continuous"`` (default, or ``True``): a uniformly random
+      time in the clip (in the first cycle of a cyclic clip), between frames too, so episodes start from a
+      continuum of states; the state there moves frame ``i``'s ``qpos`` along its velocity (the finite difference
+      to frame ``i+1``) with ``mj_integratePos``: linear in the hinge angles and the root position, a slerp of
+      the root quaternion, and the velocity is exactly that of the interpolated motion. ``rsi="frames"`` draws a
+      whole frame, ``rsi=False`` starts at frame 0. The reference then plays on from that time.
+    * Heading (``random_heading=True``, default): the whole reference is turned about the vertical through the
+      start pelvis by a uniformly random angle, and the character with it (DeepMimic's random rotation reset).
+      The observation and the reward do not depend on the heading; world-frame quantities do, and so, slightly,
+      does the simulation (MuJoCo's pyramidal friction cones have world-aligned axes).
     * Termination (``early_termination=True``): a body other than the allowed contacts (the feet by default; the
       cartwheel also allows the hands) touches the floor, or the pelvis falls below ``fall_height``.
     * Truncation: gymnasium's ``TimeLimit`` (300 steps = 10 s for the registered ids), and the end of a non-cyclic
@@ -77,6 +106,7 @@ Vectorizing
 from __future__ import annotations
 
 import zipfile
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +141,11 @@ JOINT_WEIGHTS: dict[str, float] = {
 """Relative pose/velocity weight per joint, before normalization: DeepMimic's humanoid3d ``DiffWeight`` values for
 the joints it has (its chest -> spine1, wrists 0), ours for SMPL's extra joints."""
 DEFAULT_SCALES = (2.0, 0.1, 40.0, 10.0)
+ROOT_ERROR_WEIGHTS = np.array([1.0, 0.1, 0.01, 0.001])
+"""DeepMimic's root sub-weights: squared errors of pelvis position, orientation angle, linear and angular velocity."""
+PHC_FAIL_DISTANCE = 0.5
+"""Metres of mean global joint error past which PHC counts the tracking as failed."""
+RSI_MODES = {True: "continuous", False: "off", "continuous": "continuous", "frames": "frames", "off": "off"}
 FOOT_BODIES = ("left_ankle", "left_foot", "right_ankle", "right_foot")
 HAND_BODIES = ("left_wrist", "left_hand", "right_wrist", "right_hand")
 N_HINGES = 69
@@ -166,7 +201,13 @@ class HumanoidMimicEnv(MujocoEnv):
         reward_scales: ``(k_pose, k_vel, k_end, k_com)`` in ``exp(-k err)``.
         joint_weights: per-joint weights of the pose and velocity errors, ``{joint: weight}`` (normalized to sum
             to 1; missing joints 0), ``"deepmimic"`` (:data:`JOINT_WEIGHTS`) or ``"uniform"`` (all 1, unnormalized).
-        rsi: reference state initialization (random start frame); False starts at frame 0.
+        rsi: reference state initialization: ``"continuous"`` (or True) a random time in the clip, ``"frames"``
+            a random frame, ``"off"`` (or False) frame 0.
+        random_heading: turn the reference (and the starting character) by a random angle about the vertical.
+        sync_reference: re-sync the reference horizontally onto the character each cycle (DeepMimic);
+            False tracks the un-synced, global reference.
+        root_weight, root_scale: weight and scale of DeepMimic's root term (0: off).
+        eval_metrics: also compute ``pa_mpjpe`` and ``accel_error`` in ``info`` (slower; for evaluation).
         early_termination: end the episode on a fall (see ``allowed_contacts`` and ``fall_height``).
         allowed_contacts: bodies that may touch the floor; default the feet (plus the hands for a cartwheel).
         fall_height: pelvis height (m) below which the character has fallen.
@@ -186,7 +227,12 @@ class HumanoidMimicEnv(MujocoEnv):
         reward_weights: tuple[float, float, float, float] = DEFAULT_WEIGHTS,
         reward_scales: tuple[float, float, float, float] = DEFAULT_SCALES,
         joint_weights: str | dict[str, float] = "deepmimic",
-        rsi: bool = True,
+        rsi: bool | str = "continuous",
+        random_heading: bool = True,
+        sync_reference: bool = True,
+        root_weight: float = 0.0,
+        root_scale: float = 5.0,
+        eval_metrics: bool = False,
         early_termination: bool = True,
         allowed_contacts: tuple[str, ...] | None = None,
         fall_height: float = 0.3,
@@ -213,7 +259,15 @@ class HumanoidMimicEnv(MujocoEnv):
         if action_mode not in ("absolute", "residual"):
             raise ValueError(f"action_mode must be 'absolute' or 'residual', got {action_mode!r}")
         self.action_mode, self.residual_scale = action_mode, float(residual_scale)
-        self.rsi, self.early_termination = rsi, early_termination
+        if not isinstance(rsi, bool | str) or rsi not in RSI_MODES:
+            raise ValueError(f"rsi must be 'continuous', 'frames', 'off', True or False, got {rsi!r}")
+        self.rsi, self.early_termination = RSI_MODES[rsi], early_termination
+        self.random_heading, self.sync_reference = bool(random_heading), bool(sync_reference)
+        self.eval_metrics = bool(eval_metrics)
+        self.root_weight, self.root_scale = float(root_weight), float(root_scale)
+        if not (np.isfinite(self.root_weight) and self.root_weight >= 0 and np.isfinite(self.root_scale)
+                and self.root_scale >= 0):
+            raise ValueError(f"root_weight and root_scale must be finite and >= 0, got {root_weight}, {root_scale}")
         self.fall_height, self.future_frames = float(fall_height), int(future_frames)
 
         with torch_threads(1):  # torch on one thread: the env can be built after a fork (AsyncVectorEnv)
@@ -224,6 +278,9 @@ class HumanoidMimicEnv(MujocoEnv):
             self.reference: Reference = build_reference(
                 self.motion, character, smpl_rest_joints(betas), fps=1.0 / (character.opt.timestep * FRAME_SKIP)
             )
+        # The character alone, to pose the reference between its frames (the env's model may carry the ghost).
+        self._character, self._character_data = character, mujoco.MjData(character)
+        self._character_ids = np.array([character.body(name).id for name in BODY_ORDER])
 
         n_obs = 292 + 72 * self.future_frames
         super().__init__(
@@ -253,8 +310,12 @@ class HumanoidMimicEnv(MujocoEnv):
         self._ctrl_mid, self._ctrl_half = (high + low) / 2.0, (high - low) / 2.0
         self._joint_w = _joint_weights(joint_weights)
         self._hinge_w = np.repeat(self._joint_w, 3)  # qvel[3:]: root angular velocity, then 3 rates per joint
-        self._start = self._frame = 0
-        self._ref_offset = np.zeros(3)  # horizontal shift of the reference, re-synced each new cycle
+        self._start, self._frame, self._cycle = 0.0, 0, 0  # start time (frames), steps taken, current cycle
+        self._turn = np.eye(3)  # the episode's heading: reference positions p -> turn @ p + origin
+        self._turn_quat = np.array([1.0, 0.0, 0.0, 0.0])
+        self._origin = np.zeros(3)
+        self._sync_offset = np.zeros(3)  # horizontal shift of the reference, re-synced each new cycle
+        self._history: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=3)  # positions for accel_error
 
     # ------------------------------------------------------------------------------------------ simulation
 
@@ -278,26 +339,61 @@ class HumanoidMimicEnv(MujocoEnv):
 
     # ------------------------------------------------------------------------------------------ reference
 
-    def reference_state(self, frame: int) -> dict[str, np.ndarray]:
-        """The reference at episode frame ``frame`` (cyclic clips repeat, shifted by the cycle displacement)."""
-        ref = self.reference
-        cycle, index = self._cycle_and_index(frame)
-        shift = cycle * ref.cycle_shift + self._ref_offset
-        qpos = ref.qpos[index].copy()
-        qpos[:3] += shift
+    def reference_state(self, time: float) -> dict[str, np.ndarray]:
+        """The reference at episode time ``time``, in frames (fractional between frames): cyclic clips repeat,
+        shifted by the cycle displacement; then turned to the episode's heading and re-synced (see the class)."""
+        base = self._reference_at(time, kinematics=True)
+        turn, move = self._turn, self._origin + self._sync_offset
+        qpos, qvel, local_rot = base["qpos"], base["qvel"].copy(), base["local_rot"].copy()
+        root_quat = qpos[3:7].copy()
+        qpos[:3] = turn @ qpos[:3] + move
+        mujoco.mju_mulQuat(qpos[3:7], self._turn_quat, root_quat)
+        qvel[:3] = turn @ qvel[:3]  # world linear velocity turns; the free joint's angular velocity is in the body
+        local_rot[0] = turn @ local_rot[0]  # the root's "local" rotation is its world one
         return {
             "qpos": qpos,
-            "qvel": ref.qvel[index],
-            "body_pos": ref.body_pos[index] + shift,
-            "local_rot": ref.local_rot[index],
-            "com": ref.com[index] + shift,
-            "phase": np.array(index / max(ref.cycle_frames - (0 if ref.cyclic else 1), 1)),
+            "qvel": qvel,
+            "body_pos": base["body_pos"] @ turn.T + move,
+            "local_rot": local_rot,
+            "com": turn @ base["com"] + move,
+            "phase": np.array(base["phase"]),
         }
 
-    def _cycle_and_index(self, frame: int) -> tuple[int, int]:
-        """Which cycle an episode frame falls in and its frame within the stored reference."""
+    def _reference_at(self, time: float, kinematics: bool) -> dict[str, Any]:
+        """The stored reference at ``time`` before the episode's heading and re-sync: ``qpos`` and ``qvel``, and
+        with ``kinematics`` the bodies, local rotations and centre of mass. Between frames ``i`` and ``i+1``,
+        ``qpos`` moves along ``qvel[i]`` (their finite difference) and the bodies come from MuJoCo's kinematics."""
         ref = self.reference
-        return divmod(frame, ref.cycle_frames) if ref.cyclic else (0, min(frame, ref.n_frames - 1))
+        if ref.cyclic:
+            cycle, within = divmod(float(time), ref.cycle_frames)
+            phase = within / ref.cycle_frames
+        else:
+            cycle, within = 0.0, min(max(float(time), 0.0), ref.n_frames - 1.0)
+            phase = within / max(ref.n_frames - 1, 1)
+        index = int(within)
+        alpha = within - index
+        shift = cycle * ref.cycle_shift
+        qpos = ref.qpos[index].copy()
+        qpos[:3] += shift
+        state: dict[str, Any] = {"qpos": qpos, "qvel": ref.qvel[index], "phase": phase}
+        if alpha == 0.0:
+            if kinematics:
+                state |= {"body_pos": ref.body_pos[index] + shift, "local_rot": ref.local_rot[index],
+                          "com": ref.com[index] + shift}
+            return state
+        mujoco.mj_integratePos(self._character, qpos, ref.qvel[index], alpha / ref.fps)
+        if kinematics:
+            data, ids = self._character_data, self._character_ids
+            data.qpos[:] = qpos
+            mujoco.mj_kinematics(self._character, data)
+            mujoco.mj_comPos(self._character, data)
+            state |= {"body_pos": data.xpos[ids].copy(),
+                      "local_rot": local_rotations(data.xmat[ids].reshape(-1, 3, 3), self._parents),
+                      "com": data.subtree_com[ids[0]].copy()}
+        return state
+
+    def _cycle_of(self, time: float) -> int:
+        return int(time // self.reference.cycle_frames) if self.reference.cyclic else 0
 
     # ------------------------------------------------------------------------------------------ gym API
 
@@ -309,13 +405,20 @@ class HumanoidMimicEnv(MujocoEnv):
             raise ValueError(f"action contains NaN or infinite values: {action}")
         self.do_simulation(self._pd_targets(np.clip(action, -1.0, 1.0)), self.frame_skip)
         self._frame += 1
-        frame = self._start + self._frame
-        if self.reference.cyclic and frame % self.reference.cycle_frames == 0:
-            self._sync_reference_root()
-        ref = self.reference_state(frame)
+        time = self._start + self._frame
+        cycle = self._cycle_of(time)
+        if cycle != self._cycle:
+            self._cycle = cycle
+            if self.sync_reference:
+                self._sync_reference_root(time)
+        ref = self.reference_state(time)
         reward, info = self._reward(ref)
-        terminated = self.early_termination and self._has_fallen()
-        truncated = not self.reference.cyclic and self._start + self._frame >= self.reference.n_frames - 1
+        fallen = self._has_fallen()
+        info["tracking_lost"] = fallen or info["mpjpe_global"] > PHC_FAIL_DISTANCE
+        if self.eval_metrics:
+            info |= self._evaluation_metrics(ref)
+        terminated = self.early_termination and fallen
+        truncated = not self.reference.cyclic and time >= self.reference.n_frames - 1
         if self.render_mode == "human":
             self.render()
         return self._observation(ref), reward, bool(terminated), bool(truncated), info
@@ -323,31 +426,47 @@ class HumanoidMimicEnv(MujocoEnv):
     def _pd_targets(self, action: np.ndarray) -> np.ndarray:
         if self.action_mode == "absolute":
             return self._ctrl_mid + self._ctrl_half * action
-        _, index = self._cycle_and_index(self._start + self._frame + 1)
-        reference = self.reference.qpos[index, _ROOT_QPOS:]  # hinge angles: no cycle shift or re-sync needed
+        # hinge angles of the next reference frame: no heading, cycle shift or re-sync touches them
+        reference = self._reference_at(self._start + self._frame + 1, kinematics=False)["qpos"][_ROOT_QPOS:]
         low = self._ctrl_mid - self._ctrl_half
         return np.clip(reference + self.residual_scale * action, low, low + 2 * self._ctrl_half)
 
     def reset_model(self) -> np.ndarray:
         ref = self.reference
         last = ref.cycle_frames if ref.cyclic else ref.n_frames - 1
-        self._start = int(self.np_random.integers(0, last)) if self.rsi else 0
-        self._frame = 0
-        self._ref_offset[:] = 0.0
+        if self.rsi == "continuous" and last > 0:
+            self._start = float(self.np_random.uniform(0.0, last))
+        elif self.rsi == "frames" and last > 0:
+            self._start = float(self.np_random.integers(0, last))
+        else:
+            self._start = 0.0
+        self._frame, self._cycle = 0, self._cycle_of(self._start)
+        self._set_heading(float(self.np_random.uniform(-np.pi, np.pi)) if self.random_heading else 0.0)
+        self._sync_offset[:] = 0.0
         state = self.reference_state(self._start)
         qpos, qvel = self.init_qpos.copy(), self.init_qvel.copy()
         qpos[:_CHAR_NQ], qvel[:_CHAR_NV] = state["qpos"], state["qvel"]
         self.set_state(qpos, qvel)
+        self._history.clear()
+        self._history.append((state["body_pos"], state["body_pos"]))  # the character starts on the reference
         return self._observation(state)
 
-    def _sync_reference_root(self) -> None:
+    def _set_heading(self, yaw: float) -> None:
+        """Turn the reference by ``yaw`` about the vertical through the start frame's pelvis."""
+        c, s = np.cos(yaw), np.sin(yaw)
+        self._turn = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+        self._turn_quat = np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+        pivot = self._reference_at(self._start, kinematics=False)["qpos"][:3] * [1.0, 1.0, 0.0]
+        self._origin = pivot - self._turn @ pivot
+
+    def _sync_reference_root(self, time: float) -> None:
         """Move the reference horizontally so its pelvis is over the character's (DeepMimic, each new cycle)."""
-        self._ref_offset[:2] = 0.0
-        reference = self.reference_state(self._start + self._frame)["body_pos"][0]
-        self._ref_offset[:2] = self.data.xpos[self._body_ids[0], :2] - reference[:2]
+        self._sync_offset[:] = 0.0
+        reference = self.reference_state(time)["body_pos"][0]
+        self._sync_offset[:2] = self.data.xpos[self._body_ids[0], :2] - reference[:2]
 
     def _get_reset_info(self) -> dict[str, Any]:
-        return {"frame": self._start}
+        return {"frame": self._start, "heading": float(np.arctan2(self._turn[1, 0], self._turn[0, 0]))}
 
     def render(self) -> np.ndarray | None:
         if self.model.nq > _CHAR_NQ:  # pose the ghost as the current reference frame
@@ -361,26 +480,50 @@ class HumanoidMimicEnv(MujocoEnv):
     def _reward(self, ref: dict[str, np.ndarray]) -> tuple[float, dict[str, Any]]:
         data, ids = self.data, self._body_ids
         pos = data.xpos[ids]
-        local = local_rotations(data.xmat[ids].reshape(-1, 3, 3), self._parents)
+        rotations = data.xmat[ids].reshape(-1, 3, 3)
+        local = local_rotations(rotations, self._parents)
         pose_err = self._joint_w @ rotation_angles(local, ref["local_rot"]) ** 2
         vel_err = self._hinge_w @ (data.qvel[3:_CHAR_NV] - ref["qvel"][3:]) ** 2  # root angular vel + hinge rates
         rel, ref_rel = pos - pos[0], ref["body_pos"] - ref["body_pos"][0]
         end = rel[self._end_ids] - ref_rel[self._end_ids]
         com = data.subtree_com[ids[0]] - ref["com"]
+        root_errors = np.array([
+            np.sum((pos[0] - ref["body_pos"][0]) ** 2),
+            rotation_angles(rotations[0], ref["local_rot"][0]) ** 2,
+            np.sum((data.qvel[:3] - ref["qvel"][:3]) ** 2),
+            np.sum((data.qvel[3:6] - ref["qvel"][3:6]) ** 2),
+        ])  # fmt: skip
         errors = np.array([pose_err, vel_err, np.sum(end * end), com @ com])
         terms = np.exp(-self.reward_scales * errors)
-        joint_err = rel - ref_rel
-        world_err = pos - ref["body_pos"]
+        root_term = float(np.exp(-self.root_scale * (ROOT_ERROR_WEIGHTS @ root_errors)))
+        cycle_err = pos - ref["body_pos"]
+        global_err = cycle_err + self._sync_offset  # the reference before this cycle's re-sync
         info = {
             "reward_pose": terms[0],
             "reward_vel": terms[1],
             "reward_end": terms[2],
             "reward_com": terms[3],
-            "mpjpe": float(np.sqrt(np.sum(joint_err * joint_err, axis=1)).mean()),
-            "mpjpe_global": float(np.sqrt(np.sum(world_err * world_err, axis=1)).mean()),
+            "reward_root": root_term,
+            "mpjpe": float(np.linalg.norm(rel - ref_rel, axis=1).mean()),
+            "mpjpe_global": float(np.linalg.norm(global_err, axis=1).mean()),
+            "mpjpe_cycle": float(np.linalg.norm(cycle_err, axis=1).mean()),
             "frame": self._start + self._frame,
         }
-        return float(self.reward_weights @ terms), info
+        return float(self.reward_weights @ terms + self.root_weight * root_term), info
+
+    def _evaluation_metrics(self, ref: dict[str, np.ndarray]) -> dict[str, float]:
+        """PA-MPJPE and the acceleration error against the global reference (see the module docstring)."""
+        import torch
+
+        from vision3d.body.fitting import pa_mpjpe
+
+        pos, target = self.data.xpos[self._body_ids].copy(), ref["body_pos"] - self._sync_offset
+        metrics = {"pa_mpjpe": float(pa_mpjpe(torch.from_numpy(pos[None]), torch.from_numpy(target[None]))[0])}
+        self._history.append((pos, target))
+        if len(self._history) == 3:
+            (p0, r0), (p1, r1), (p2, r2) = self._history
+            metrics["accel_error"] = float(np.linalg.norm((p0 - 2 * p1 + p2) - (r0 - 2 * r1 + r2), axis=1).mean())
+        return metrics
 
     def _has_fallen(self) -> bool:
         if self.data.xpos[self._body_ids[0], 2] < self.fall_height:
