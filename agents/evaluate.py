@@ -43,6 +43,7 @@ DEEP_AGENT_MODULES = {"dqn": "agents.dqn", "reinforce": "agents.reinforce", "a2c
 EVAL_SEED_OFFSET = 1_000_000
 SEEDS_PER_ROUND = 1_000  # seeds set aside per selection round: rounds of up to 1000 episodes never overlap
 HELD_OUT_SEED_OFFSET = 10_000
+RECOVERED = 0.05  # metres of root-relative MPJPE under which a pushed humanoid tracks its reference again
 
 
 def run_episodes(env: gym.Env, act: Act, episodes: int, seed: int = 0, max_steps: int = 10_000,
@@ -209,7 +210,41 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print one episode's frames as text")
     parser.add_argument("--video", metavar="DIR|FILE.mp4", default=None,
                         help="write an mp4 of one episode into DIR, or to FILE.mp4 (envs with render_mode='rgb_array')")
+    perturb = parser.add_argument_group(
+        "perturbations (the humanoid)", "push the pelvis and/or add action noise; the report adds the episodes "
+        "survived and the time until tracking recovers (MPJPE back under 5 cm) after the last push")
+    perturb.add_argument("--push", type=float, default=None, metavar="NEWTONS", help="force of the push")
+    perturb.add_argument("--push-duration", type=float, default=0.2, metavar="S", help="seconds each push lasts")
+    perturb.add_argument("--push-at", type=float, default=1.0, metavar="S", help="seconds into the episode")
+    perturb.add_argument("--push-direction", default="random", metavar="DEG|random",
+                         help="degrees counter-clockwise from the character's facing: 0 forward, 90 left, "
+                              "180 back, -90 right; random: a new direction each episode")
+    perturb.add_argument("--action-noise", type=float, default=None, metavar="SIGMA",
+                         help="standard deviation of Gaussian noise added to every action")
     return parser
+
+
+def perturbation_kwargs(args: argparse.Namespace, env_id: str) -> dict[str, Any]:
+    """The env kwargs of ``--push``/``--action-noise``, checked against what the env takes."""
+    kwargs: dict[str, Any] = {}
+    if args.push is not None:
+        direction = None if args.push_direction == "random" else _degrees(args.push_direction)
+        kwargs |= {"push_force": args.push, "push_duration": args.push_duration, "push_at": args.push_at,
+                   "push_direction": direction}
+    if args.action_noise is not None:
+        kwargs["action_noise"] = args.action_noise
+    missing = [name for name in kwargs if not env_takes(env_id, name)]
+    if missing:
+        flag = "--push" if "push_force" in missing else "--action-noise"
+        raise ValueError(f"{flag}: {env_id} takes no {missing[0]} (perturbations are for mpenv/HumanoidMimic ids)")
+    return kwargs
+
+
+def _degrees(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"--push-direction must be degrees or 'random', got {text!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.checkpoint)
         if "env_id" not in config:
             raise CheckpointError(f"{args.checkpoint}: config.json names no 'env_id'")
-        env = make_env(config["env_id"], with_evaluation_metrics(config["env_id"], config.get("env_kwargs") or {}))
+        env_kwargs = with_evaluation_metrics(config["env_id"], config.get("env_kwargs") or {})
+        env = make_env(config["env_id"], env_kwargs | perturbation_kwargs(args, config["env_id"]))
         for flag, mode in (("--render", "ansi" if args.render == "ansi" else None),
                            ("--video", "rgb_array" if args.video else None)):
             modes = env.metadata.get("render_modes", [])
@@ -244,15 +280,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def env_takes(env_id: str, name: str) -> bool:
+    """Whether the constructor of a registered env has the keyword argument ``name``."""
+    try:
+        creator = gym.envs.registration.load_env_creator(gym.spec(env_id).entry_point)
+        return name in inspect.signature(creator).parameters
+    except Exception:  # an unknown id (make_env reports it) or a creator without a signature
+        return False
+
+
 def with_evaluation_metrics(env_id: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
     """``env_kwargs`` plus ``eval_metrics=True`` for envs whose constructor takes it: the humanoid computes its
     costlier metrics (PA-MPJPE, acceleration error) only when asked, so training stays fast."""
-    try:
-        creator = gym.envs.registration.load_env_creator(gym.spec(env_id).entry_point)
-        takes_it = "eval_metrics" in inspect.signature(creator).parameters
-    except Exception:  # an unknown id: make_env reports it
+    if "eval_metrics" in env_kwargs or not env_takes(env_id, "eval_metrics"):
         return env_kwargs
-    return {**env_kwargs, "eval_metrics": True} if takes_it and "eval_metrics" not in env_kwargs else env_kwargs
+    return {**env_kwargs, "eval_metrics": True}
 
 
 class EpisodeStats:
@@ -264,6 +306,10 @@ class EpisodeStats:
         self.lengths = np.zeros(episodes, dtype=int)
         self.info_means = InfoMeans()
         self.lost: np.ndarray | None = None  # per episode: tracking lost at some step
+        self.fell = np.zeros(episodes, dtype=bool)
+        self.pushes = False
+        self.push_end = np.full(episodes, -1)  # per episode: the step that ended its last push
+        self.recovered = np.full(episodes, -1)  # ... and the first step after it with MPJPE under 5 cm
 
     def add(self, episode: int, info: dict[str, Any]) -> None:
         self.lengths[episode] += 1
@@ -272,6 +318,13 @@ class EpisodeStats:
             if self.lost is None:
                 self.lost = np.zeros(len(self.lengths), dtype=bool)
             self.lost[episode] |= bool(info["tracking_lost"])
+        self.fell[episode] |= bool(info.get("fallen", False))
+        step = self.lengths[episode]
+        if info.get("pushed", False):
+            self.pushes = True
+            self.push_end[episode], self.recovered[episode] = step, -1
+        elif self.push_end[episode] >= 0 and self.recovered[episode] < 0 and info.get("mpjpe", np.inf) < RECOVERED:
+            self.recovered[episode] = step
 
     def summary(self, max_episode_steps: int | None) -> str:
         text = f"episode length {self.lengths.mean():.1f} (min {self.lengths.min()}, max {self.lengths.max()})"
@@ -282,4 +335,17 @@ class EpisodeStats:
         if self.lost is not None:
             text += (f"\ntracking success (PHC, mean global joint error never above 0.5 m, no fall): "
                      f"{np.sum(~self.lost)}/{len(self.lost)}")
+        if self.pushes:
+            text += "\n" + self.recovery_summary()
+        return text
+
+    def recovery_summary(self, fps: float = 30.0) -> str:
+        """Survival of the pushed episodes, and how long tracking took to recover after each one's last push."""
+        pushed = self.push_end >= 0
+        recovered = pushed & ~self.fell & (self.recovered >= 0)
+        seconds = (self.recovered[recovered] - self.push_end[recovered]) / fps
+        text = (f"pushes: survived {np.sum(pushed & ~self.fell)}/{np.sum(pushed)} pushed episodes; tracking "
+                f"recovered (MPJPE < {RECOVERED * 100:g} cm, no fall) in {np.sum(recovered)}/{np.sum(pushed)}")
+        if len(seconds):
+            text += f", {np.median(seconds):.2f} s after the push (median; max {seconds.max():.2f} s)"
         return text

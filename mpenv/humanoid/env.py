@@ -88,6 +88,15 @@ Episode
     * Truncation: gymnasium's ``TimeLimit`` (300 steps = 10 s for the registered ids), and the end of a non-cyclic
       clip. Cyclic clips repeat forever, the root displacement of each cycle carried forward.
 
+Perturbations (robustness tests and training)
+    ``push_force`` newtons on the pelvis for ``push_duration`` seconds, first ``push_at`` seconds into the
+    episode, then every ``push_every`` seconds (0: once), in the direction ``push_direction`` degrees
+    counter-clockwise from the character's facing direction at the push's start (0 forward, 90 left, 180 back,
+    -90 right; ``None``: uniformly random each push); ``info["pushed"]`` marks the steps under a push.
+    ``action_noise`` adds Gaussian noise of that standard deviation (action units) to every action. ``info``
+    also has ``fallen``, the termination condition whether or not ``early_termination`` ends the episode.
+    ``mpenv-eval --push/--action-noise`` reports survival and recovery.
+
 Rendering
     ``rgb_array`` through MuJoCo's offscreen renderer (EGL when there is no display, set by
     :mod:`mpenv.display`), with the reference drawn as a translucent green ghost; ``human`` where a display
@@ -117,7 +126,7 @@ from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
 from mpenv.device import torch_threads
 from mpenv.display import display_available
-from mpenv.humanoid.mjcf import BODY_ORDER, FRAME_SKIP, build_humanoid_xml
+from mpenv.humanoid.mjcf import BODY_ORDER, FRAME_SKIP, TIMESTEP, build_humanoid_xml
 from mpenv.humanoid.reference import (
     Reference,
     body_parent_ids,
@@ -212,6 +221,8 @@ class HumanoidMimicEnv(MujocoEnv):
         allowed_contacts: bodies that may touch the floor; default the feet (plus the hands for a cartwheel).
         fall_height: pelvis height (m) below which the character has fallen.
         future_frames: number of upcoming reference frames appended to the observation.
+        push_force, push_duration, push_at, push_every, push_direction, action_noise: perturbations (see the
+            module docstring); none by default.
         gain_scale: multiplies every PD gain (stiffness and damping) of the character.
         action_mode: ``"absolute"`` (targets over the joint ranges) or ``"residual"`` (offsets from the reference).
         residual_scale: radians of target offset per unit of action in ``"residual"`` mode.
@@ -236,6 +247,12 @@ class HumanoidMimicEnv(MujocoEnv):
         early_termination: bool = True,
         allowed_contacts: tuple[str, ...] | None = None,
         fall_height: float = 0.3,
+        push_force: float = 0.0,
+        push_duration: float = 0.2,
+        push_at: float = 1.0,
+        push_every: float = 0.0,
+        push_direction: float | None = None,
+        action_noise: float = 0.0,
         future_frames: int = 0,
         gain_scale: float = 1.0,
         action_mode: str = "absolute",
@@ -269,6 +286,20 @@ class HumanoidMimicEnv(MujocoEnv):
                 and self.root_scale >= 0):
             raise ValueError(f"root_weight and root_scale must be finite and >= 0, got {root_weight}, {root_scale}")
         self.fall_height, self.future_frames = float(fall_height), int(future_frames)
+        for name, value in (("push_force", push_force), ("push_duration", push_duration), ("push_at", push_at),
+                            ("push_every", push_every), ("action_noise", action_noise)):
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be finite and >= 0, got {value}")
+        if push_direction is not None and not np.isfinite(push_direction):
+            raise ValueError(f"push_direction must be degrees or None (random), got {push_direction}")
+        self.push_force, self.push_direction, self.action_noise = float(push_force), push_direction, float(action_noise)
+        step_seconds = TIMESTEP * FRAME_SKIP  # pushes are counted in policy steps
+        self._push_start = round(push_at / step_seconds)
+        self._push_steps = max(round(push_duration / step_seconds), 1)
+        self._push_period = round(push_every / step_seconds)
+        if 0 < self._push_period < self._push_steps:
+            raise ValueError(f"push_every ({push_every} s) must be 0 or at least push_duration ({push_duration} s)")
+        self._push = np.zeros(3)  # world force of the current push
 
         with torch_threads(1):  # torch on one thread: the env can be built after a fork (AsyncVectorEnv)
             self.motion = load_motion(motion)
@@ -403,6 +434,9 @@ class HumanoidMimicEnv(MujocoEnv):
             raise ValueError(f"action must have shape ({N_HINGES},), got {action.shape}")
         if not np.all(np.isfinite(action)):
             raise ValueError(f"action contains NaN or infinite values: {action}")
+        if self.action_noise > 0:
+            action = action + self.action_noise * self.np_random.standard_normal(N_HINGES)
+        pushed = self._apply_push(self._frame)
         self.do_simulation(self._pd_targets(np.clip(action, -1.0, 1.0)), self.frame_skip)
         self._frame += 1
         time = self._start + self._frame
@@ -415,6 +449,7 @@ class HumanoidMimicEnv(MujocoEnv):
         reward, info = self._reward(ref)
         fallen = self._has_fallen()
         info["tracking_lost"] = fallen or info["mpjpe_global"] > PHC_FAIL_DISTANCE
+        info["fallen"], info["pushed"] = fallen, pushed
         if self.eval_metrics:
             info |= self._evaluation_metrics(ref)
         terminated = self.early_termination and fallen
@@ -422,6 +457,22 @@ class HumanoidMimicEnv(MujocoEnv):
         if self.render_mode == "human":
             self.render()
         return self._observation(ref), reward, bool(terminated), bool(truncated), info
+
+    def _apply_push(self, step: int) -> bool:
+        """Set the pelvis's external force for the step about to be simulated; whether a push is on."""
+        since = step - self._push_start
+        if self._push_period > 0 and since >= 0:
+            since %= self._push_period
+        active = self.push_force > 0 and 0 <= since < self._push_steps
+        if active and since == 0:  # a new push: its direction is fixed relative to the heading at its start
+            degrees = self.push_direction
+            if degrees is None:
+                degrees = self.np_random.uniform(-180.0, 180.0)
+            pelvis = self.data.xmat[self._body_ids[0]]
+            angle = np.arctan2(pelvis[3], pelvis[0]) + np.radians(degrees)
+            self._push = self.push_force * np.array([np.cos(angle), np.sin(angle), 0.0])
+        self.data.xfrc_applied[self._body_ids[0], :3] = self._push if active else 0.0
+        return bool(active)
 
     def _pd_targets(self, action: np.ndarray) -> np.ndarray:
         if self.action_mode == "absolute":
@@ -447,6 +498,7 @@ class HumanoidMimicEnv(MujocoEnv):
         qpos, qvel = self.init_qpos.copy(), self.init_qvel.copy()
         qpos[:_CHAR_NQ], qvel[:_CHAR_NV] = state["qpos"], state["qvel"]
         self.set_state(qpos, qvel)
+        self.data.xfrc_applied[:] = 0.0  # a push of the last episode ends with it
         self._history.clear()
         self._history.append((state["body_pos"], state["body_pos"]))  # the character starts on the reference
         return self._observation(state)
