@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from agents.evaluate import EpisodeStats, run_episodes
-from mpenv.humanoid.env import PHC_FAIL_DISTANCE, HumanoidMimicEnv
+from mpenv.humanoid.env import PHC_FAIL_DISTANCE, HumanoidMimicEnv, yaw_placement
 from vision3d.body.rotations import quaternion_slerp
 
 Displacement = Callable[[int], np.ndarray]  # step number -> world displacement of the character (metres)
@@ -23,7 +23,7 @@ def kinematic(env: HumanoidMimicEnv, displacement: Displacement) -> HumanoidMimi
     def teleport(ctrl: np.ndarray, n_frames: int) -> None:
         state = env.reference_state(env._start + env._frame + 1)
         qpos = state["qpos"].copy()
-        qpos[:3] += displacement(env._frame + 1) - env._sync_offset  # displaced from the un-synced reference
+        qpos[:3] += displacement(env._frame + 1) - (env._placement.origin - env._global.origin)  # from the global
         env.set_state(qpos, state["qvel"])
 
     env.do_simulation = teleport
@@ -51,7 +51,7 @@ def test_global_metrics_by_hand():
     """A constant displacement (0.3, 0.4, 0): global MPJPE 0.5 m exactly, root-relative and PA-MPJPE 0,
     acceleration error 0; a displacement 0.5 a t^2 (constant acceleration a): acceleration error |a|."""
     offset = np.array([0.3, 0.4, 0.0])
-    env = kinematic(HumanoidMimicEnv("walk", eval_metrics=True, sync_reference=False), lambda t: offset)
+    env = kinematic(HumanoidMimicEnv("walk", eval_metrics=True, reference_sync="none"), lambda t: offset)
     infos = play(env, 10)
     for info in infos:
         assert info["mpjpe_global"] == pytest.approx(0.5, abs=1e-9) and info["mpjpe_cycle"] == info["mpjpe_global"]
@@ -65,17 +65,17 @@ def test_global_metrics_by_hand():
 
 def test_root_term_by_hand():
     """Only the pelvis position differs (d = 0.2 m): DeepMimic's root term is exp(-5 d^2)."""
-    env = kinematic(HumanoidMimicEnv("walk", root_weight=0.2, sync_reference=False), lambda t: np.array([0, 0.2, 0]))
+    env = kinematic(HumanoidMimicEnv("walk", root_weight=0.2, reference_sync="none"), lambda t: np.array([0, 0.2, 0]))
     infos = play(env, 5)
     assert [info["reward_root"] for info in infos] == pytest.approx([np.exp(-5 * 0.04)] * 5, abs=1e-9)
 
 
-@pytest.mark.parametrize("sync", [True, False])
+@pytest.mark.parametrize("sync", ["cycle", "none"])
 def test_drift_is_measured_globally_whether_or_not_the_reference_is_resynced(sync):
     """A character that falls behind the clip by 9.9 mm per frame: after 60 steps (2 s) it is 0.59 m behind.
     The global MPJPE sees all of it and PHC's criterion fails it; the cycle-relative error forgets it at each
     re-sync (37-frame cycles), and without re-sync equals the global one."""
-    env = kinematic(HumanoidMimicEnv("walk", rsi=False, random_heading=False, sync_reference=sync),
+    env = kinematic(HumanoidMimicEnv("walk", rsi=False, random_heading=False, reference_sync=sync),
                     lambda t: np.array([-0.0099 * t, 0.0, 0.0]))
     infos = play(env, 60)
     drift = 0.0099 * np.arange(1, 61)
@@ -83,7 +83,7 @@ def test_drift_is_measured_globally_whether_or_not_the_reference_is_resynced(syn
     lost = [info["tracking_lost"] for info in infos]
     assert lost == list(drift > PHC_FAIL_DISTANCE)
     cycle_errors = np.array([info["mpjpe_cycle"] for info in infos])
-    if sync:
+    if sync == "cycle":
         np.testing.assert_allclose(cycle_errors[36:], drift[36:] - drift[36], atol=1e-9)  # re-synced at step 37
     else:
         np.testing.assert_allclose(cycle_errors, drift, atol=1e-9)
@@ -144,9 +144,9 @@ def test_random_heading_changes_the_world_but_not_what_the_policy_sees():
         qvel += rng.normal(0.0, 0.5, 75)
         plain.set_state(qpos, qvel)
         turned_qpos, turned_qvel = qpos.copy(), qvel.copy()
-        turned_qpos[:3] = turned._turn @ qpos[:3] + turned._origin
-        mujoco.mju_mulQuat(turned_qpos[3:7], turned._turn_quat, qpos[3:7].copy())
-        turned_qvel[:3] = turned._turn @ qvel[:3]
+        turned_qpos[:3] = turned._global.turn @ qpos[:3] + turned._global.origin
+        mujoco.mju_mulQuat(turned_qpos[3:7], turned._global.quat, qpos[3:7].copy())
+        turned_qvel[:3] = turned._global.turn @ qvel[:3]
         turned.set_state(turned_qpos, turned_qvel)
         time = plain._start + 3.0
         reward_p, info_p = plain._reward(plain.reference_state(time))
@@ -160,3 +160,29 @@ def test_random_heading_changes_the_world_but_not_what_the_policy_sees():
 def test_bad_tracking_options_are_clear_errors():
     with pytest.raises(ValueError, match="root_weight and root_scale"):
         HumanoidMimicEnv("walk", root_weight=-1.0)
+
+
+def test_step_sync_follows_the_characters_pelvis_and_heading():
+    """reference_sync="step": a character that plays the clip's poses while turning 3 degrees per step and
+    sliding sideways 2 cm per step scores imitation 1 (pose and style only), while the global MPJPE sees it
+    leave the clip's path."""
+    env = HumanoidMimicEnv("walk", reference_sync="step", random_heading=False)
+
+    def teleport(ctrl: np.ndarray, n_frames: int) -> None:
+        t = env._frame + 1
+        base = env._reference_at(env._start + t, kinematics=False)
+        pelvis = base["qpos"][:3]
+        placed = yaw_placement(np.radians(3.0) * t, pelvis, pelvis + [0.0, 0.02 * t, 0.0])
+        qpos, qvel = base["qpos"].copy(), base["qvel"].copy()
+        qpos[:3] = placed.turn @ pelvis + placed.origin
+        mujoco.mju_mulQuat(qpos[3:7], placed.quat, base["qpos"][3:7].copy())
+        qvel[:3] = placed.turn @ qvel[:3]
+        env.set_state(qpos, qvel)
+
+    env.do_simulation = teleport
+    infos = play(env, 30)
+    for info in infos:
+        assert info["mpjpe"] < 1e-9 and info["mpjpe_cycle"] < 1e-9
+        for key in ("reward_pose", "reward_vel", "reward_end", "reward_com"):
+            assert info[key] == pytest.approx(1.0, abs=1e-9), key
+    assert infos[-1]["mpjpe_global"] > 0.5

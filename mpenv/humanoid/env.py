@@ -49,17 +49,19 @@ Reward (DeepMimic's imitation reward, Peng et al. 2018, eq. 4-8)
     file's ``DiffWeight`` (root 1, chest 0.5, hips 0.5, knees, neck and shoulders 0.3, ankles and elbows 0.2) and
     normalizes them to sum to 1, so the paper's sum is a weighted mean and the reward stays informative however
     many joints the skeleton has. ``joint_weights="uniform"`` gives the paper's literal unweighted sum.
-    As in DeepMimic's code, by default (``sync_reference=True``) the reference is moved horizontally onto the
-    character at the start of every new cycle of a cyclic clip, so the centre-of-mass and root terms measure the
-    current cycle's drift, not the sum of all. ``sync_reference=False`` tracks the un-synced reference: it loops
-    with its root advancing, as one long clip would (global tracking).
+    Where the reference is (``reference_sync``): ``"cycle"`` (default, as DeepMimic's code) moves it
+    horizontally onto the character at the start of every new cycle of a cyclic clip, so the centre-of-mass and
+    root terms measure the current cycle's drift, not the sum of all; ``"none"`` tracks the un-synced reference,
+    which loops with its root advancing as one long clip would (global tracking); ``"step"`` turns and moves it
+    onto the character's pelvis and heading at every step, so the imitation reward scores the pose and style
+    but not where the character goes: for task objectives that steer it (:mod:`mpenv.humanoid.tasks`).
 
 Tracking metrics (``info``, metres, body positions of the 24 joints)
     * ``mpjpe``: root-relative MPJPE, both poses translated to put the pelvis at the origin;
-    * ``mpjpe_global``: MPJPE in the world against the un-synced reference (the field's global MPJPE; a
-      character that walks slower than the clip falls behind and this grows);
-    * ``mpjpe_cycle``: against the reference as re-synced each cycle (what the reward sees; equal to
-      ``mpjpe_global`` with ``sync_reference=False``). Not a global metric: it forgets the drift every cycle;
+    * ``mpjpe_global``: MPJPE in the world against the un-synced reference, as placed at reset (the field's
+      global MPJPE; a character that walks slower than the clip falls behind and this grows);
+    * ``mpjpe_cycle``: against the reference as re-synced (what the reward sees; equal to ``mpjpe_global``
+      with ``reference_sync="none"``). Not a global metric: it forgets the drift at every re-sync;
     * ``tracking_lost``: the character fell (see Episode) or ``mpjpe_global`` exceeds
       :data:`PHC_FAIL_DISTANCE` = 0.5 m: PHC's failure criterion (Luo et al. 2023). An episode succeeds if it
       is never set; ``mpenv-eval`` reports the success rate;
@@ -117,7 +119,7 @@ from __future__ import annotations
 import zipfile
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import mujoco
 import numpy as np
@@ -192,9 +194,37 @@ def load_motion(motion: str | Path | Motion) -> Motion:
         raise ValueError(f"cannot read motion file {path}: {err}") from err
 
 
+class Placement(NamedTuple):
+    """Where the stored reference goes in the world: ``p -> turn @ p + origin``, root quaternion ``quat * q``."""
+
+    turn: np.ndarray  # (3, 3) rotation about the vertical
+    quat: np.ndarray  # (4,) the same rotation, w first
+    origin: np.ndarray  # (3,)
+
+
+def yaw_placement(yaw: float, source: np.ndarray, target: np.ndarray) -> Placement:
+    """The turn by ``yaw`` about the vertical that takes the horizontal position of ``source`` to ``target``."""
+    c, s = np.cos(yaw), np.sin(yaw)
+    turn = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    flat = np.array([1.0, 1.0, 0.0])
+    return Placement(turn, np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]), (target - turn @ source) * flat)
+
+
+def heading_angle(matrix: np.ndarray) -> float:
+    """Yaw of a body's facing direction (its x axis, the character faces +x at rest); a (3, 3) or flat (9,)."""
+    m = np.asarray(matrix).reshape(3, 3)
+    return float(np.arctan2(m[1, 0], m[0, 0]))
+
+
+def quaternion_matrix(quat: np.ndarray) -> np.ndarray:
+    matrix = np.empty(9)
+    mujoco.mju_quat2Mat(matrix, quat)
+    return matrix.reshape(3, 3)
+
+
 def _heading_rotation(root_matrix: np.ndarray) -> np.ndarray:
     """Rotation about z that turns the pelvis's facing direction (its body x axis) onto world +x."""
-    yaw = np.arctan2(root_matrix[1, 0], root_matrix[0, 0])
+    yaw = heading_angle(root_matrix)
     c, s = np.cos(yaw), np.sin(yaw)
     return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
 
@@ -213,8 +243,9 @@ class HumanoidMimicEnv(MujocoEnv):
         rsi: reference state initialization: ``"continuous"`` (or True) a random time in the clip, ``"frames"``
             a random frame, ``"off"`` (or False) frame 0.
         random_heading: turn the reference (and the starting character) by a random angle about the vertical.
-        sync_reference: re-sync the reference horizontally onto the character each cycle (DeepMimic);
-            False tracks the un-synced, global reference.
+        reference_sync: ``"cycle"`` re-syncs the reference horizontally onto the character each cycle
+            (DeepMimic), ``"none"`` tracks the un-synced, global reference, ``"step"`` puts it on the character's
+            pelvis and heading every step (for steering tasks).
         root_weight, root_scale: weight and scale of DeepMimic's root term (0: off).
         eval_metrics: also compute ``pa_mpjpe`` and ``accel_error`` in ``info`` (slower; for evaluation).
         early_termination: end the episode on a fall (see ``allowed_contacts`` and ``fall_height``).
@@ -240,7 +271,7 @@ class HumanoidMimicEnv(MujocoEnv):
         joint_weights: str | dict[str, float] = "deepmimic",
         rsi: bool | str = "continuous",
         random_heading: bool = True,
-        sync_reference: bool = True,
+        reference_sync: str = "cycle",
         root_weight: float = 0.0,
         root_scale: float = 5.0,
         eval_metrics: bool = False,
@@ -279,7 +310,9 @@ class HumanoidMimicEnv(MujocoEnv):
         if not isinstance(rsi, bool | str) or rsi not in RSI_MODES:
             raise ValueError(f"rsi must be 'continuous', 'frames', 'off', True or False, got {rsi!r}")
         self.rsi, self.early_termination = RSI_MODES[rsi], early_termination
-        self.random_heading, self.sync_reference = bool(random_heading), bool(sync_reference)
+        if reference_sync not in ("cycle", "none", "step"):
+            raise ValueError(f"reference_sync must be 'cycle', 'none' or 'step', got {reference_sync!r}")
+        self.random_heading, self.reference_sync = bool(random_heading), reference_sync
         self.eval_metrics = bool(eval_metrics)
         self.root_weight, self.root_scale = float(root_weight), float(root_scale)
         if not (np.isfinite(self.root_weight) and self.root_weight >= 0 and np.isfinite(self.root_scale)
@@ -342,10 +375,8 @@ class HumanoidMimicEnv(MujocoEnv):
         self._joint_w = _joint_weights(joint_weights)
         self._hinge_w = np.repeat(self._joint_w, 3)  # qvel[3:]: root angular velocity, then 3 rates per joint
         self._start, self._frame, self._cycle = 0.0, 0, 0  # start time (frames), steps taken, current cycle
-        self._turn = np.eye(3)  # the episode's heading: reference positions p -> turn @ p + origin
-        self._turn_quat = np.array([1.0, 0.0, 0.0, 0.0])
-        self._origin = np.zeros(3)
-        self._sync_offset = np.zeros(3)  # horizontal shift of the reference, re-synced each new cycle
+        # Where the stored reference is put: as at reset (the global one), and as tracked (after re-syncs)
+        self._global = self._placement = yaw_placement(0.0, np.zeros(3), np.zeros(3))
         self._history: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=3)  # positions for accel_error
 
     # ------------------------------------------------------------------------------------------ simulation
@@ -372,19 +403,21 @@ class HumanoidMimicEnv(MujocoEnv):
 
     def reference_state(self, time: float) -> dict[str, np.ndarray]:
         """The reference at episode time ``time``, in frames (fractional between frames): cyclic clips repeat,
-        shifted by the cycle displacement; then turned to the episode's heading and re-synced (see the class)."""
+        shifted by the cycle displacement; then placed at the episode's heading and re-synced (see the class).
+        ``body_pos_global``: the bodies of the reference as placed at reset, never re-synced."""
         base = self._reference_at(time, kinematics=True)
-        turn, move = self._turn, self._origin + self._sync_offset
+        turn, quat, move = self._placement
         qpos, qvel, local_rot = base["qpos"], base["qvel"].copy(), base["local_rot"].copy()
         root_quat = qpos[3:7].copy()
         qpos[:3] = turn @ qpos[:3] + move
-        mujoco.mju_mulQuat(qpos[3:7], self._turn_quat, root_quat)
+        mujoco.mju_mulQuat(qpos[3:7], quat, root_quat)
         qvel[:3] = turn @ qvel[:3]  # world linear velocity turns; the free joint's angular velocity is in the body
         local_rot[0] = turn @ local_rot[0]  # the root's "local" rotation is its world one
         return {
             "qpos": qpos,
             "qvel": qvel,
             "body_pos": base["body_pos"] @ turn.T + move,
+            "body_pos_global": base["body_pos"] @ self._global.turn.T + self._global.origin,
             "local_rot": local_rot,
             "com": turn @ base["com"] + move,
             "phase": np.array(base["phase"]),
@@ -441,10 +474,11 @@ class HumanoidMimicEnv(MujocoEnv):
         self._frame += 1
         time = self._start + self._frame
         cycle = self._cycle_of(time)
-        if cycle != self._cycle:
-            self._cycle = cycle
-            if self.sync_reference:
-                self._sync_reference_root(time)
+        if self.reference_sync == "step":
+            self._follow_character(time)
+        elif cycle != self._cycle and self.reference_sync == "cycle":
+            self._sync_reference_root(time)
+        self._cycle = cycle
         ref = self.reference_state(time)
         reward, info = self._reward(ref)
         fallen = self._has_fallen()
@@ -492,8 +526,9 @@ class HumanoidMimicEnv(MujocoEnv):
         else:
             self._start = 0.0
         self._frame, self._cycle = 0, self._cycle_of(self._start)
-        self._set_heading(float(self.np_random.uniform(-np.pi, np.pi)) if self.random_heading else 0.0)
-        self._sync_offset[:] = 0.0
+        yaw = float(self.np_random.uniform(-np.pi, np.pi)) if self.random_heading else 0.0
+        pivot = self._reference_at(self._start, kinematics=False)["qpos"][:3]  # turn about the start pelvis
+        self._global = self._placement = yaw_placement(yaw, pivot, pivot)
         state = self.reference_state(self._start)
         qpos, qvel = self.init_qpos.copy(), self.init_qvel.copy()
         qpos[:_CHAR_NQ], qvel[:_CHAR_NV] = state["qpos"], state["qvel"]
@@ -503,22 +538,21 @@ class HumanoidMimicEnv(MujocoEnv):
         self._history.append((state["body_pos"], state["body_pos"]))  # the character starts on the reference
         return self._observation(state)
 
-    def _set_heading(self, yaw: float) -> None:
-        """Turn the reference by ``yaw`` about the vertical through the start frame's pelvis."""
-        c, s = np.cos(yaw), np.sin(yaw)
-        self._turn = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-        self._turn_quat = np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
-        pivot = self._reference_at(self._start, kinematics=False)["qpos"][:3] * [1.0, 1.0, 0.0]
-        self._origin = pivot - self._turn @ pivot
-
     def _sync_reference_root(self, time: float) -> None:
         """Move the reference horizontally so its pelvis is over the character's (DeepMimic, each new cycle)."""
-        self._sync_offset[:] = 0.0
-        reference = self.reference_state(time)["body_pos"][0]
-        self._sync_offset[:2] = self.data.xpos[self._body_ids[0], :2] - reference[:2]
+        turn, quat, origin = self._global
+        pelvis = turn @ self._reference_at(time, kinematics=False)["qpos"][:3] + origin
+        offset = (self.data.xpos[self._body_ids[0]] - pelvis) * [1.0, 1.0, 0.0]
+        self._placement = Placement(turn, quat, origin + offset)
+
+    def _follow_character(self, time: float) -> None:
+        """Turn and move the reference so its pelvis and heading are the character's (``reference_sync="step"``)."""
+        qpos = self._reference_at(time, kinematics=False)["qpos"]
+        yaw = heading_angle(self.data.xmat[self._body_ids[0]]) - heading_angle(quaternion_matrix(qpos[3:7]))
+        self._placement = yaw_placement(yaw, qpos[:3], self.data.xpos[self._body_ids[0]])
 
     def _get_reset_info(self) -> dict[str, Any]:
-        return {"frame": self._start, "heading": float(np.arctan2(self._turn[1, 0], self._turn[0, 0]))}
+        return {"frame": self._start, "heading": heading_angle(self._global.turn)}
 
     def render(self) -> np.ndarray | None:
         if self.model.nq > _CHAR_NQ:  # pose the ghost as the current reference frame
@@ -549,7 +583,7 @@ class HumanoidMimicEnv(MujocoEnv):
         terms = np.exp(-self.reward_scales * errors)
         root_term = float(np.exp(-self.root_scale * (ROOT_ERROR_WEIGHTS @ root_errors)))
         cycle_err = pos - ref["body_pos"]
-        global_err = cycle_err + self._sync_offset  # the reference before this cycle's re-sync
+        global_err = pos - ref["body_pos_global"]
         info = {
             "reward_pose": terms[0],
             "reward_vel": terms[1],
@@ -569,7 +603,7 @@ class HumanoidMimicEnv(MujocoEnv):
 
         from vision3d.body.fitting import pa_mpjpe
 
-        pos, target = self.data.xpos[self._body_ids].copy(), ref["body_pos"] - self._sync_offset
+        pos, target = self.data.xpos[self._body_ids].copy(), ref["body_pos_global"]
         metrics = {"pa_mpjpe": float(pa_mpjpe(torch.from_numpy(pos[None]), torch.from_numpy(target[None]))[0])}
         self._history.append((pos, target))
         if len(self._history) == 3:
