@@ -1,7 +1,9 @@
 """Gymnasium registration of the humanoid imitation ids (string entry points: nothing heavy is imported).
 
 ``mpenv/HumanoidMimic-v0`` takes any motion (``motion=`` a shipped clip name or a file); one id per shipped clip
-fixes it. Episodes are 300 steps (10 s at 30 Hz); a non-cyclic clip also ends with its last frame.
+fixes it; ``mpenv/HumanoidMimicLibrary-v0`` draws one clip per episode from a library
+(:mod:`mpenv.humanoid.library`: every shipped clip and its mirror by default). Episodes are 300 steps (10 s at
+30 Hz); a non-cyclic clip also ends with its last frame.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import gymnasium as gym
 
 ENTRY_POINT = "mpenv.humanoid.env:HumanoidMimicEnv"
 MAX_EPISODE_STEPS = 300
+LIBRARY_ID = "mpenv/HumanoidMimicLibrary-v0"
+LIBRARY_ENTRY_POINT = "mpenv.humanoid.library:HumanoidMimicLibraryEnv"
 
 # id -> shipped clip
 CLIP_IDS: dict[str, str] = {
@@ -28,3 +32,5 @@ def register_humanoids() -> None:
     for env_id, kwargs in ids.items():
         if env_id not in gym.registry:
             gym.register(env_id, entry_point=ENTRY_POINT, kwargs=kwargs, max_episode_steps=MAX_EPISODE_STEPS)
+    if LIBRARY_ID not in gym.registry:
+        gym.register(LIBRARY_ID, entry_point=LIBRARY_ENTRY_POINT, max_episode_steps=MAX_EPISODE_STEPS)
