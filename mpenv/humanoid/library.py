@@ -120,8 +120,8 @@ class HumanoidMimicLibraryEnv(HumanoidMimicEnv):
         self.failure_smoothing, self.failure_floor = float(failure_smoothing), float(failure_floor)
         self.motions: list[Motion] = loaded
         self.clip_names: list[str] = names
-        rest = smpl_rest_joints(betas)
         with torch_threads(1):
+            rest = smpl_rest_joints(betas)
             self.references: list[Reference] = [self.reference] + [
                 build_reference(m, self._character, rest, fps=self.reference.fps) for m in loaded[1:]
             ]
