@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_vs_sb3.py
 	$(PY) benchmarks/bench_body_model.py --threads 1
 	$(PY) benchmarks/bench_humanoid.py
+	$(PY) benchmarks/bench_humanoid_library.py
 	$(PY) benchmarks/bench_sampling.py
 	$(PY) benchmarks/bench_likelihoods.py
 	$(PY) benchmarks/bench_vs_pythae.py
