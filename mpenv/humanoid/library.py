@@ -9,7 +9,8 @@ The library
     named ``<name>_mirror``: :meth:`Motion.mirror` with ``world_axis=1`` reflects the scene across the vertical
     x-z plane and swaps the left and right joints (for the shipped clips, Z-up and facing +x, the heading is
     kept; for any other Z-up clip the result is still the mirror image, up to a turn about the vertical that the
-    random heading makes irrelevant). Every reference is built once, at construction (about 0.1-0.4 s a clip).
+    random heading makes irrelevant). Every reference is built once, at construction (about 1.1 s for the twelve
+    default clips on a loaded 2-core machine, :file:`benchmarks/bench_humanoid_library.py`).
     Clip names must be unique: they name the clip in ``info["clip"]`` and in ``reset(options={"clip": name})``.
 
 Clip sampling (at every reset; ``reset(options={"clip": name})`` picks one instead)
@@ -27,14 +28,17 @@ Clip sampling (at every reset; ``reset(options={"clip": name})`` picks one inste
     ``TimeLimit``, so an episode cut short by a reset counts as a success); a reset before any step records
     nothing. The rates are kept in both sampling modes (``failure_rates``, :meth:`clip_probabilities`).
     **Vectorized envs** (``gym.make_vec``, SB3's ``SubprocVecEnv``) hold one library per process, and each keeps
-    its own statistics from its own episodes; they are not pooled across processes.
+    its own statistics from its own episodes; they are not pooled across processes (a caller that wants them
+    pooled can gather outcomes and feed every process through :meth:`record_episode`, e.g. SB3's
+    ``env_method``).
 
 Observation
     As the base env's, with ``future_frames=3`` by default (508 numbers): the phase ``phi`` is the position in
     the cycle or clip, the same for every clip, so it cannot tell the policy *which* motion to make; the
     reference body positions of the next frames can. Three frames (0.1 s) give the policy the next target, the
     reference velocity and its acceleration (take-offs and landings of the jumps and the cartwheel), for 216
-    more numbers; PHC observes one future frame, which is the minimum (``future_frames=1``).
+    more numbers and about 10% of the env's steps per second; PHC's goal state is the next frame alone, the
+    minimum (``future_frames=1``).
 
 ``info`` has ``clip``, the active clip's name, at reset and at every step, besides the base env's terms.
 Early termination allows the feet to touch the floor, and the hands too for a clip named ``cartwheel`` (or
@@ -174,7 +178,9 @@ class HumanoidMimicLibraryEnv(HumanoidMimicEnv):
 
     # ------------------------------------------------------------------------------------------ gym API
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         if not self._recorded and self._steps > 0:  # the last episode ended without losing tracking
             self.record_episode(self.clip, failed=False)
         self._requested = None
