@@ -78,6 +78,22 @@ def test_a_mirrored_clip_is_the_original_reflected_across_the_sagittal_plane(lib
         assert mirror.cyclic == original.cyclic and mirror.n_frames == original.n_frames
 
 
+def test_the_observation_has_the_same_phase_for_every_clip_and_the_future_frames_tell_them_apart(library):
+    """From the same seed (same start time and heading), the walk and its mirror share the phase, while their
+    future reference frames (and the current bodies) are each other's reflections in the heading frame."""
+    swap = [BODY_ORDER.index(b.replace("left_", "@").replace("right_", "left_").replace("@", "right_"))
+            for b in BODY_ORDER]
+    reflect = np.array([1.0, -1.0, 1.0])
+    walk, _ = library.reset(seed=5, options={"clip": "walk"})
+    mirror, _ = library.reset(seed=5, options={"clip": "walk_mirror"})
+    np.testing.assert_allclose(mirror[289:292], walk[289:292])  # phase (phi, sin, cos): clip-agnostic
+    bodies = walk[1:70].reshape(23, 3)  # the non-root bodies relative to the pelvis
+    np.testing.assert_allclose(mirror[1:70].reshape(23, 3), bodies[np.array(swap[1:]) - 1] * reflect, atol=1e-9)
+    future = walk[292:].reshape(3, 24, 3)  # three future frames of the 24 bodies
+    np.testing.assert_allclose(mirror[292:].reshape(3, 24, 3), future[:, swap] * reflect, atol=1e-9)
+    assert np.abs(mirror[292:] - walk[292:]).max() > 0.1  # the clips differ where the phase does not
+
+
 def test_uniform_sampling_hits_every_clip_within_a_binomial_bound(library):
     n = 1200
     picks = [library.reset(seed=seed)[1]["clip"] for seed in range(n)]
