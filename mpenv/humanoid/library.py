@@ -181,12 +181,12 @@ class HumanoidMimicLibraryEnv(HumanoidMimicEnv):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
+        requested = options.get("clip") if options else None
+        if requested is not None:
+            self._clip_index(requested)  # a clear error before anything changes
         if not self._recorded and self._steps > 0:  # the last episode ended without losing tracking
             self.record_episode(self.clip, failed=False)
-        self._requested = None
-        if options and "clip" in options:
-            self._clip_index(options["clip"])  # a clear error before anything changes
-            self._requested = options["clip"]
+        self._requested = requested
         return super().reset(seed=seed, options=options)
 
     def reset_model(self) -> np.ndarray:
