@@ -15,7 +15,8 @@ Conventions (other code -- the imitation env, motion retargeting -- depends on t
   other joints three hinges ``f"{joint}_x"``, ``_y``, ``_z`` with axes (1,0,0), (0,1,0), (0,0,1) in that order.
   MuJoCo composes the joints of a body left to right, so the body's rotation in its parent is
   ``R = Rx(a) Ry(b) Rz(c)`` = intrinsic ``"XYZ"`` Euler, ``vision3d.body.rotations.euler_to_matrix(abc, "XYZ")``,
-  and a reference rotation converts with ``matrix_to_euler(R, "XYZ")``. ``qpos = [root (3 pos + 4 quat, w first),
+  and a reference rotation converts with ``matrix_to_euler(R, "XYZ")`` on the branch that is continuous in time
+  (:func:`mpenv.humanoid.reference.continuous_euler`). ``qpos = [root (3 pos + 4 quat, w first),
   HINGE_NAMES (69)]``; ``ctrl`` = target angles of the 69 hinges in the same order (:data:`HINGE_NAMES`).
 - **Order**: MuJoCo numbers bodies, joints and qpos depth-first (pelvis, left leg, right leg, spine, neck, head,
   left arm, right arm), not in SMPL's order: :data:`BODY_ORDER` lists the bodies by id, :data:`ACTUATED_JOINTS`
@@ -32,8 +33,9 @@ UHC/PHC humanoids) and DeepMimic's per-axis view of its spherical joints; (3) a 
 exactly into the three angles (``matrix_to_euler``), so the reference pose is reproduced exactly when its angles are
 inside the limits (clamped otherwise). Caveat: at ``b = +-90 deg`` (the middle, y, hinge) the x and z axes align
 (gimbal lock); near it the decomposition is ill-conditioned and consecutive reference frames can jump. The limits
-keep the middle angle away from +-90 except for the shoulders (whose y range must allow full humerus twist) and the
-toes' flexion, where the reference poses rarely go.
+keep the middle angle away from +-90 except for hip flexion (a thigh raised to the horizontal: the cartwheel, the
+CMU walk's high steps), the shoulders (whose y range must allow full humerus twist) and the toes' flexion; the
+reference-quality report (``python -m mpenv.humanoid.reference --report``) shows the hinge rates this causes.
 
 Joint limits (:data:`JOINT_LIMITS_DEG`)
 ----------------------------------------
