@@ -171,7 +171,7 @@ def test_kinematic_replay_of_the_rebranched_clips_scores_one_and_zero_error(clip
 
 
 def test_report_cli_prints_every_clip(capsys):
-    main(["--report"])
+    assert main(["--report"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 + len(clip_names())
     for name, line in zip(clip_names(), lines[1:], strict=True):
@@ -183,6 +183,7 @@ def test_report_cli_help_and_bad_input():
     helped = subprocess.run([*run, "--help"], capture_output=True, text=True)
     assert helped.returncode == 0 and "--report" in helped.stdout and "MPJPE" in helped.stdout
     bad = subprocess.run([*run, "--report", "moonwalk"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "moonwalk" in bad.stderr and "CLIP" in bad.stderr and not bad.stdout
+    assert bad.returncode == 2 and not bad.stdout and len(bad.stderr.strip().splitlines()) == 1
+    assert "moonwalk" in bad.stderr and "CLIP" in bad.stderr
     idle = subprocess.run(run, capture_output=True, text=True)
-    assert idle.returncode == 2 and "--report" in idle.stderr
+    assert idle.returncode == 2 and "--report" in idle.stderr and len(idle.stderr.strip().splitlines()) == 1

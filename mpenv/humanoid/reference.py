@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from dataclasses import dataclass
 
 import mujoco
@@ -293,7 +294,8 @@ def quality_report(clips: list[str] | None = None, worst: int = 3) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mpenv.humanoid.reference --report [CLIP ...]``; returns the exit status (2 on bad input)."""
     from vision3d.body.clips import clip_names
 
     parser = argparse.ArgumentParser(
@@ -307,11 +309,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("clips", nargs="*", metavar="CLIP", help=f"clips to report (default all: {clip_names()})")
     args = parser.parse_args(argv)
     unknown = [name for name in args.clips if name not in clip_names()]
-    if unknown:
-        parser.error(f"CLIP: unknown clip {unknown[0]!r}; shipped clips: {clip_names()}")
-    if not args.report:
-        parser.error("nothing to do: pass --report")
+    if unknown or not args.report:
+        error = f"CLIP: unknown clip {unknown[0]!r}; shipped clips: {clip_names()}" if unknown else "pass --report"
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
     print(quality_report(args.clips))
+    return 0
 
 
 def build_reference(motion: Motion, model: mujoco.MjModel, rest_joints: np.ndarray, fps: float) -> Reference:
@@ -362,4 +365,4 @@ def build_reference(motion: Motion, model: mujoco.MjModel, rest_joints: np.ndarr
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
