@@ -296,6 +296,8 @@ def _hinge_twists(align: np.ndarray, index: Mapping[int, int], rot: np.ndarray, 
         bone /= np.linalg.norm(bone)
         v = align[parent].T @ axis  # the source hinge axis in SMPL's rest frame of the parent segment
         v_perp, f_perp = v - (v @ bone) * bone, np.asarray(flexion) - (np.asarray(flexion) @ bone) * bone
+        if np.linalg.norm(v_perp) < 0.5:  # the joint mostly twists about its bone: no hinge axis to align
+            continue
         psi = -np.arctan2(bone @ np.cross(v_perp, f_perp), v_perp @ f_perp)  # Rot(bone, -psi) v_perp || f_perp
         if abs(psi) < 1e-9:
             continue
