@@ -173,17 +173,17 @@ def local_rotations(body_rot: np.ndarray, parent_ids: np.ndarray) -> np.ndarray:
     in that order (-1 for the root). Matrices rather than quaternions: one batched matmul, and the pose error
     follows from a trace (:func:`rotation_angles`).
     """
-    parent = np.where(
-        (parent_ids < 0)[:, None, None], np.eye(3), body_rot[..., np.maximum(parent_ids, 0), :, :]
-    )
-    return np.swapaxes(parent, -1, -2) @ body_rot
+    local = np.swapaxes(body_rot[..., np.maximum(parent_ids, 0), :, :], -1, -2) @ body_rot
+    roots = parent_ids < 0
+    local[..., roots, :, :] = body_rot[..., roots, :, :]
+    return local
 
 
 def rotation_angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Angle of ``a^T b`` for stacks of rotation matrices: ``arccos((tr(a^T b) - 1) / 2)``, the angle of the
     quaternion difference ``q_a^-1 q_b``."""
-    trace = np.sum(a * b, axis=(-2, -1))
-    return np.arccos(np.clip(0.5 * (trace - 1.0), -1.0, 1.0))
+    trace = np.einsum("...ab,...ab->...", a, b)
+    return np.arccos(np.minimum(np.maximum(0.5 * (trace - 1.0), -1.0), 1.0))  # (np.clip is slower)
 
 
 def body_parent_ids(model: mujoco.MjModel) -> np.ndarray:
