@@ -52,8 +52,9 @@ def finished_episodes(infos: dict[str, Any]) -> list[tuple[float, int]]:
     return [(float(r), int(n)) for r, n in zip(infos["episode"]["r"][done], infos["episode"]["l"][done], strict=True)]
 
 
-INFO_TERM_PREFIXES = ("reward_", "mpjpe", "pa_mpjpe", "accel_error")
-"""Numeric ``info`` keys worth averaging and logging: the humanoid's reward terms and tracking errors."""
+INFO_TERM_PREFIXES = ("reward_", "mpjpe", "pa_mpjpe", "accel_error", "task_")
+"""Numeric ``info`` keys worth averaging and logging: the humanoid's reward terms, tracking errors and task
+measures."""
 
 
 class InfoMeans:

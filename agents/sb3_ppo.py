@@ -114,6 +114,10 @@ class PPOConfig:
     eval_every: int = field(default=50_000, metadata={
         "help": "env steps between evaluations of the deterministic policy (the best one is kept; 0: only at the end)"})
     eval_every_episodes: int = field(default=10, metadata={"help": "episodes per evaluation during training"})
+    init_from: str = field(default="", metadata={
+        "help": "start from the best policy of this PPO run or exported policy (weights and observation "
+                "statistics; a fresh optimizer and step counter): fine-tuning, or a curriculum stage with "
+                "new --env-kwargs such as pushes"})
 
 
 def check_config(config: PPOConfig) -> None:
@@ -389,6 +393,8 @@ def restore_state(run: RunContext, live: NormalizedPolicy, keeper: KeepBest, env
 def train_ppo(config: PPOConfig, run: RunContext) -> NormalizedPolicy:
     """Train PPO on ``run.env_id``; returns the best policy found by evaluation."""
     check_config(config)
+    if config.init_from:
+        check_init_source(config)
     run.start()
     envs = make_training_envs(config, run)
     try:
@@ -409,9 +415,35 @@ def train_ppo(config: PPOConfig, run: RunContext) -> NormalizedPolicy:
     return keeper.best
 
 
+def check_init_source(config: PPOConfig) -> None:
+    """``init_from`` names a PPO run whose network has this run's shape, checked before any env is made."""
+    source = load_ppo_config(config.init_from)
+    for name in ("hidden_sizes", "activation", "normalize_obs"):
+        if getattr(source, name) != getattr(config, name):
+            raise CheckpointError(f"--init-from {config.init_from}: its policy has {name}="
+                                  f"{getattr(source, name)!r}, this run {getattr(config, name)!r}")
+
+
+def initialize_from(path: str | Path, live: NormalizedPolicy, envs: VecEnv) -> None:
+    """Copy another run's best policy and its observation statistics into the live policy and the envs."""
+    state = load_torch(path)
+    name = "best_policy" if "best_policy" in state["modules"] else "policy"
+    if name not in state["modules"]:
+        raise CheckpointError(f"--init-from {path}: no policy weights (found: {sorted(state['modules'])})")
+    load_state_dict_checked(live.policy, state["modules"][name], str(path))
+    if live.normalizer is not None:
+        prefix = "best_" if name == "best_policy" else ""
+        live.load_statistics(load_statistics(path, int(state["step"]), prefix, live.policy.observation_space.shape))
+        stats = live.statistics()
+        envs.obs_rms.mean, envs.obs_rms.var, envs.obs_rms.count = stats["mean"], stats["var"], float(stats["count"])
+
+
 def learn(model: PPO, live: NormalizedPolicy, keeper: KeepBest, envs: VecEnv, config: PPOConfig,
           run: RunContext) -> None:
     step = restore_state(run, live, keeper, envs)
+    if step == 0 and config.init_from:  # a resumed run has its own weights by now
+        initialize_from(config.init_from, live, envs)
+        keeper.best.load_state_dict(live.state_dict())  # until an evaluation finds better, the start is the best
     model.num_timesteps = step
     model.set_random_seed(run.seed + step)  # a resumed run plays new episodes, not the first ones again
     live.sync(envs)

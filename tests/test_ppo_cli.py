@@ -9,6 +9,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 from agents import evaluate, sb3_ppo, train
 from agents.envs import make_env
@@ -99,6 +100,25 @@ def test_resume_continues_the_step_counter_weights_and_statistics(pendulum_run, 
     assert float(load_arrays(run_dir)["obs_count"]) == pytest.approx(count_before + 512 + 2)
     steps, _ = read_scalars(run_dir, "train/n_updates")
     assert steps.max() == 1536 and sorted(steps) == list(steps)
+
+
+def test_init_from_starts_a_new_run_from_another_runs_best_policy(pendulum_run, tmp_path, monkeypatch):
+    """With PPO's updates switched off, the new run's saved policy is the source's best, weights and
+    observation statistics; a source with another network shape is refused before anything is written."""
+    monkeypatch.setattr(sb3_ppo.PPO, "learn", lambda self, **kwargs: self)
+    assert train.main(["ppo", "--env", "Pendulum-v1", "--logdir", str(tmp_path / "a"), "--total-steps", "256",
+                       "--init-from", str(pendulum_run), "--eval-every", "0", "--vec", "dummy", *TINY]) == 0
+    run_dir = only_run_dir(tmp_path / "a")
+    source, started = load_torch(pendulum_run)["modules"]["best_policy"], load_torch(run_dir)["modules"]
+    for name in ("policy", "best_policy"):
+        assert source.keys() == started[name].keys()
+        assert all(torch.equal(source[key], started[name][key]) for key in source), name
+    np.testing.assert_array_equal(load_arrays(run_dir)["obs_mean"], load_arrays(pendulum_run)["best_obs_mean"])
+    assert json.loads((run_dir / "config.json").read_text())["hyperparameters"]["init_from"] == str(pendulum_run)
+    args = ["ppo", "--env", "Pendulum-v1", "--logdir", str(tmp_path / "b"), "--init-from", str(pendulum_run),
+            *TINY[:-8], "--hidden-sizes", "8,8"]
+    assert train.main(args) == 2
+    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
 
 
 def test_ctrl_c_keeps_the_last_checkpoint_usable(tmp_path, monkeypatch, capsys):

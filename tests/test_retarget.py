@@ -15,6 +15,7 @@ from vision3d.body.retarget import (
     CMU_JOINT_MAPS,
     DEEPMIMIC_JOINT_MAP,
     DEEPMIMIC_REST,
+    HINGE_FLEXION_AXES,
     SMPL_TO_WORLD,
     bvh_to_motion,
     deepmimic_to_motion,
@@ -158,6 +159,36 @@ def test_cmu_naming_bone_directions_follow_the_source(tmp_path, smpl_rest, arms_
     assert checked >= 14
 
 
+def test_a_tilted_source_elbow_hinge_becomes_pure_flexion(tmp_path):
+    """CMU's elbow axis lies 30 deg off the body's lateral axis: retargeted, the whole bend is SMPL elbow flexion
+    (no elbow abduction or twist), the shoulder takes the twist, and the bones still follow the source."""
+    offsets = cmu_offsets(arms_down=True)
+    n = 12
+    rotations = random_rotations(n, len(CMU_NAMES), seed=3, max_deg=30)
+    flexion = np.linspace(0.2, 1.9, n)  # up to 109 deg
+    tilt = np.radians(30.0)
+    for name, side in (("LeftForeArm", 1.0), ("RightForeArm", -1.0)):
+        axis = np.array([-side * np.cos(tilt), 0.0, np.sin(tilt)])  # a horizontal axis 30 deg off the lateral one
+        rotations[:, CMU_NAMES.index(name)] = Rotation.from_rotvec(flexion[:, None] * axis).as_matrix()
+    root = np.tile([0.0, 0.95, 0.0], (n, 1))
+    path = tmp_path / "tilted.bvh"
+    write_bvh(path, CMU_NAMES, CMU_PARENTS, offsets, root, rotations)
+    motion = bvh_to_motion(path, trim_tpose=False)
+    for joint in ("left_elbow", "right_elbow"):
+        expected = flexion[:, None] * np.asarray(HINGE_FLEXION_AXES[joint])
+        np.testing.assert_allclose(motion.poses[:, JOINT_INDEX[joint]], expected, atol=1e-6, err_msg=joint)
+    ours = motion_joints(motion, smpl_rest_joints())
+    source = bvh_world(CMU_PARENTS, offsets, root, rotations) @ SMPL_TO_WORLD.T
+    for a, b in (("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"), ("right_elbow", "right_wrist")):
+        joint_map = CMU_JOINT_MAPS["cmu_motionbuilder"]
+        src = source[:, CMU_NAMES.index(joint_map[b])] - source[:, CMU_NAMES.index(joint_map[a])]
+        dst = ours[:, JOINT_INDEX[b]] - ours[:, JOINT_INDEX[a]]
+        np.testing.assert_allclose(
+            dst / np.linalg.norm(dst, axis=-1, keepdims=True), src / np.linalg.norm(src, axis=-1, keepdims=True),
+            atol=1e-6,
+        )
+
+
 def test_leading_tpose_frame_is_trimmed(tmp_path):
     offsets = cmu_offsets(arms_down=False)
     n = 6
@@ -206,7 +237,7 @@ def test_unknown_clip_name_lists_the_choices():
 
 
 @pytest.mark.skipif(not SHARED_MOTIONS.exists(), reason=f"original motion files not found in {SHARED_MOTIONS}")
-@pytest.mark.parametrize("name", ["walk", "cmu_jumps"])
+@pytest.mark.parametrize("name", ["walk", "cmu_walk", "cmu_jumps"])
 def test_conversion_reproduces_the_shipped_clips(name):
     converted, shipped = convert_clip(name, SHARED_MOTIONS), load_clip(name)
     np.testing.assert_allclose(converted.poses, shipped.poses, atol=1e-9)

@@ -116,6 +116,7 @@ Vectorizing
 
 from __future__ import annotations
 
+import math
 import zipfile
 from collections import deque
 from pathlib import Path
@@ -152,8 +153,6 @@ JOINT_WEIGHTS: dict[str, float] = {
 """Relative pose/velocity weight per joint, before normalization: DeepMimic's humanoid3d ``DiffWeight`` values for
 the joints it has (its chest -> spine1, wrists 0), ours for SMPL's extra joints."""
 DEFAULT_SCALES = (2.0, 0.1, 40.0, 10.0)
-ROOT_ERROR_WEIGHTS = np.array([1.0, 0.1, 0.01, 0.001])
-"""DeepMimic's root sub-weights: squared errors of pelvis position, orientation angle, linear and angular velocity."""
 PHC_FAIL_DISTANCE = 0.5
 """Metres of mean global joint error past which PHC counts the tracking as failed."""
 RSI_MODES = {True: "continuous", False: "off", "continuous": "continuous", "frames": "frames", "off": "off"}
@@ -224,8 +223,9 @@ def quaternion_matrix(quat: np.ndarray) -> np.ndarray:
 
 def _heading_rotation(root_matrix: np.ndarray) -> np.ndarray:
     """Rotation about z that turns the pelvis's facing direction (its body x axis) onto world +x."""
-    yaw = heading_angle(root_matrix)
-    c, s = np.cos(yaw), np.sin(yaw)
+    x, y = root_matrix[0, 0], root_matrix[1, 0]
+    norm = math.hypot(x, y)
+    c, s = (x / norm, y / norm) if norm > 0 else (1.0, 0.0)  # facing straight up or down: any heading
     return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
@@ -375,6 +375,8 @@ class HumanoidMimicEnv(MujocoEnv):
         self._joint_w = _joint_weights(joint_weights)
         self._hinge_w = np.repeat(self._joint_w, 3)  # qvel[3:]: root angular velocity, then 3 rates per joint
         self._start, self._frame, self._cycle = 0.0, 0, 0  # start time (frames), steps taken, current cycle
+        self._between_cache: dict[tuple[int, float], dict[str, np.ndarray]] = {}
+        self._pose_diff = np.empty((3, len(BODY_ORDER), 3))  # the reward's scratch array
         # Where the stored reference is put: as at reset (the global one), and as tracked (after re-syncs)
         self._global = self._placement = yaw_placement(0.0, np.zeros(3), np.zeros(3))
         self._history: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=3)  # positions for accel_error
@@ -437,24 +439,36 @@ class HumanoidMimicEnv(MujocoEnv):
         index = int(within)
         alpha = within - index
         shift = cycle * ref.cycle_shift
-        qpos = ref.qpos[index].copy()
+        if alpha == 0.0:
+            stored: dict[str, np.ndarray] = {"qpos": ref.qpos[index], "body_pos": ref.body_pos[index],
+                                             "local_rot": ref.local_rot[index], "com": ref.com[index]}
+        else:
+            stored = self._between_frames(index, alpha, kinematics)
+        qpos = stored["qpos"].copy()
         qpos[:3] += shift
         state: dict[str, Any] = {"qpos": qpos, "qvel": ref.qvel[index], "phase": phase}
-        if alpha == 0.0:
-            if kinematics:
-                state |= {"body_pos": ref.body_pos[index] + shift, "local_rot": ref.local_rot[index],
-                          "com": ref.com[index] + shift}
-            return state
-        mujoco.mj_integratePos(self._character, qpos, ref.qvel[index], alpha / ref.fps)
         if kinematics:
+            state |= {"body_pos": stored["body_pos"] + shift, "local_rot": stored["local_rot"],
+                      "com": stored["com"] + shift}
+        return state
+
+    def _between_frames(self, index: int, alpha: float, kinematics: bool) -> dict[str, np.ndarray]:
+        """The reference ``alpha`` of the way from frame ``index`` to the next, before any shift; kept for the
+        episode, whose steps all fall at the same fraction (continuous RSI) and revisit a cycle's frames."""
+        cached = self._between_cache.setdefault((index, alpha), {})
+        if "qpos" not in cached:
+            qpos = self.reference.qpos[index].copy()
+            mujoco.mj_integratePos(self._character, qpos, self.reference.qvel[index], alpha / self.reference.fps)
+            cached["qpos"] = qpos
+        if kinematics and "body_pos" not in cached:
             data, ids = self._character_data, self._character_ids
-            data.qpos[:] = qpos
+            data.qpos[:] = cached["qpos"]
             mujoco.mj_kinematics(self._character, data)
             mujoco.mj_comPos(self._character, data)
-            state |= {"body_pos": data.xpos[ids].copy(),
-                      "local_rot": local_rotations(data.xmat[ids].reshape(-1, 3, 3), self._parents),
-                      "com": data.subtree_com[ids[0]].copy()}
-        return state
+            cached |= {"body_pos": data.xpos[ids].copy(),
+                       "local_rot": local_rotations(data.xmat[ids].reshape(-1, 3, 3), self._parents),
+                       "com": data.subtree_com[ids[0]].copy()}
+        return cached
 
     def _cycle_of(self, time: float) -> int:
         return int(time // self.reference.cycle_frames) if self.reference.cyclic else 0
@@ -469,7 +483,7 @@ class HumanoidMimicEnv(MujocoEnv):
             raise ValueError(f"action contains NaN or infinite values: {action}")
         if self.action_noise > 0:
             action = action + self.action_noise * self.np_random.standard_normal(N_HINGES)
-        pushed = self._apply_push(self._frame)
+        pushed = self.push_force > 0 and self._apply_push(self._frame)
         self.do_simulation(self._pd_targets(np.clip(action, -1.0, 1.0)), self.frame_skip)
         self._frame += 1
         time = self._start + self._frame
@@ -526,6 +540,7 @@ class HumanoidMimicEnv(MujocoEnv):
         else:
             self._start = 0.0
         self._frame, self._cycle = 0, self._cycle_of(self._start)
+        self._between_cache.clear()
         yaw = float(self.np_random.uniform(-np.pi, np.pi)) if self.random_heading else 0.0
         pivot = self._reference_at(self._start, kinematics=False)["qpos"][:3]  # turn about the start pelvis
         self._global = self._placement = yaw_placement(yaw, pivot, pivot)
@@ -569,30 +584,32 @@ class HumanoidMimicEnv(MujocoEnv):
         rotations = data.xmat[ids].reshape(-1, 3, 3)
         local = local_rotations(rotations, self._parents)
         pose_err = self._joint_w @ rotation_angles(local, ref["local_rot"]) ** 2
-        vel_err = self._hinge_w @ (data.qvel[3:_CHAR_NV] - ref["qvel"][3:]) ** 2  # root angular vel + hinge rates
-        rel, ref_rel = pos - pos[0], ref["body_pos"] - ref["body_pos"][0]
-        end = rel[self._end_ids] - ref_rel[self._end_ids]
+        qvel_err = data.qvel[:_CHAR_NV] - ref["qvel"]
+        vel_err = self._hinge_w @ qvel_err[3:] ** 2  # root angular velocity and hinge rates
+        ref_pos = ref["body_pos"]
+        # one array for the three pose comparisons: root-relative, against the re-synced and the global reference
+        diff = self._pose_diff
+        np.subtract(pos, ref_pos, out=diff[1])
+        np.subtract(diff[1], diff[1, 0], out=diff[0])  # (p - p_0) - (q - q_0) = (p - q) - (p - q)_0
+        np.subtract(pos, ref["body_pos_global"], out=diff[2])
+        end = diff[0, self._end_ids].ravel()
         com = data.subtree_com[ids[0]] - ref["com"]
-        root_errors = np.array([
-            np.sum((pos[0] - ref["body_pos"][0]) ** 2),
-            rotation_angles(rotations[0], ref["local_rot"][0]) ** 2,
-            np.sum((data.qvel[:3] - ref["qvel"][:3]) ** 2),
-            np.sum((data.qvel[3:6] - ref["qvel"][3:6]) ** 2),
-        ])  # fmt: skip
-        errors = np.array([pose_err, vel_err, np.sum(end * end), com @ com])
+        errors = np.array([pose_err, vel_err, end @ end, com @ com])
         terms = np.exp(-self.reward_scales * errors)
-        root_term = float(np.exp(-self.root_scale * (ROOT_ERROR_WEIGHTS @ root_errors)))
-        cycle_err = pos - ref["body_pos"]
-        global_err = pos - ref["body_pos_global"]
+        root_rot_err = math.acos(min(max(0.5 * (np.vdot(rotations[0], ref["local_rot"][0]) - 1.0), -1.0), 1.0))
+        root_err = (diff[1, 0] @ diff[1, 0] + 0.1 * root_rot_err**2 + 0.01 * (qvel_err[:3] @ qvel_err[:3])
+                    + 0.001 * (qvel_err[3:6] @ qvel_err[3:6]))  # DeepMimic's root sub-weights
+        root_term = math.exp(-self.root_scale * root_err)
+        mpjpe = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff)).sum(axis=1) / len(ids)
         info = {
             "reward_pose": terms[0],
             "reward_vel": terms[1],
             "reward_end": terms[2],
             "reward_com": terms[3],
             "reward_root": root_term,
-            "mpjpe": float(np.linalg.norm(rel - ref_rel, axis=1).mean()),
-            "mpjpe_global": float(np.linalg.norm(global_err, axis=1).mean()),
-            "mpjpe_cycle": float(np.linalg.norm(cycle_err, axis=1).mean()),
+            "mpjpe": float(mpjpe[0]),
+            "mpjpe_global": float(mpjpe[2]),
+            "mpjpe_cycle": float(mpjpe[1]),
             "frame": self._start + self._frame,
         }
         return float(self.reward_weights @ terms + self.root_weight * root_term), info

@@ -15,7 +15,8 @@ Conventions (other code -- the imitation env, motion retargeting -- depends on t
   other joints three hinges ``f"{joint}_x"``, ``_y``, ``_z`` with axes (1,0,0), (0,1,0), (0,0,1) in that order.
   MuJoCo composes the joints of a body left to right, so the body's rotation in its parent is
   ``R = Rx(a) Ry(b) Rz(c)`` = intrinsic ``"XYZ"`` Euler, ``vision3d.body.rotations.euler_to_matrix(abc, "XYZ")``,
-  and a reference rotation converts with ``matrix_to_euler(R, "XYZ")``. ``qpos = [root (3 pos + 4 quat, w first),
+  and a reference rotation converts with ``matrix_to_euler(R, "XYZ")`` on the branch that is continuous in time
+  (:func:`mpenv.humanoid.reference.continuous_euler`). ``qpos = [root (3 pos + 4 quat, w first),
   HINGE_NAMES (69)]``; ``ctrl`` = target angles of the 69 hinges in the same order (:data:`HINGE_NAMES`).
 - **Order**: MuJoCo numbers bodies, joints and qpos depth-first (pelvis, left leg, right leg, spine, neck, head,
   left arm, right arm), not in SMPL's order: :data:`BODY_ORDER` lists the bodies by id, :data:`ACTUATED_JOINTS`
@@ -32,8 +33,9 @@ UHC/PHC humanoids) and DeepMimic's per-axis view of its spherical joints; (3) a 
 exactly into the three angles (``matrix_to_euler``), so the reference pose is reproduced exactly when its angles are
 inside the limits (clamped otherwise). Caveat: at ``b = +-90 deg`` (the middle, y, hinge) the x and z axes align
 (gimbal lock); near it the decomposition is ill-conditioned and consecutive reference frames can jump. The limits
-keep the middle angle away from +-90 except for the shoulders (whose y range must allow full humerus twist) and the
-toes' flexion, where the reference poses rarely go.
+keep the middle angle away from +-90 except for hip flexion (a thigh raised to the horizontal: the cartwheel, the
+CMU walk's high steps), the shoulders (whose y range must allow full humerus twist) and the toes' flexion; the
+reference-quality report (``python -m mpenv.humanoid.reference --report``) shows the hinge rates this causes.
 
 Joint limits (:data:`JOINT_LIMITS_DEG`)
 ----------------------------------------
@@ -49,11 +51,11 @@ joints; a right joint is the left one mirrored in the sagittal plane (x and z ra
 ================ ======================== ======================== =========================================
 joint            x (deg)                  y (deg)                  z (deg); AAOS reference
 ================ ======================== ======================== =========================================
-hip              -40..60 add/abduction    -140..40 flex/extension  -60..60 rot.; abd 45 add 30 flex 120 ext 30
+hip              -40..130 add/abduction   -140..40 flex/extension  -60..120 rot.; abd 45 add 30 flex 120 ext 30 (*)
 knee             -10..10                  -5..150 flexion          -30..30 tibial rot.; flexion 135
 ankle            -45..30 inv/eversion     -35..60 dorsi/plantar    -35..35; dorsi 20 plantar 50 inv 35 ev 15
 foot (toes)      -15..15                  -80..50 ext/flexion      -20..20; MTP extension 70 flexion 45
-spine1/2/3       -30..30 lateral bend     -30..45 ext/flexion      -30..30 rot.; thoracolumbar 80/25/35/45
+spine1/2/3       -40..40 lateral bend     -30..45 ext/flexion      -30..30 rot.; thoracolumbar 80/25/35/45 (**)
 neck, head       -30..30 lateral bend     -35..40 ext/flexion      -45..45 rot.; cervical 45/45/45/60 (split)
 collar           -25..50 depr/elevation   -40..40 axial            -35..35 pro/retraction (sternoclavicular)
 shoulder         -135..100 lower/raise    -100..100 twist          -145..70 fwd/back swing; 180/60/180/70/90
@@ -61,6 +63,21 @@ elbow            -20..20                  -90..90 pro/supination   -160..10 flex
 wrist            -90..80 flex/extension   -60..60 twist            -30..40 radial/ulnar dev.; 80/70/20/30
 hand (fingers)   -100..40 flex/extension  -20..20                  -25..25; MCP flexion 90 extension 45
 ================ ======================== ======================== =========================================
+
+Widened where a shipped clip needs more than the table's first ranges (-40..60 and -60..60 for the hip's x and z,
+-30..30 for the spine's x), measured by ``python -m mpenv.humanoid.reference --report`` (the fraction of frames
+outside the limits and what clamping to them costs):
+
+(*) Hip x and z, the outer and inner hinges of the XYZ chain, only mean abduction and rotation for a thigh near
+    the vertical. With the thigh flexed towards 90 deg the chain nears its gimbal lock (y = -90 deg) and a pose
+    near the human range needs large x and z: in the cartwheel the thigh swings up to 113 deg from the vertical
+    (AAOS flexion 120) with up to 61 deg of twist about it (swing-twist split about the rest thigh axis; AAOS
+    rotation 45), and the right hip reaches ``x = -126, y = -48, z = -119`` deg (mirrored: 126 and 119 on the
+    left). The ranges cover it; a per-hinge box cannot express the coupling of the anatomical cone, so they admit
+    more than a human hip at small flexion.
+(**) Lateral bend: AAOS thoracolumbar 35 deg plus the margin, on each spine joint, because a source with a single
+    trunk joint (DeepMimic's chest, retargeted to spine1) puts the whole bend on one joint (37 deg in the
+    cartwheel).
 
 Masses, geoms, contacts
 -----------------------
@@ -152,11 +169,11 @@ Range = tuple[float, float]
 
 # Left side and centre joints, degrees, per world axis (x, y, z); see the module docstring's table.
 _LEFT_LIMITS_DEG: dict[str, tuple[Range, Range, Range]] = {
-    "hip": ((-40.0, 60.0), (-140.0, 40.0), (-60.0, 60.0)),
+    "hip": ((-40.0, 130.0), (-140.0, 40.0), (-60.0, 120.0)),  # x, z widened: see (*) in the module docstring
     "knee": ((-10.0, 10.0), (-5.0, 150.0), (-30.0, 30.0)),
     "ankle": ((-45.0, 30.0), (-35.0, 60.0), (-35.0, 35.0)),
     "foot": ((-15.0, 15.0), (-80.0, 50.0), (-20.0, 20.0)),
-    "spine": ((-30.0, 30.0), (-30.0, 45.0), (-30.0, 30.0)),
+    "spine": ((-40.0, 40.0), (-30.0, 45.0), (-30.0, 30.0)),  # x widened: see (**)
     "neck": ((-30.0, 30.0), (-35.0, 40.0), (-45.0, 45.0)),
     "collar": ((-25.0, 50.0), (-40.0, 40.0), (-35.0, 35.0)),
     "shoulder": ((-135.0, 100.0), (-100.0, 100.0), (-145.0, 70.0)),

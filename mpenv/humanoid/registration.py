@@ -26,11 +26,19 @@ CLIP_IDS: dict[str, str] = {
 }
 
 
+TASK_IDS: dict[str, str] = {
+    "mpenv/HumanoidMimicHeading-v0": "mpenv.humanoid.tasks:TargetHeadingEnv",
+    "mpenv/HumanoidMimicStrike-v0": "mpenv.humanoid.tasks:StrikeEnv",
+}
+"""Task objectives with imitation (:mod:`mpenv.humanoid.tasks`), on the walk clip by default."""
+
+
 def register_humanoids() -> None:
     """Register the ids that are not registered yet (idempotent)."""
-    ids = {"mpenv/HumanoidMimic-v0": {}, **{env_id: {"motion": clip} for env_id, clip in CLIP_IDS.items()}}
-    for env_id, kwargs in ids.items():
+    ids = {"mpenv/HumanoidMimic-v0": (ENTRY_POINT, {}),
+           **{env_id: (ENTRY_POINT, {"motion": clip}) for env_id, clip in CLIP_IDS.items()},
+           **{env_id: (entry_point, {}) for env_id, entry_point in TASK_IDS.items()},
+           LIBRARY_ID: (LIBRARY_ENTRY_POINT, {})}
+    for env_id, (entry_point, kwargs) in ids.items():
         if env_id not in gym.registry:
-            gym.register(env_id, entry_point=ENTRY_POINT, kwargs=kwargs, max_episode_steps=MAX_EPISODE_STEPS)
-    if LIBRARY_ID not in gym.registry:
-        gym.register(LIBRARY_ID, entry_point=LIBRARY_ENTRY_POINT, max_episode_steps=MAX_EPISODE_STEPS)
+            gym.register(env_id, entry_point=entry_point, kwargs=kwargs, max_episode_steps=MAX_EPISODE_STEPS)

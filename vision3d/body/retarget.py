@@ -15,8 +15,15 @@ joint ``k`` driven by source joint ``s(k)`` with world rotation ``R_s(t)`` (sour
   down its chain, :data:`AIM_CHILD`) onto the source's rest bone direction ``e_k`` between the mapped joints;
   a joint with no such bone (a hand, a foot, the head) takes its parent's ``A``.
   With it, every mapped SMPL bone points exactly where the source bone points at every frame, whatever the two
-  rest poses are (CMU's splayed legs, DeepMimic's arms-down rest, SMPL's T-pose); only the twist about a bone is
-  taken from the source frame as is.
+  rest poses are (CMU's splayed legs, DeepMimic's arms-down rest, SMPL's T-pose).
+* The twist about the bone, which the bone directions leave free, is fixed by the hinge below it
+  (:data:`HINGE_FLEXION_AXES`): the upper arm (thigh) and its chain are turned about their own bones by the angle
+  ``psi`` that takes the source's elbow (knee) axis onto SMPL's flexion axis, ``A_k <- A_k Rot(d_k, psi)``. The
+  source axis is the principal axis of the joint's rotation vectors over the clip (exact for CMU's one-degree-of-
+  freedom elbows and knees). Without it a source whose upper-arm frame is twisted relative to SMPL's (CMU: its
+  elbow axis lies 30 deg off the body's lateral axis) puts part of every elbow flexion on the elbow's
+  abduction, a rotation the elbow does not have; with it the whole bend is flexion and the shoulder takes the
+  twist.
 * SMPL joints without a source joint keep the identity relative to their parent (e.g. the spine joints between
   DeepMimic's root and chest, the collars, the hands).
 
@@ -50,6 +57,7 @@ __all__ = [
     "AIM_CHILD",
     "CMU_JOINT_MAPS",
     "DEEPMIMIC_JOINT_MAP",
+    "HINGE_FLEXION_AXES",
     "SMPL_TO_WORLD",
     "SourceMotion",
     "bvh_to_motion",
@@ -76,6 +84,16 @@ AIM_CHILD: dict[str, str | None] = {
     )},
 }  # fmt: skip
 """The bone each SMPL joint rotates: joint -> the child that continues its chain (None at the chain ends)."""
+
+HINGE_FLEXION_AXES: dict[str, tuple[float, float, float]] = {
+    "left_knee": (1.0, 0.0, 0.0),
+    "right_knee": (1.0, 0.0, 0.0),
+    "left_elbow": (0.0, -1.0, 0.0),
+    "right_elbow": (0.0, 1.0, 0.0),
+}
+"""SMPL's hinge-like joints -> the axis (canonical, rest pose) about which a positive rotation flexes them: the
+knees bend the shank backward about the body's left (x), the T-posed elbows swing the forearm forward about the
+vertical (y), in opposite senses on the two sides."""
 
 _CMU_CENTRE_MOTIONBUILDER = {
     "pelvis": "Hips", "spine1": "LowerBack", "spine2": "Spine", "spine3": "Spine1", "neck": "Neck", "head": "Head",
@@ -250,6 +268,61 @@ def _alignment(joint_map: Mapping[str, str], src_rest: np.ndarray, names: list[s
     return align
 
 
+def _principal_axis(rotvecs: np.ndarray) -> np.ndarray | None:
+    """Unit axis along which the rotation vectors ``(T, 3)`` mostly lie, signed so that they point along it on
+    average (the direction of flexion); None if the joint barely moves."""
+    if not np.any(np.linalg.norm(rotvecs, axis=-1) > 1e-3):
+        return None
+    _, vectors = np.linalg.eigh(rotvecs.T @ rotvecs)
+    axis = vectors[:, -1]
+    return axis if np.sum(rotvecs @ axis) >= 0 else -axis
+
+
+def _hinge_twists(align: np.ndarray, index: Mapping[int, int], rot: np.ndarray, c: np.ndarray,
+                  smpl_rest: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Turn each limb's alignments about their bones so that the source's hinge axis maps onto SMPL's flexion
+    axis (module docstring): ``A_j <- A_j Rot(d_j, psi)`` for the hinge's parent and all its descendants."""
+    align = align.copy()
+    for hinge, flexion in HINGE_FLEXION_AXES.items():
+        k = JOINT_INDEX[hinge]
+        parent = PARENTS[k]
+        if k not in index or parent not in index:
+            continue
+        local = np.swapaxes(rot[:, index[parent]], -1, -2) @ rot[:, index[k]]
+        axis = _principal_axis(matrix_to_axis_angle(torch.from_numpy(c @ local @ c.T)).numpy())
+        if axis is None:
+            continue
+        bone = smpl_rest[k] - smpl_rest[parent]
+        bone /= np.linalg.norm(bone)
+        v = align[parent].T @ axis  # the source hinge axis in SMPL's rest frame of the parent segment
+        v_perp, f_perp = v - (v @ bone) * bone, np.asarray(flexion) - (np.asarray(flexion) @ bone) * bone
+        if np.linalg.norm(v_perp) < 0.5:  # the joint mostly twists about its bone: no hinge axis to align
+            continue
+        psi = -np.arctan2(bone @ np.cross(v_perp, f_perp), v_perp @ f_perp)  # Rot(bone, -psi) v_perp || f_perp
+        if abs(psi) < 1e-9:
+            continue
+        before = align.copy()
+        for j in _subtree(parent):  # parents first: a joint that inherited its parent's alignment still does
+            if j != parent and np.array_equal(before[j], before[PARENTS[j]]):
+                align[j] = align[PARENTS[j]]
+                continue
+            child = AIM_CHILD[JOINT_NAMES[j]]
+            d = smpl_rest[JOINT_INDEX[child]] - smpl_rest[j] if child else bone
+            align[j] = align[j] @ _axis_rotation(d / np.linalg.norm(d), psi)
+    return align
+
+
+def _subtree(k: int) -> list[int]:
+    """``k`` and its descendants in the SMPL tree, parents before children."""
+    return [k] + [i for child, p in enumerate(PARENTS) if p == k and child != k for i in _subtree(child)]
+
+
+def _axis_rotation(axis: np.ndarray, angle: float) -> np.ndarray:
+    """Rotation by ``angle`` about the unit ``axis`` (Rodrigues)."""
+    k = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
+    return np.eye(3) + np.sin(angle) * k + (1.0 - np.cos(angle)) * k @ k
+
+
 def _leg_length(rest: np.ndarray, index: Mapping[str, int]) -> float | None:
     """Mean hip -> knee -> ankle length of the mapped legs, or None if no whole leg is mapped."""
     lengths = []
@@ -312,7 +385,7 @@ def retarget(
     c = source_to_canonical(source.up, source.forward)
     src_rest = np.asarray(source.rest_positions, dtype=np.float64) @ c.T
     smpl_rest = smpl_rest_joints(betas, model)
-    align = _alignment(joint_map, src_rest, list(source.names), smpl_rest)
+    align = _hinge_twists(_alignment(joint_map, src_rest, list(source.names), smpl_rest), index, rot, c, smpl_rest)
 
     # World rotations G_k = W C R C^T A_k for driven joints; undriven ones follow their parent.
     frame = SMPL_TO_WORLD @ c
