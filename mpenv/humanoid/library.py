@@ -9,7 +9,7 @@ The library
     named ``<name>_mirror``: :meth:`Motion.mirror` with ``world_axis=1`` reflects the scene across the vertical
     x-z plane and swaps the left and right joints (for the shipped clips, Z-up and facing +x, the heading is
     kept; for any other Z-up clip the result is still the mirror image, up to a turn about the vertical that the
-    random heading makes irrelevant). Every reference is built once, at construction (about 1.1 s for the twelve
+    random heading makes irrelevant). Every reference is built once, at construction (about 1.2 s for the twelve
     default clips on a loaded 2-core machine, :file:`benchmarks/bench_humanoid_library.py`).
     Clip names must be unique: they name the clip in ``info["clip"]`` and in ``reset(options={"clip": name})``.
 
@@ -37,7 +37,7 @@ Observation
     the cycle or clip, the same for every clip, so it cannot tell the policy *which* motion to make; the
     reference body positions of the next frames can. Three frames (0.1 s) give the policy the next target, the
     reference velocity and its acceleration (take-offs and landings of the jumps and the cartwheel), for 216
-    more numbers and about 10% of the env's steps per second; PHC's goal state is the next frame alone, the
+    more numbers and a few percent of the env's steps per second; PHC's goal state is the next frame alone, the
     minimum (``future_frames=1``).
 
 ``info`` has ``clip``, the active clip's name, at reset and at every step, besides the base env's terms.
