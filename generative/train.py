@@ -59,6 +59,8 @@ MODELS: dict[str, str] = {
     "gated-pixelcnn": "generative.autoregressive:GatedPixelCNN",
     "wavenet": "generative.autoregressive:WaveNet",
     "transformer": "generative.autoregressive:CausalTransformer",
+    "realnvp": "generative.flows:RealNVP",
+    "spline-flow": "generative.flows:SplineFlow",
 }
 """``mpenv-gen`` model name -> ``module:class``; every class takes ``input_shape`` first."""
 
