@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 
 import pytest
 import torch
@@ -295,8 +296,34 @@ def test_cli_trains_samples_and_evaluates_a_flow_on_a_toy_density(model, tmp_pat
     assert train.main(["eval", str(run_dir)]) == 0
     nll_line = [line for line in trained.splitlines() if "test NLL" in line][0]
     assert capsys.readouterr().out.strip() == nll_line
-    assert train.main(["sample", str(run_dir), "-n", "16", "--out", str(tmp_path / "s.png")]) == 0
-    assert (tmp_path / "s.png").is_file()
+    out = tmp_path / "s.png"
+    assert train.main(["sample", str(run_dir), "-n", "16", "--out", str(out), "--temperature", "0.7"]) == 0
+    assert out.is_file()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["train", "realnvp", "--data", "digits"], "realnvp is a density over continuous data .*--data digits"),
+    (["train", "spline-flow", "--data", "toy:moons"], "unknown toy density 'moons'"),
+    (["train", "realnvp", "--data", "toy:two_moons", "--model-kwargs", '{"n_couplings": 0}'],
+     "n_couplings must be at least 1"),
+    (["train", "realnvp", "--data", "toy:two_moons", "--model-kwargs", '{"bins": 8}'], "bad model kwargs"),
+])  # fmt: skip
+def test_cli_flow_errors_are_one_line_and_write_nothing(argv, message, tmp_path, capsys) -> None:
+    assert train.main([*argv, "--logdir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and re.search(message, err), err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cli_temperature_is_for_flows_only(tmp_path, capsys) -> None:
+    logdir = tmp_path / "runs"
+    assert train.main(["train", "fvsbn", "--data", "digits-binary", "--epochs", "1", "--logdir", str(logdir)]) == 0
+    (run_dir,) = [p for p in logdir.iterdir() if p.is_dir()]
+    out = tmp_path / "s.png"
+    assert train.main(["sample", str(run_dir), "--out", str(out), "--temperature", "0.5"]) == 2
+    assert "--temperature: FVSBN samples at temperature 1 only" in capsys.readouterr().err and not out.exists()
+    assert train.main(["sample", str(run_dir), "--out", str(out), "--temperature", "-1"]) == 2
+    assert "--temperature must be a positive number" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------- learning the floors

@@ -78,6 +78,10 @@ class Flow(Transform):
         base: the latent distribution; ``None`` is ``N(0, I)``.
     """
 
+    continuous_data_only = True
+    """A density over continuous values: on discrete pixels it can grow without bound (``mpenv-gen`` refuses
+    image data sets until dequantization exists)."""
+
     def __init__(self, input_shape: Sequence[int], transforms: Sequence[Transform],
                  base: Distribution | None = None) -> None:  # fmt: skip
         super().__init__()
