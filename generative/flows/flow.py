@@ -17,7 +17,8 @@ the transforms which use it (the couplings) pass to their networks; the others i
 The base is the standard normal by default; any ``torch.distributions.Distribution`` is accepted (the latent need
 not be Gaussian): its ``log_prob`` of a latent ``[N, *input_shape]`` is summed over all but the batch dimension,
 so a scalar distribution (``Laplace(0., 1.)``) acts per element and one with event or batch shape
-``input_shape`` acts per example.
+``input_shape`` acts per example. A distribution is not a module: build it on the device (and in the dtype) the
+flow will run on; the standard normal default follows the flow wherever it goes.
 
     flow = Flow((2,), [AffineCoupling(alternating_mask(2, 0)), AffineCoupling(alternating_mask(2, 1))])
     nll = flow.loss(x); z = flow.encode(x); x_again = flow.decode(z); x_new = flow.sample(64, temperature=0.7)
