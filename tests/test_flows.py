@@ -364,7 +364,8 @@ BATCH = 256  # 40 steps per epoch of the 10,000 training points
 LEARNING = {  # (density, model) -> (model, [(epochs, learning rate), ...]): step budgets, never time
     ("two_moons", "realnvp"): (lambda: RealNVP((2,)), [(40, 3e-3), (20, 3e-4)]),
     ("two_moons", "spline-flow"): (lambda: SplineFlow((2,)), [(40, 3e-3), (20, 3e-4)]),
-    ("checkerboard", "spline-flow"): (lambda: SplineFlow((2,), bins=16, tail_bound=3.0), [(70, 3e-3), (30, 3e-4)]),
+    # the checkerboard's sharp edges take the longest: 8,000 steps (gap 0.048; 4,000 steps left 0.055-0.060)
+    ("checkerboard", "spline-flow"): (lambda: SplineFlow((2,), bins=16, tail_bound=3.0), [(140, 5e-3), (60, 5e-4)]),
     ("eight_gaussians", "spline-flow"): (lambda: SplineFlow((2,)), [(40, 3e-3), (20, 3e-4)]),
 }
 
@@ -384,7 +385,11 @@ def fit_in_phases(model: torch.nn.Module, train_split, val_split, phases: list[t
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "model"), list(LEARNING))
 def test_flows_learn_the_toy_densities_to_within_005_nats_of_the_floor(name: str, model: str) -> None:
-    """The floor is the true density's NLL on the same fresh points: the gap is an estimate of KL(p || q)."""
+    """The floor is the true density's NLL on the same fresh points: the gap is an estimate of KL(p || q).
+
+    The floors (20,000 points, seed 123): two moons 0.289 (the issue's 0.286: its sampling error is 0.007),
+    eight Gaussians 1.708, checkerboard ln 8 = 2.079 (``generative.data``'s board: 8 dark unit squares of 16 on
+    [-2, 2]^2, density 1/8; the issue's ln 32 is another board's)."""
     make, phases = LEARNING[(name, model)]
     torch.manual_seed(0)
     flow = make()
