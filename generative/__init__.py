@@ -15,7 +15,7 @@ Submodules:
 - :mod:`generative.vqvae` -- VQ-VAE with a categorical PixelCNN prior over its codes.
 - :mod:`generative.autoregressive` -- FVSBN, NADE, MADE, PixelCNN, gated PixelCNN, WaveNet, causal transformer.
 - :mod:`generative.flows` -- normalizing flows: coupling (affine, additive, spline), ActNorm, 1x1 convolutions,
-  squeeze; RealNVP and a neural spline flow.
+  squeeze, multi-scale split; RealNVP, a neural spline flow, Glow.
 - :mod:`generative.fit` -- the one training loop (Adam, early stopping on validation).
 - :mod:`generative.metrics` -- Frechet distance, KID, precision/recall on a shipped digits classifier's features.
 - :mod:`generative.train` -- the ``mpenv-gen`` command.
@@ -35,7 +35,7 @@ _EXPORTS = {  # public name -> the module that defines it
     "VQVAE": "generative.vqvae",
     **dict.fromkeys(["FVSBN", "NADE", "MADE", "PixelCNN", "GatedPixelCNN", "WaveNet", "CausalTransformer"],
                     "generative.autoregressive"),  # fmt: skip
-    **dict.fromkeys(["RealNVP", "SplineFlow"], "generative.flows"),
+    **dict.fromkeys(["RealNVP", "SplineFlow", "Glow"], "generative.flows"),
     **dict.fromkeys(["FitHistory", "mean_loss"], "generative.fit"),
     **dict.fromkeys(["frechet_distance", "kernel_distance", "precision_recall", "sample_quality"],
                     "generative.metrics"),  # fmt: skip

@@ -19,6 +19,7 @@ from generative.flows import (
     AdditiveCoupling,
     AffineCoupling,
     Flow,
+    Glow,
     InvConv1x1,
     Inverse,
     LUInvConv1x1,
@@ -26,6 +27,7 @@ from generative.flows import (
     RationalQuadraticCoupling,
     RealNVP,
     SplineFlow,
+    Split,
     Squeeze,
     alternating_mask,
     channel_mask,
@@ -66,6 +68,9 @@ TRANSFORMS = {  # name -> (a small transform in float64, its input shape, whethe
     "spline-flow-image": (lambda: SplineFlow(IMAGE, n_couplings=4, tail_bound=2.0, hidden=(8,)), IMAGE, False),
     "glow-step": (lambda: Flow(IMAGE, [ActNorm(2), LUInvConv1x1(2), AffineCoupling(channel_mask(IMAGE, 0), (8,))]),
                   IMAGE, False),  # fmt: skip
+    "split": (lambda: Split(AffineCoupling(checkerboard_mask((1, 4, 4), 0), (8,))), IMAGE, False),
+    "glow": (lambda: Glow((1, 4, 4), levels=2, steps=2, hidden=(8,)), (1, 4, 4), False),
+    "glow-conditional": (lambda: Glow((1, 4, 4), levels=2, steps=1, hidden=(8,), cond_dim=COND), (1, 4, 4), True),
 }
 
 
@@ -134,6 +139,20 @@ def test_spline_is_monotone_identity_at_init_and_identity_in_the_tails() -> None
     assert (y[1:, 1] - y[:-1, 1] > 0).all()  # strictly increasing
     tails = grid[:, 1].abs() > 3.0
     assert torch.equal(y[tails], grid[tails]) and (y[~tails, 1].abs() <= 3.0 + 1e-12).all()
+
+
+def test_split_factors_out_the_first_half_of_the_channels() -> None:
+    glow = perturbed(Glow((1, 4, 4), levels=2, steps=1, hidden=(8,)))
+    x = example((1, 4, 4))
+    glow(x)  # ActNorm's init
+    outer = glow.transforms[:-2]  # squeeze and the first scale's steps, before the split
+    h = x
+    for transform in outer:
+        h = transform(h)[0]
+    split = glow.transforms[-2]
+    assert isinstance(split, Split)
+    y = split(h)[0]
+    assert torch.equal(y[:, :2], h[:, :2]) and not torch.allclose(y[:, 2:], h[:, 2:])
 
 
 def test_coupling_leaves_the_masked_half_unchanged() -> None:
@@ -214,7 +233,8 @@ def test_any_base_distribution_and_temperature() -> None:
 
 
 @pytest.mark.parametrize("make", [lambda: RealNVP((2,), hidden=(16,)), lambda: RealNVP((1, 4, 4), hidden=(8,)),
-                                  lambda: SplineFlow((2,), hidden=(16,))])  # fmt: skip
+                                  lambda: SplineFlow((2,), hidden=(16,)),
+                                  lambda: Glow((1, 4, 4), hidden=(8,))])  # fmt: skip
 def test_encode_decode_and_sample(make) -> None:
     flow = perturbed(make())
     x = example(flow.input_shape, n=6, scale=0.8)
@@ -229,11 +249,11 @@ def test_encode_decode_and_sample(make) -> None:
 def test_every_model_constructor_has_defaults_and_the_package_exports_them() -> None:
     import generative
 
-    for cls in (RealNVP, SplineFlow):
+    for cls in (RealNVP, SplineFlow, Glow):
         params = list(inspect.signature(cls).parameters.values())
         assert params[0].name == "input_shape"
         assert all(p.default is not inspect.Parameter.empty for p in params[1:]), cls
-    assert generative.RealNVP is RealNVP and generative.SplineFlow is SplineFlow
+    assert generative.RealNVP is RealNVP and generative.SplineFlow is SplineFlow and generative.Glow is Glow
     assert generative.flows.Flow is Flow
 
 
@@ -270,6 +290,10 @@ def test_bad_input_is_a_clear_error() -> None:
         RealNVP((1,))
     with pytest.raises(ValueError, match="RealNVP: images need even height and width"):
         RealNVP((1, 3, 4))
+    with pytest.raises(ValueError, match=r"Glow: height and width must be divisible by 2\^levels = 4"):
+        Glow((1, 6, 6))
+    with pytest.raises(ValueError, match="Split: needs an even number of channels"):
+        Split(Squeeze())(torch.zeros(1, 3, 2, 2))
     with pytest.raises(ValueError, match="scale_bound must be positive"):
         AffineCoupling(alternating_mask(2, 0), scale_bound=0.0)
     with pytest.raises(ValueError, match="bins must be at least 2"):

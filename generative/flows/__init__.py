@@ -9,8 +9,10 @@
 | ActNorm | ``actnorm.py`` | per-channel affine, data-dependent initialization (Glow) |
 | InvConv1x1, LUInvConv1x1 | ``conv1x1.py`` | invertible 1x1 convolution, ``slogdet`` or ``W = P L (U + diag(s))`` |
 | Squeeze | ``squeeze.py`` | ``[C, H, W] -> [4C, H/2, W/2]`` |
+| Split | ``split.py`` | multi-scale: half the channels to the latent, the rest on through the deeper scales |
 | RealNVP | ``realnvp.py`` | affine couplings over vectors or images |
 | SplineFlow | ``spline_flow.py`` | spline couplings; the strong 2D model |
+| Glow | ``glow.py`` | multi-scale: squeeze, K x [ActNorm, LU 1x1 conv, coupling], split |
 
 Every transform: ``forward(x, cond=None) -> (y, logabsdet [N])`` (data -> latent) and the exact
 ``inverse(y, cond=None) -> (x, logabsdet)``. Every model: ``Model(input_shape, ...)``, ``log_prob(x)`` (nats),
@@ -27,12 +29,14 @@ from generative.flows.coupling import (
     checkerboard_mask,
 )
 from generative.flows.flow import Flow, Inverse, Transform
+from generative.flows.glow import Glow
 from generative.flows.permutation import Permutation
 from generative.flows.realnvp import RealNVP
 from generative.flows.spline import RationalQuadraticCoupling, rational_quadratic_spline
 from generative.flows.spline_flow import SplineFlow
+from generative.flows.split import Split
 from generative.flows.squeeze import Squeeze
 
-__all__ = ["ActNorm", "AdditiveCoupling", "AffineCoupling", "Flow", "InvConv1x1", "Inverse", "LUInvConv1x1",
-           "Permutation", "RationalQuadraticCoupling", "RealNVP", "SplineFlow", "Squeeze", "Transform",
+__all__ = ["ActNorm", "AdditiveCoupling", "AffineCoupling", "Flow", "Glow", "InvConv1x1", "Inverse", "LUInvConv1x1",
+           "Permutation", "RationalQuadraticCoupling", "RealNVP", "SplineFlow", "Split", "Squeeze", "Transform",
            "alternating_mask", "channel_mask", "checkerboard_mask", "rational_quadratic_spline"]  # fmt: skip
