@@ -12,7 +12,8 @@
 
 A run directory (``runs/<data>__<model>__<seed>__<time>/``) holds TensorBoard scalars (``loss/train``,
 ``loss/val``, ``charts/learning_rate``, and every epoch ``nll/val`` and ``nll/val_bits_per_dim``: the likelihood
-curve) and images (``samples``, and ``reconstructions`` for models that reconstruct), ``config.json`` (model,
+curve) and images (``samples``, ``reconstructions`` for models that reconstruct, ``density`` heatmaps for models of
+2D points), ``config.json`` (model,
 its keyword arguments, data, training settings) and ``checkpoint.pt`` (the current and the best-on-validation
 weights, the optimizer, the epoch; written atomically every epoch, loaded with ``weights_only=True``). Training
 stops early when the validation loss has not improved for ``--patience`` epochs (these models overfit 1.2k
@@ -188,6 +189,27 @@ def sample_figure(samples: Tensor, title: str = "") -> Any:
     return fig
 
 
+DENSITY_EXTENT, DENSITY_CELLS = 4.0, 200
+"""2D models' density heatmaps: ``[-4, 4]^2`` (every toy density lies inside) on a 200 x 200 grid."""
+
+
+@torch.no_grad()
+def density_figure(model: nn.Module, device: torch.device, title: str = "model density") -> Any:
+    """A heatmap of a 2D model's ``p(x) = exp(log_prob(x))`` (for the VAEs, of the ELBO's one-sample estimate)."""
+    from matplotlib.figure import Figure
+
+    centres = torch.linspace(-DENSITY_EXTENT, DENSITY_EXTENT, DENSITY_CELLS)
+    xx, yy = torch.meshgrid(centres, centres, indexing="xy")
+    points = torch.stack([xx.flatten(), yy.flatten()], dim=1).to(device)
+    density = torch.cat([model.log_prob(chunk).exp() for chunk in points.split(10_000)])
+    fig = Figure(figsize=(4, 4), layout="constrained")
+    ax = fig.add_subplot()
+    extent = (-DENSITY_EXTENT, DENSITY_EXTENT, -DENSITY_EXTENT, DENSITY_EXTENT)
+    ax.imshow(density.view(DENSITY_CELLS, DENSITY_CELLS).cpu().numpy(), origin="lower", extent=extent)
+    ax.set_title(title)
+    return fig
+
+
 def draw_samples(model: nn.Module, n: int, seed: int, device: torch.device, temperature: float = 1.0) -> Tensor:
     """``n`` samples; ``temperature`` only for models whose ``sample`` takes one (the flows)."""
     kwargs = {}
@@ -337,6 +359,9 @@ def train(args: argparse.Namespace) -> int:
                     log.figure("samples", sample_figure(draw_samples(model, 64, epoch, device)), epoch)
                 if hasattr(model, "reconstruct") and first.ndim == 4:
                     log.figure("reconstructions", reconstruction_figure(model, probe), epoch)
+                if nll is not None and input_shape == (2,):  # toy densities: what the model learned, as a heatmap
+                    with torch.random.fork_rng(devices=[]):
+                        log.figure("density", density_figure(model, device), epoch)
             save_checkpoint(run_dir, model, optimizer, h)
 
         try:

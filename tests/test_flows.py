@@ -312,7 +312,7 @@ def test_bad_input_is_a_clear_error() -> None:
 def test_cli_trains_samples_and_evaluates_a_flow_on_a_toy_density(model, tmp_path, capsys) -> None:
     logdir = tmp_path / "runs"
     argv = ["train", model, "--data", "toy:two_moons", "--epochs", "2", "--batch-size", "512", "--logdir", str(logdir),
-            "--model-kwargs", '{"hidden": [16, 16]}']  # fmt: skip
+            "--model-kwargs", '{"hidden": [16, 16]}', "--sample-every", "2"]  # fmt: skip
     assert train.main(argv) == 0
     trained = capsys.readouterr().out
     assert f"{model} on toy:two_moons: test NLL" in trained
@@ -323,6 +323,16 @@ def test_cli_trains_samples_and_evaluates_a_flow_on_a_toy_density(model, tmp_pat
     out = tmp_path / "s.png"
     assert train.main(["sample", str(run_dir), "-n", "16", "--out", str(out), "--temperature", "0.7"]) == 0
     assert out.is_file()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    assert {"samples", "density"} <= set(events.Tags()["images"])
+    # the heatmap is the model's density: it integrates to 1 over [-4, 4]^2 (the grid's cells, midpoint rule)
+    flow, _ = train.load_run(str(run_dir), torch.device("cpu"))
+    image = train.density_figure(flow, torch.device("cpu")).axes[0].images[0].get_array()
+    cell = (2 * train.DENSITY_EXTENT / (train.DENSITY_CELLS - 1)) ** 2
+    assert float(image.sum()) * cell == pytest.approx(1.0, abs=0.02)
 
 
 @pytest.mark.parametrize(("argv", "message"), [
