@@ -22,7 +22,9 @@ continues it. On resume ``--epochs`` (the total, more than the run has done), ``
 ``--patience`` and ``--batch-size`` take effect when given (the run's values otherwise); the model, its
 kwargs, ``--data``, ``--binarize`` and ``--seed`` are the run's and cannot change.
 
-Negative log-likelihoods: exact for the autoregressive models; for the VAEs ``train`` and ``eval`` report the
+Negative log-likelihoods: exact for the autoregressive models and the flows on 2D points; the flows on images
+(``realnvp``, ``glow``) dequantize the pixels (``n_bins``, set from the data) and report a one-sample estimate of
+the bound on the discrete NLL; for the VAEs ``train`` and ``eval`` report the
 importance-weighted bound with ``--iwae-k`` samples (default 1000, seeded: the same number from both), an
 upper bound on the NLL, while ``nll/val`` logs the negative ELBO; the VQ-VAE's is its ELBO (one-hot q).
 """
@@ -65,6 +67,7 @@ MODELS: dict[str, str] = {
     "transformer": "generative.autoregressive:CausalTransformer",
     "realnvp": "generative.flows:RealNVP",
     "spline-flow": "generative.flows:SplineFlow",
+    "glow": "generative.flows:Glow",
 }
 """``mpenv-gen`` model name -> ``module:class``; every class takes ``input_shape`` first."""
 
@@ -134,6 +137,15 @@ def load_data(name: str, seed: int, labels: bool, binarize: str = "none") -> tup
         if "binarize" in str(err):
             raise ValueError(f"--binarize {binarize}: {err}") from err
         raise
+
+
+def pixel_levels(name: str, binarize: str) -> int:
+    """Grey levels of an image source (what a flow dequantizes): 2 once binarized, digits 17, IDX files 256."""
+    from generative.data import DIGITS_LEVELS
+
+    if binarize != "none" or name in ("digits-binary", "omniglot28"):
+        return 2
+    return DIGITS_LEVELS + 1 if name == "digits" else 256
 
 
 # ------------------------------------------------------------------------------------------------ numbers
@@ -315,9 +327,8 @@ def train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     cls = model_class(config["model"])  # fails on unknown names before loading data
-    if getattr(cls, "continuous_data_only", False) and not config["data"].startswith("toy:"):
-        raise ValueError(f"{config['model']} is a density over continuous data (toy:NAME); --data {config['data']} "
-                         "holds discrete pixels, on which it would need dequantization, not built yet")  # fmt: skip
+    if getattr(cls, "dequantizes", False) and not config["data"].startswith("toy:"):  # flows on discrete pixels
+        config["model_kwargs"].setdefault("n_bins", pixel_levels(config["data"], config["binarize"]))
     conditional = is_conditional(cls)
     train_split, val_split, test_split = load_data(config["data"], config["seed"], conditional, config["binarize"])
     first = train_split[0] if isinstance(train_split, tuple) else train_split
@@ -388,6 +399,8 @@ def report(model: nn.Module, config: dict[str, Any], test_split: Data, k: int) -
         print(f"{config['model']} on {config['data']}: test loss {mean_loss(model, test_split):.4f} (no likelihood)")
         return
     bound = f" (IWAE bound, k={k})" if kwargs else " (ELBO bound)" if config["model"] == "vqvae" else ""
+    if config.get("model_kwargs", {}).get("n_bins") is not None:
+        bound = f" (dequantization bound, {config['model_kwargs']['n_bins']} levels)"
     print(f"{config['model']} on {config['data']}: test NLL {nll:.3f} nats, "
           f"{bits_per_dim(nll, tuple(config['input_shape'])):.4f} bits/dim{bound}")
 

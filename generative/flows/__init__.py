@@ -8,6 +8,7 @@
 | Permutation | ``permutation.py`` | fixed: reverse or seeded random |
 | ActNorm | ``actnorm.py`` | per-channel affine, data-dependent initialization (Glow) |
 | InvConv1x1, LUInvConv1x1 | ``conv1x1.py`` | invertible 1x1 convolution, ``slogdet`` or ``W = P L (U + diag(s))`` |
+| dequantize, quantize | ``dequantize.py`` | uniform dequantization and logit pre-processing of discrete pixels |
 | Squeeze | ``squeeze.py`` | ``[C, H, W] -> [4C, H/2, W/2]`` |
 | Split | ``split.py`` | multi-scale: half the channels to the latent, the rest on through the deeper scales |
 | RealNVP | ``realnvp.py`` | affine couplings over vectors or images |

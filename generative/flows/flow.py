@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from generative.common import check_input, event_size
+from generative.flows.dequantize import dequantize, quantize
 
 __all__ = ["Flow", "Inverse", "Transform"]
 
@@ -77,15 +78,19 @@ class Flow(Transform):
         input_shape: ``(D,)`` vectors or ``(C, H, W)`` images; the latent has the same shape.
         transforms: the chain, in the normalizing direction.
         base: the latent distribution; ``None`` is ``N(0, I)``.
+        n_bins: discrete data with this many levels, ``x = k / (n_bins - 1)``: dequantized (``dequantize.py``);
+            ``None``: continuous data.
     """
 
-    continuous_data_only = True
-    """A density over continuous values: on discrete pixels it can grow without bound (``mpenv-gen`` refuses
-    image data sets until dequantization exists)."""
+    dequantizes = True
+    """Takes ``n_bins``: ``mpenv-gen`` passes the levels of discrete image data (see ``dequantize.py``)."""
 
     def __init__(self, input_shape: Sequence[int], transforms: Sequence[Transform],
-                 base: Distribution | None = None) -> None:  # fmt: skip
+                 base: Distribution | None = None, n_bins: int | None = None) -> None:  # fmt: skip
         super().__init__()
+        if n_bins is not None and n_bins < 2:
+            raise ValueError(f"{type(self).__name__}: n_bins must be at least 2 (None: continuous data), got {n_bins}")
+        self.n_bins = n_bins
         self.input_shape = tuple(int(d) for d in input_shape)
         self.event_size = event_size(self.input_shape)
         self.transforms = nn.ModuleList(transforms)
@@ -156,14 +161,18 @@ class Flow(Transform):
         return x, cond
 
     def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
-        """Exact ``log p(x)`` in nats, ``[N]`` (``log p(x | cond)`` with a condition).
+        """Exact ``log p(x)`` in nats, ``[N]`` (``log p(x | cond)`` with a condition); with ``n_bins``, a one-sample
+        estimate of the dequantization bound on the discrete ``log P(x)``.
 
         Raises:
             ValueError: a wrong shape, NaN input, or a NaN log-probability (diverged weights), never a silent NaN.
         """
         x, cond = self._check(x, cond)
+        dequantization = 0.0
+        if self.n_bins is not None:
+            x, dequantization = dequantize(x, self.n_bins, model=type(self).__name__)
         z, logabsdet = self(x, cond)
-        log_p = self.base_log_prob(z) + logabsdet
+        log_p = self.base_log_prob(z) + logabsdet + dequantization
         if torch.isnan(log_p).any():
             raise ValueError(f"{type(self).__name__}: the log-probability is NaN (the weights have diverged?)")
         return log_p
@@ -173,14 +182,17 @@ class Flow(Transform):
         return -self.log_prob(x, cond).mean()
 
     def encode(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
-        """The latent ``z = f(x)`` of a batch, ``[N, *input_shape]``."""
+        """The latent ``z = f(x)`` of a batch, ``[N, *input_shape]`` (discrete pixels: of their bins' centres)."""
         x, cond = self._check(x, cond)
+        if self.n_bins is not None:
+            x = dequantize(x, self.n_bins, x.new_tensor(0.5), type(self).__name__)[0]
         return self(x, cond)[0]
 
     def decode(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
         """The data point ``x = f^{-1}(z)`` of a batch of latents."""
         z, cond = self._check(z, cond, what="latent")
-        return self.inverse(z, cond)[0]
+        x = self.inverse(z, cond)[0]
+        return x if self.n_bins is None else quantize(x, self.n_bins)
 
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0, cond: Tensor | None = None) -> Tensor:

@@ -7,7 +7,7 @@ LU-parametrized 1x1 convolution, ``O(C)`` log-determinant, replaces RealNVP's fi
 coupling can use the same channel mask), half the channels are factored out (``split.py``) and the other half
 goes to the next level; the last level factors nothing out. The latent keeps the image's shape.
 
-Continuous data only: discrete pixels need dequantization first (not built yet).
+Continuous data, or discrete pixels with ``n_bins`` levels (dequantized: ``dequantize.py``).
 
     flow = Glow((1, 8, 8), levels=2, steps=4); z = flow.encode(x); x_new = flow.sample(16, temperature=0.7)
 """
@@ -57,11 +57,12 @@ class Glow(Flow):
         cond_dim: size of a condition vector passed to every coupling (0: unconditional).
         seed: seeds the 1x1 convolutions' initial rotations.
         base: the latent distribution (default standard normal).
+        n_bins: discrete pixels ``k / (n_bins - 1)``, dequantized (``dequantize.py``); ``None``: continuous data.
     """
 
     def __init__(self, input_shape: Sequence[int], levels: int = 2, steps: int = 4, hidden: Sequence[int] = (64,),
                  scale_bound: float = SCALE_BOUND, cond_dim: int = 0, seed: int = 0,
-                 base: Distribution | None = None) -> None:  # fmt: skip
+                 base: Distribution | None = None, n_bins: int | None = None) -> None:  # fmt: skip
         shape = tuple(int(d) for d in input_shape)
         if len(shape) != 3:
             raise ValueError(f"Glow: input_shape must be (C, H, W), got {shape}")
@@ -69,4 +70,4 @@ class Glow(Flow):
             raise ValueError(f"Glow: levels and steps must be at least 1, got {levels} and {steps}")
         if shape[1] % 2**levels or shape[2] % 2**levels:
             raise ValueError(f"Glow: height and width must be divisible by 2^levels = {2**levels}, got {shape}")
-        super().__init__(shape, _level(shape, levels, steps, hidden, scale_bound, cond_dim, seed), base)
+        super().__init__(shape, _level(shape, levels, steps, hidden, scale_bound, cond_dim, seed), base, n_bins)

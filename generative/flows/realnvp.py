@@ -7,7 +7,7 @@ the even and the odd features. Images ``(C, H, W)`` (``H``, ``W`` even), one sca
 three checkerboard couplings (alternating parity), a squeeze, three channel-mask couplings (alternating halves),
 and the squeeze undone, so the latent has the image's shape (no multi-scale split).
 
-Continuous data only: on discrete pixels a density can grow without bound; dequantize images first.
+Continuous data, or discrete pixels with ``n_bins`` levels (dequantized: ``dequantize.py``).
 
     flow = RealNVP((2,)); fit(flow, train, val); nll = -flow.log_prob(test).mean()
     x = flow.sample(500, temperature=0.8); z = flow.encode(x); x_back = flow.decode(z)
@@ -38,11 +38,12 @@ class RealNVP(Flow):
         scale_bound: ``B`` of the bounded log-scale ``s = B tanh(s_raw / B)``.
         cond_dim: size of a condition vector passed to every coupling (0: unconditional).
         base: the latent distribution (default standard normal).
+        n_bins: discrete pixels ``k / (n_bins - 1)``, dequantized (``dequantize.py``); ``None``: continuous data.
     """
 
     def __init__(self, input_shape: Sequence[int], n_couplings: int = 8, hidden: Sequence[int] = (64, 64),
                  scale_bound: float = SCALE_BOUND, cond_dim: int = 0,
-                 base: Distribution | None = None) -> None:  # fmt: skip
+                 base: Distribution | None = None, n_bins: int | None = None) -> None:  # fmt: skip
         shape = tuple(int(d) for d in input_shape)
         if n_couplings < 1:
             raise ValueError(f"RealNVP: n_couplings must be at least 1, got {n_couplings}")
@@ -65,4 +66,4 @@ class RealNVP(Flow):
             transforms.append(Inverse(Squeeze()))
         else:
             raise ValueError(f"RealNVP: input_shape must be (D,) or (C, H, W), got {shape}")
-        super().__init__(shape, transforms, base)
+        super().__init__(shape, transforms, base, n_bins)
