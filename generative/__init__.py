@@ -14,12 +14,14 @@ Submodules:
 - :mod:`generative.vae` -- VAE, beta-VAE, conditional VAE, the IWAE bound.
 - :mod:`generative.vqvae` -- VQ-VAE with a categorical PixelCNN prior over its codes.
 - :mod:`generative.autoregressive` -- FVSBN, NADE, MADE, PixelCNN, gated PixelCNN, WaveNet, causal transformer.
+- :mod:`generative.flows` -- normalizing flows: coupling (affine, additive, spline), ActNorm, 1x1 convolutions,
+  squeeze, multi-scale split; RealNVP, a neural spline flow, Glow.
 - :mod:`generative.fit` -- the one training loop (Adam, early stopping on validation).
 - :mod:`generative.metrics` -- Frechet distance, KID, precision/recall on a shipped digits classifier's features.
 - :mod:`generative.train` -- the ``mpenv-gen`` command.
 
 Every model: ``Model(input_shape, ...)``, ``loss(x)``, ``log_prob(x)`` (nats per example) and ``sample(n)``.
-Normalizing flows, GANs and diffusion come in a later milestone.
+GANs and diffusion come in a later milestone.
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ _EXPORTS = {  # public name -> the module that defines it
     "VQVAE": "generative.vqvae",
     **dict.fromkeys(["FVSBN", "NADE", "MADE", "PixelCNN", "GatedPixelCNN", "WaveNet", "CausalTransformer"],
                     "generative.autoregressive"),  # fmt: skip
+    **dict.fromkeys(["RealNVP", "SplineFlow", "Glow"], "generative.flows"),
     **dict.fromkeys(["FitHistory", "mean_loss"], "generative.fit"),
     **dict.fromkeys(["frechet_distance", "kernel_distance", "precision_recall", "sample_quality"],
                     "generative.metrics"),  # fmt: skip
 }
-_SUBMODULES = ("autoencoder", "autoregressive", "common", "data", "fit", "metrics", "train", "vae", "vqvae")
+_SUBMODULES = ("autoencoder", "autoregressive", "common", "data", "fit", "flows", "metrics", "train", "vae", "vqvae")
 
 __all__ = sorted([*_EXPORTS, *_SUBMODULES])
 

@@ -3,6 +3,8 @@
     mpenv-gen train made --data digits-binary --epochs 200 --seed 0
     mpenv-gen train vae --data omniglot28 --model-kwargs '{"latent_dim": 32}'
     mpenv-gen sample runs/<run-dir> -n 64 --out samples.png
+    mpenv-gen train spline-flow --data toy:checkerboard     # normalizing flows on 2D densities
+    mpenv-gen sample runs/<run-dir> --temperature 0.7     # flows: z ~ N(0, 0.7^2 I)
     mpenv-gen eval runs/<run-dir>                 # test NLL in nats and bits/dim
     mpenv-gen list                                # models and data sets
 
@@ -10,7 +12,8 @@
 
 A run directory (``runs/<data>__<model>__<seed>__<time>/``) holds TensorBoard scalars (``loss/train``,
 ``loss/val``, ``charts/learning_rate``, and every epoch ``nll/val`` and ``nll/val_bits_per_dim``: the likelihood
-curve) and images (``samples``, and ``reconstructions`` for models that reconstruct), ``config.json`` (model,
+curve) and images (``samples``, ``reconstructions`` for models that reconstruct, ``density`` heatmaps for models of
+2D points), ``config.json`` (model,
 its keyword arguments, data, training settings) and ``checkpoint.pt`` (the current and the best-on-validation
 weights, the optimizer, the epoch; written atomically every epoch, loaded with ``weights_only=True``). Training
 stops early when the validation loss has not improved for ``--patience`` epochs (these models overfit 1.2k
@@ -19,7 +22,9 @@ continues it. On resume ``--epochs`` (the total, more than the run has done), ``
 ``--patience`` and ``--batch-size`` take effect when given (the run's values otherwise); the model, its
 kwargs, ``--data``, ``--binarize`` and ``--seed`` are the run's and cannot change.
 
-Negative log-likelihoods: exact for the autoregressive models; for the VAEs ``train`` and ``eval`` report the
+Negative log-likelihoods: exact for the autoregressive models and the flows on 2D points; the flows on images
+(``realnvp``, ``glow``) dequantize the pixels (``n_bins``, set from the data) and report a one-sample estimate of
+the bound on the discrete NLL; for the VAEs ``train`` and ``eval`` report the
 importance-weighted bound with ``--iwae-k`` samples (default 1000, seeded: the same number from both), an
 upper bound on the NLL, while ``nll/val`` logs the negative ELBO; the VQ-VAE's is its ELBO (one-hot q).
 """
@@ -29,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import inspect
 import json
 import math
 import sys
@@ -59,6 +65,9 @@ MODELS: dict[str, str] = {
     "gated-pixelcnn": "generative.autoregressive:GatedPixelCNN",
     "wavenet": "generative.autoregressive:WaveNet",
     "transformer": "generative.autoregressive:CausalTransformer",
+    "realnvp": "generative.flows:RealNVP",
+    "spline-flow": "generative.flows:SplineFlow",
+    "glow": "generative.flows:Glow",
 }
 """``mpenv-gen`` model name -> ``module:class``; every class takes ``input_shape`` first."""
 
@@ -130,6 +139,15 @@ def load_data(name: str, seed: int, labels: bool, binarize: str = "none") -> tup
         raise
 
 
+def pixel_levels(name: str, binarize: str) -> int:
+    """Grey levels of an image source (what a flow dequantizes): 2 once binarized, digits 17, IDX files 256."""
+    from generative.data import DIGITS_LEVELS
+
+    if binarize != "none" or name in ("digits-binary", "omniglot28"):
+        return 2
+    return DIGITS_LEVELS + 1 if name == "digits" else 256
+
+
 # ------------------------------------------------------------------------------------------------ numbers
 
 
@@ -183,12 +201,40 @@ def sample_figure(samples: Tensor, title: str = "") -> Any:
     return fig
 
 
-def draw_samples(model: nn.Module, n: int, seed: int, device: torch.device) -> Tensor:
+DENSITY_EXTENT, DENSITY_CELLS = 4.0, 200
+"""2D models' density heatmaps: ``[-4, 4]^2`` (every toy density lies inside) on a 200 x 200 grid."""
+
+
+@torch.no_grad()
+def density_figure(model: nn.Module, device: torch.device, title: str = "model density") -> Any:
+    """A heatmap of a 2D model's ``p(x) = exp(log_prob(x))`` (for the VAEs, of the ELBO's one-sample estimate)."""
+    from matplotlib.figure import Figure
+
+    centres = torch.linspace(-DENSITY_EXTENT, DENSITY_EXTENT, DENSITY_CELLS)
+    xx, yy = torch.meshgrid(centres, centres, indexing="xy")
+    points = torch.stack([xx.flatten(), yy.flatten()], dim=1).to(device)
+    density = torch.cat([model.log_prob(chunk).exp() for chunk in points.split(10_000)])
+    fig = Figure(figsize=(4, 4), layout="constrained")
+    ax = fig.add_subplot()
+    extent = (-DENSITY_EXTENT, DENSITY_EXTENT, -DENSITY_EXTENT, DENSITY_EXTENT)
+    ax.imshow(density.view(DENSITY_CELLS, DENSITY_CELLS).cpu().numpy(), origin="lower", extent=extent)
+    ax.set_title(title)
+    return fig
+
+
+def draw_samples(model: nn.Module, n: int, seed: int, device: torch.device, temperature: float = 1.0) -> Tensor:
+    """``n`` samples; ``temperature`` only for models whose ``sample`` takes one (the flows)."""
+    kwargs = {}
+    if temperature != 1.0:
+        if "temperature" not in inspect.signature(model.sample).parameters:
+            raise ValueError(f"--temperature: {type(model).__name__} samples at temperature 1 only (the flows take "
+                             "one)")  # fmt: skip
+        kwargs["temperature"] = temperature
     torch.manual_seed(seed)
     with torch.no_grad():
         if is_conditional(model):
             return model.sample(n, torch.arange(n, device=device) % 10)
-        return model.sample(n)
+        return model.sample(n, **kwargs)
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -237,6 +283,9 @@ def check_args(args: argparse.Namespace) -> None:
         value = getattr(args, key, None)
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be at least 1, got {value}")
+    temperature = getattr(args, "temperature", None)
+    if temperature is not None and not (temperature > 0 and math.isfinite(temperature)):
+        raise ValueError(f"--temperature must be a positive number, got {temperature}")
     lr = getattr(args, "learning_rate", None)
     if lr is not None and not (lr > 0 and math.isfinite(lr)):
         raise ValueError(f"--learning-rate must be a positive number, got {lr}")
@@ -277,7 +326,10 @@ def train(args: argparse.Namespace) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    conditional = is_conditional(model_class(config["model"]))  # fails on unknown names before loading data
+    cls = model_class(config["model"])  # fails on unknown names before loading data
+    if getattr(cls, "dequantizes", False) and not config["data"].startswith("toy:"):  # flows on discrete pixels
+        config["model_kwargs"].setdefault("n_bins", pixel_levels(config["data"], config["binarize"]))
+    conditional = is_conditional(cls)
     train_split, val_split, test_split = load_data(config["data"], config["seed"], conditional, config["binarize"])
     first = train_split[0] if isinstance(train_split, tuple) else train_split
     config["input_shape"] = list(first.shape[1:])
@@ -318,6 +370,9 @@ def train(args: argparse.Namespace) -> int:
                     log.figure("samples", sample_figure(draw_samples(model, 64, epoch, device)), epoch)
                 if hasattr(model, "reconstruct") and first.ndim == 4:
                     log.figure("reconstructions", reconstruction_figure(model, probe), epoch)
+                if nll is not None and input_shape == (2,):  # toy densities: what the model learned, as a heatmap
+                    with torch.random.fork_rng(devices=[]):
+                        log.figure("density", density_figure(model, device), epoch)
             save_checkpoint(run_dir, model, optimizer, h)
 
         try:
@@ -344,6 +399,8 @@ def report(model: nn.Module, config: dict[str, Any], test_split: Data, k: int) -
         print(f"{config['model']} on {config['data']}: test loss {mean_loss(model, test_split):.4f} (no likelihood)")
         return
     bound = f" (IWAE bound, k={k})" if kwargs else " (ELBO bound)" if config["model"] == "vqvae" else ""
+    if config.get("model_kwargs", {}).get("n_bins") is not None:
+        bound = f" (dequantization bound, {config['model_kwargs']['n_bins']} levels)"
     print(f"{config['model']} on {config['data']}: test NLL {nll:.3f} nats, "
           f"{bits_per_dim(nll, tuple(config['input_shape'])):.4f} bits/dim{bound}")
 
@@ -403,6 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-n", type=int, default=64, help="number of samples")
     s.add_argument("--out", default="samples.png", help="image file (its directory must exist)")
     s.add_argument("--seed", type=int, default=0, help="seed of the samples")
+    s.add_argument("--temperature", type=float, default=1.0,
+                   help="flows: latents z ~ N(0, T^2 I); T < 1 trades diversity for typical samples")  # fmt: skip
     e = commands.add_parser("eval", help="test NLL (nats and bits/dim) of a trained model",
                             formatter_class=HelpFormatter)  # fmt: skip
     e.add_argument("run_dir", help="a run directory of mpenv-gen train")
@@ -435,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         device = pick_device(args.device)
         model, config = load_run(args.run_dir, device)
         if args.command == "sample":
-            samples = draw_samples(model, args.n, args.seed, device)
+            samples = draw_samples(model, args.n, args.seed, device, args.temperature)
             sample_figure(samples, f"{config['model']} on {config['data']}").savefig(args.out, dpi=120)
             print(f"wrote {args.n} samples to {args.out}")
             return 0
