@@ -206,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("checkpoint", help="run directory (or the checkpoint file in it)")
     parser.add_argument("--episodes", type=int, default=100, help="number of evaluation episodes")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first reset and of stochastic policies")
+    parser.add_argument("--max-episode-steps", type=int, default=None, metavar="N",
+                        help="time limit of the evaluation episodes (default: the env's own)")
     parser.add_argument("--render", choices=["none", "ansi"], default="none",
                         help="print one episode's frames as text")
     parser.add_argument("--video", metavar="DIR|FILE.mp4", default=None,
@@ -249,15 +251,17 @@ def _degrees(text: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.episodes < 1:
-        print("mpenv-eval: error: --episodes must be at least 1", file=sys.stderr)
-        return 2
+    for flag, value in (("--episodes", args.episodes), ("--max-episode-steps", args.max_episode_steps)):
+        if value is not None and value < 1:
+            print(f"mpenv-eval: error: {flag} must be at least 1", file=sys.stderr)
+            return 2
     try:
         config = load_config(args.checkpoint)
         if "env_id" not in config:
             raise CheckpointError(f"{args.checkpoint}: config.json names no 'env_id'")
         env_kwargs = with_evaluation_metrics(config["env_id"], config.get("env_kwargs") or {})
-        env = make_env(config["env_id"], env_kwargs | perturbation_kwargs(args, config["env_id"]))
+        limit = {} if args.max_episode_steps is None else {"max_episode_steps": args.max_episode_steps}
+        env = make_env(config["env_id"], env_kwargs | perturbation_kwargs(args, config["env_id"]), **limit)
         for flag, mode in (("--render", "ansi" if args.render == "ansi" else None),
                            ("--video", "rgb_array" if args.video else None)):
             modes = env.metadata.get("render_modes", [])

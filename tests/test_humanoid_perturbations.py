@@ -101,6 +101,9 @@ def test_mpenv_eval_pushes_the_shipped_walk(capsys):
                           "180", "--action-noise", "0.05"]) == 0
     report = capsys.readouterr().out
     assert "pushes: survived" in report and "pa_mpjpe" in report and "tracking success (PHC" in report
+    assert evaluate.main([str(shipped_policy("walk")), "--episodes", "1", "--max-episode-steps", "40"]) == 0
+    assert "episode length 40.0 (min 40, max 40), 1.000 of the limit 40" in capsys.readouterr().out
+    assert evaluate.main([str(shipped_policy("walk")), "--max-episode-steps", "0"]) == 2
 
 
 def test_mpenv_eval_refuses_perturbations_an_env_cannot_take(tmp_path, capsys):

@@ -31,4 +31,4 @@ def test_unknown_shipped_policy_names_the_choices():
 
 
 EPISODES = 3  # seed 0
-MAX_MPJPE = 0.06  # mean over all steps; measured: 0.040
+MAX_MPJPE = 0.06  # mean over all steps; measured: 0.033 (the policy shipped before this one: 0.040)
