@@ -68,6 +68,7 @@ MODELS: dict[str, str] = {
     "realnvp": "generative.flows:RealNVP",
     "spline-flow": "generative.flows:SplineFlow",
     "glow": "generative.flows:Glow",
+    "conditional-flow": "generative.flows:ConditionalFlow",
 }
 """``mpenv-gen`` model name -> ``module:class``; every class takes ``input_shape`` first."""
 
@@ -233,7 +234,7 @@ def draw_samples(model: nn.Module, n: int, seed: int, device: torch.device, temp
     torch.manual_seed(seed)
     with torch.no_grad():
         if is_conditional(model):
-            return model.sample(n, torch.arange(n, device=device) % 10)
+            return model.sample(n, torch.arange(n, device=device) % 10, **kwargs)
         return model.sample(n, **kwargs)
 
 

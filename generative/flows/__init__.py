@@ -14,6 +14,7 @@
 | RealNVP | ``realnvp.py`` | affine couplings over vectors or images |
 | SplineFlow | ``spline_flow.py`` | spline couplings; the strong 2D model |
 | Glow | ``glow.py`` | multi-scale: squeeze, K x [ActNorm, LU 1x1 conv, coupling], split |
+| ConditionalFlow | ``conditional.py`` | ``p(x; c)``: every coupling network also sees a label or a vector ``c`` |
 
 Every transform: ``forward(x, cond=None) -> (y, logabsdet [N])`` (data -> latent) and the exact
 ``inverse(y, cond=None) -> (x, logabsdet)``. Every model: ``Model(input_shape, ...)``, ``log_prob(x)`` (nats),
@@ -21,6 +22,7 @@ Every transform: ``forward(x, cond=None) -> (y, logabsdet [N])`` (data -> latent
 """
 
 from generative.flows.actnorm import ActNorm
+from generative.flows.conditional import ConditionalFlow
 from generative.flows.conv1x1 import InvConv1x1, LUInvConv1x1
 from generative.flows.coupling import (
     AdditiveCoupling,
@@ -38,6 +40,7 @@ from generative.flows.spline_flow import SplineFlow
 from generative.flows.split import Split
 from generative.flows.squeeze import Squeeze
 
-__all__ = ["ActNorm", "AdditiveCoupling", "AffineCoupling", "Flow", "Glow", "InvConv1x1", "Inverse", "LUInvConv1x1",
-           "Permutation", "RationalQuadraticCoupling", "RealNVP", "SplineFlow", "Split", "Squeeze", "Transform",
-           "alternating_mask", "channel_mask", "checkerboard_mask", "rational_quadratic_spline"]  # fmt: skip
+__all__ = ["ActNorm", "AdditiveCoupling", "AffineCoupling", "ConditionalFlow", "Flow", "Glow", "InvConv1x1", "Inverse",
+           "LUInvConv1x1", "Permutation", "RationalQuadraticCoupling", "RealNVP", "SplineFlow", "Split", "Squeeze",
+           "Transform", "alternating_mask", "channel_mask", "checkerboard_mask",
+           "rational_quadratic_spline"]  # fmt: skip
