@@ -15,6 +15,7 @@
 | SplineFlow | ``spline_flow.py`` | spline couplings; the strong 2D model |
 | Glow | ``glow.py`` | multi-scale: squeeze, K x [ActNorm, LU 1x1 conv, coupling], split |
 | ConditionalFlow | ``conditional.py`` | ``p(x; c)``: every coupling network also sees a label or a vector ``c`` |
+| SRFlow, AffineInjector | ``srflow.py`` | super-resolution: conditional Glow on a low-res image's features |
 
 Every transform: ``forward(x, cond=None) -> (y, logabsdet [N])`` (data -> latent) and the exact
 ``inverse(y, cond=None) -> (x, logabsdet)``. Every model: ``Model(input_shape, ...)``, ``log_prob(x)`` (nats),
@@ -39,8 +40,9 @@ from generative.flows.spline import RationalQuadraticCoupling, rational_quadrati
 from generative.flows.spline_flow import SplineFlow
 from generative.flows.split import Split
 from generative.flows.squeeze import Squeeze
+from generative.flows.srflow import AffineInjector, FeatureAffineCoupling, SRFlow
 
-__all__ = ["ActNorm", "AdditiveCoupling", "AffineCoupling", "ConditionalFlow", "Flow", "Glow", "InvConv1x1", "Inverse",
-           "LUInvConv1x1", "Permutation", "RationalQuadraticCoupling", "RealNVP", "SplineFlow", "Split", "Squeeze",
-           "Transform", "alternating_mask", "channel_mask", "checkerboard_mask",
-           "rational_quadratic_spline"]  # fmt: skip
+__all__ = ["ActNorm", "AdditiveCoupling", "AffineCoupling", "AffineInjector", "ConditionalFlow",
+           "FeatureAffineCoupling", "Flow", "Glow", "InvConv1x1", "Inverse", "LUInvConv1x1", "Permutation",
+           "RationalQuadraticCoupling", "RealNVP", "SRFlow", "SplineFlow", "Split", "Squeeze", "Transform",
+           "alternating_mask", "channel_mask", "checkerboard_mask", "rational_quadratic_spline"]  # fmt: skip
