@@ -5,6 +5,7 @@
     mpenv-gen sample runs/<run-dir> -n 64 --out samples.png
     mpenv-gen train spline-flow --data toy:checkerboard     # normalizing flows on 2D densities
     mpenv-gen sample runs/<run-dir> --temperature 0.7     # flows: z ~ N(0, 0.7^2 I)
+    mpenv-gen train srflow --data digits          # super-resolution: p(x | its 2x average-pooled image)
     mpenv-gen eval runs/<run-dir>                 # test NLL in nats and bits/dim
     mpenv-gen list                                # models and data sets
 
@@ -24,9 +25,11 @@ kwargs, ``--data``, ``--binarize`` and ``--seed`` are the run's and cannot chang
 
 Negative log-likelihoods: exact for the autoregressive models and the flows on 2D points; the flows on images
 (``realnvp``, ``glow``) dequantize the pixels (``n_bins``, set from the data) and report a one-sample estimate of
-the bound on the discrete NLL; for the VAEs ``train`` and ``eval`` report the
-importance-weighted bound with ``--iwae-k`` samples (default 1000, seeded: the same number from both), an
-upper bound on the NLL, while ``nll/val`` logs the negative ELBO; the VQ-VAE's is its ELBO (one-hot q).
+the bound on the discrete NLL (``srflow``: of ``p(x | u)``, conditioned on ``x``'s own low-res ``u``, so not
+comparable with the unconditional rows; its ``sample`` super-resolves the test images); for the VAEs ``train``
+and ``eval`` report the importance-weighted bound with ``--iwae-k`` samples (default 1000, seeded: the same
+number from both), an upper bound on the NLL, while ``nll/val`` logs the negative ELBO; the VQ-VAE's is its ELBO
+(one-hot q).
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ MODELS: dict[str, str] = {
     "spline-flow": "generative.flows:SplineFlow",
     "glow": "generative.flows:Glow",
     "conditional-flow": "generative.flows:ConditionalFlow",
+    "srflow": "generative.flows:SRFlow",
 }
 """``mpenv-gen`` model name -> ``module:class``; every class takes ``input_shape`` first."""
 
@@ -223,8 +227,11 @@ def density_figure(model: nn.Module, device: torch.device, title: str = "model d
     return fig
 
 
-def draw_samples(model: nn.Module, n: int, seed: int, device: torch.device, temperature: float = 1.0) -> Tensor:
-    """``n`` samples; ``temperature`` only for models whose ``sample`` takes one (the flows)."""
+def draw_samples(model: nn.Module, n: int, seed: int, device: torch.device, temperature: float = 1.0,
+                 inputs: Tensor | None = None) -> Tensor:  # fmt: skip
+    """``n`` samples; ``temperature`` only for models whose ``sample`` takes one (the flows). Super-resolution
+    models (``srflow``) sample for the low-res images of ``inputs``: rows of 8, the low-res input (upscaled) then 7
+    high-res samples for it."""
     kwargs = {}
     if temperature != 1.0:
         if "temperature" not in inspect.signature(model.sample).parameters:
@@ -233,6 +240,13 @@ def draw_samples(model: nn.Module, n: int, seed: int, device: torch.device, temp
         kwargs["temperature"] = temperature
     torch.manual_seed(seed)
     with torch.no_grad():
+        if hasattr(model, "super_resolve"):
+            rows = -(-n // 8)
+            if inputs is None or len(inputs) < rows:
+                raise ValueError(f"{type(model).__name__} samples for low-res inputs: {rows} images needed")
+            low_res = model.low_res(inputs[:rows].to(device))
+            upscaled = torch.nn.functional.interpolate(low_res, scale_factor=model.factor, mode="nearest")
+            return torch.cat([upscaled[:, None], model.super_resolve(low_res, 7, temperature)], 1).flatten(0, 1)[:n]
         if is_conditional(model):
             return model.sample(n, torch.arange(n, device=device) % 10, **kwargs)
         return model.sample(n, **kwargs)
@@ -368,7 +382,8 @@ def train(args: argparse.Namespace) -> int:
                 log.log("nll/val_bits_per_dim", bits_per_dim(nll, input_shape), epoch)
             if epoch % args.sample_every == 0:
                 with contextlib.suppress(NotImplementedError):  # autoencoders have nothing to sample from
-                    log.figure("samples", sample_figure(draw_samples(model, 64, epoch, device)), epoch)
+                    log.figure("samples", sample_figure(draw_samples(model, 64, epoch, device, inputs=probe[0])),
+                               epoch)  # fmt: skip
                 if hasattr(model, "reconstruct") and first.ndim == 4:
                     log.figure("reconstructions", reconstruction_figure(model, probe), epoch)
                 if nll is not None and input_shape == (2,):  # toy densities: what the model learned, as a heatmap
@@ -495,7 +510,10 @@ def main(argv: list[str] | None = None) -> int:
         device = pick_device(args.device)
         model, config = load_run(args.run_dir, device)
         if args.command == "sample":
-            samples = draw_samples(model, args.n, args.seed, device, args.temperature)
+            inputs = None
+            if hasattr(model, "super_resolve"):  # super-resolves the test images' low-res versions
+                inputs = load_data(config["data"], config["seed"], False, config.get("binarize", "none"))[2]
+            samples = draw_samples(model, args.n, args.seed, device, args.temperature, inputs)
             sample_figure(samples, f"{config['model']} on {config['data']}").savefig(args.out, dpi=120)
             print(f"wrote {args.n} samples to {args.out}")
             return 0

@@ -5,6 +5,8 @@ super-resolved digits consistent with their low-res input and diverse (slow)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -287,6 +289,37 @@ def test_srflow_bad_input_is_a_clear_value_error(call, message) -> None:
 def test_srflow_bad_configuration_is_a_clear_value_error(kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):
         SRFlow((1, 8, 8), **kwargs)
+
+
+
+def test_cli_trains_samples_and_evaluates_srflow_on_the_digits(tmp_path, capsys) -> None:
+    """The condition comes from the data itself (each image's low-res), so ``srflow`` trains on plain images;
+    ``sample`` super-resolves test images: rows of the upscaled low-res input and 7 samples for it."""
+    argv = ["train", "srflow", "--data", "digits", "--epochs", "1", "--batch-size", "256", "--logdir", str(tmp_path),
+            "--model-kwargs", '{"levels": 1, "steps": 1, "hidden": 8, "features": 4}']  # fmt: skip
+    assert train.main(argv) == 0
+    (run,) = [p.parent for p in tmp_path.rglob("config.json")]
+    config = json.loads((run / "config.json").read_text())
+    assert config["model_kwargs"]["n_bins"] == 17  # dequantized like the other flows on the digits
+    out = tmp_path / "sr.png"
+    assert train.main(["sample", str(run), "-n", "16", "--temperature", "0.7", "--out", str(out)]) == 0
+    assert out.exists()
+    assert train.main(["eval", str(run)]) == 0
+    assert "bits/dim" in capsys.readouterr().out
+    model, _ = train.load_run(str(run), torch.device("cpu"))
+    test_images = data.digits()[2]
+    grid = train.draw_samples(model, 16, 0, torch.device("cpu"), 0.7, test_images)
+    assert grid.shape == (16, 1, 8, 8)
+    upscaled = torch.nn.functional.interpolate(downsample(test_images[:2], 2), scale_factor=2, mode="nearest")
+    assert torch.equal(grid[[0, 8]], upscaled)  # each row starts with its input
+    with pytest.raises(ValueError, match="low-res inputs"):
+        train.draw_samples(model, 16, 0, torch.device("cpu"))
+
+
+def test_cli_srflow_on_2d_points_is_a_one_line_error_and_writes_nothing(tmp_path, capsys) -> None:
+    assert train.main(["train", "srflow", "--data", "toy:two_moons", "--logdir", str(tmp_path)]) == 2
+    assert "SRFlow: input_shape must be (C, H, W)" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
 
 
 SR_TEMPERATURE, SR_SAMPLES = 0.8, 8
