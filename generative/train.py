@@ -6,6 +6,7 @@
     mpenv-gen train spline-flow --data toy:checkerboard     # normalizing flows on 2D densities
     mpenv-gen sample runs/<run-dir> --temperature 0.7     # flows: z ~ N(0, 0.7^2 I)
     mpenv-gen train srflow --data digits          # super-resolution: p(x | its 2x average-pooled image)
+    mpenv-gen train cflow --data digits           # C-Flow: p(low-res) p(x | low-res's latent)
     mpenv-gen eval runs/<run-dir>                 # test NLL in nats and bits/dim
     mpenv-gen list                                # models and data sets
 
@@ -73,6 +74,7 @@ MODELS: dict[str, str] = {
     "glow": "generative.flows:Glow",
     "conditional-flow": "generative.flows:ConditionalFlow",
     "srflow": "generative.flows:SRFlow",
+    "cflow": "generative.flows:CFlow",
 }
 """``mpenv-gen`` model name -> ``module:class``; every class takes ``input_shape`` first."""
 

@@ -16,6 +16,7 @@
 | Glow | ``glow.py`` | multi-scale: squeeze, K x [ActNorm, LU 1x1 conv, coupling], split |
 | ConditionalFlow | ``conditional.py`` | ``p(x; c)``: every coupling network also sees a label or a vector ``c`` |
 | SRFlow, AffineInjector | ``srflow.py`` | super-resolution: conditional Glow on a low-res image's features |
+| CFlow | ``cflow.py`` | two flows, the second conditioned on the first's latent (C-Flow) |
 
 Every transform: ``forward(x, cond=None) -> (y, logabsdet [N])`` (data -> latent) and the exact
 ``inverse(y, cond=None) -> (x, logabsdet)``. Every model: ``Model(input_shape, ...)``, ``log_prob(x)`` (nats),
@@ -23,6 +24,7 @@ Every transform: ``forward(x, cond=None) -> (y, logabsdet [N])`` (data -> latent
 """
 
 from generative.flows.actnorm import ActNorm
+from generative.flows.cflow import CFlow
 from generative.flows.conditional import ConditionalFlow
 from generative.flows.conv1x1 import InvConv1x1, LUInvConv1x1
 from generative.flows.coupling import (
@@ -42,7 +44,7 @@ from generative.flows.split import Split
 from generative.flows.squeeze import Squeeze
 from generative.flows.srflow import AffineInjector, FeatureAffineCoupling, SRFlow
 
-__all__ = ["ActNorm", "AdditiveCoupling", "AffineCoupling", "AffineInjector", "ConditionalFlow",
+__all__ = ["ActNorm", "AdditiveCoupling", "AffineCoupling", "AffineInjector", "CFlow", "ConditionalFlow",
            "FeatureAffineCoupling", "Flow", "Glow", "InvConv1x1", "Inverse", "LUInvConv1x1", "Permutation",
            "RationalQuadraticCoupling", "RealNVP", "SRFlow", "SplineFlow", "Split", "Squeeze", "Transform",
            "alternating_mask", "channel_mask", "checkerboard_mask", "rational_quadratic_spline"]  # fmt: skip
