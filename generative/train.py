@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import importlib
 import inspect
 import json
@@ -351,8 +352,8 @@ def train(args: argparse.Namespace) -> int:
     first = train_split[0] if isinstance(train_split, tuple) else train_split
     config["input_shape"] = list(first.shape[1:])
     model = build_model(config).to(device)
-    try:  # the model fits the data: fail before a run dir
-        model.loss(*next(batches(train_split, 2, None, device)))
+    try:  # the model fits the data: fail before a run dir (on a copy: ActNorm would initialize on these 2 examples)
+        copy.deepcopy(model).loss(*next(batches(train_split, 2, None, device)))
     except ValueError as err:
         hint = " (--binarize threshold or stochastic)" if "binarize" in str(err) else ""
         raise ValueError(f"{err}{hint}") from err
