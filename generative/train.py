@@ -27,7 +27,8 @@ kwargs, ``--data``, ``--binarize`` and ``--seed`` are the run's and cannot chang
 Negative log-likelihoods: exact for the autoregressive models and the flows on 2D points; the flows on images
 (``realnvp``, ``glow``) dequantize the pixels (``n_bins``, set from the data) and report a one-sample estimate of
 the bound on the discrete NLL (``srflow``: of ``p(x | u)``, conditioned on ``x``'s own low-res ``u``, so not
-comparable with the unconditional rows; its ``sample`` super-resolves the test images); for the VAEs ``train``
+comparable with the unconditional rows; its ``sample`` super-resolves the test images; ``cflow``: of
+``p(u) p(x | u)``, a bound on the image's own NLL as ``u`` is a function of ``x``); for the VAEs ``train``
 and ``eval`` report the importance-weighted bound with ``--iwae-k`` samples (default 1000, seeded: the same
 number from both), an upper bound on the NLL, while ``nll/val`` logs the negative ELBO; the VQ-VAE's is its ELBO
 (one-hot q).
