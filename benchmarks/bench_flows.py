@@ -27,7 +27,7 @@ Single-threaded torch (the ``mpenv-gen`` default for these small networks), floa
 the parameter, or the product of the LU factors and ``sum log|s|``), the forward pass with its log-determinant,
 and forward + backward of ``sum(y) + logdet`` (a training step's cost), each the median of alternating rounds.
 
-    python benchmarks/bench_flows.py                       # about 1 minute on 2 busy cores
+    python benchmarks/bench_flows.py                       # about 45 s on 2 busy cores (--seeds 3: 1 min 45 s)
     python benchmarks/bench_flows.py --steps 6000 --rounds 20 --seeds 3
 
 Needs ``pip install normflows`` (``pip install -e .[bench]``); without it the normflows part is skipped with a
@@ -165,7 +165,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, nargs="+", default=[64, 64], help="MLP widths (default 64 64)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     parser.add_argument("--conv-batch", type=int, default=16, help="1x1 conv batch [B, C, 8, 8] (default 16)")
-    parser.add_argument("--conv-rounds", type=int, default=7, help="1x1 conv alternating rounds (default 7)")
+    parser.add_argument("--conv-rounds", type=int, default=9, help="1x1 conv alternating rounds (default 9)")
     parser.add_argument("--skip-normflows", action="store_true", help="only the 1x1 convolution timings")
     args = parser.parse_args()
     for flag in ("steps", "rounds", "seeds", "couplings", "conv_batch", "conv_rounds"):
@@ -205,7 +205,7 @@ def main() -> None:
     print(f"{'C':>4} | {'W, logdet: plain':>16} {'LU':>7} {'ratio':>6} | {'forward: plain':>14} {'LU':>7} "
           f"{'ratio':>6} | {'fwd+bwd: plain':>14} {'LU':>7} {'ratio':>6}")  # fmt: skip
     for channels in (64, 256):
-        res = time_convs(channels, args.conv_batch, args.conv_rounds, repeats=20 if channels == 64 else 5)
+        res = time_convs(channels, args.conv_batch, args.conv_rounds, repeats=50 if channels == 64 else 10)
         cells = [f"{p:>{w}.3f} {lu:>7.3f} {p / lu:>6.2f}"
                  for w, p, lu in zip((16, 14, 14), res["plain slogdet"], res["LU"], strict=True)]  # fmt: skip
         print(f"{channels:>4} | " + " | ".join(cells) + "   (ratio: plain / LU, > 1: LU faster)")
