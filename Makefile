@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_sampling.py
 	$(PY) benchmarks/bench_likelihoods.py
 	$(PY) benchmarks/bench_vs_pythae.py
+	$(PY) benchmarks/bench_flows.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info .pytest_cache .ruff_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import gymnasium as gym
@@ -18,6 +19,17 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, **extra: Any
         raise ValueError(f"cannot make env {env_id!r}: {err}") from err
     except Exception as err:  # the env's own constructor: a kwarg it does not take, a file it cannot read, ...
         raise ValueError(f"cannot make env {env_id!r} with kwargs {env_kwargs}: {err}") from err
+
+
+def parse_env_kwargs(text: str) -> dict[str, Any]:
+    """The JSON object of an ``--env-kwargs`` flag."""
+    try:
+        kwargs = json.loads(text or "{}")
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--env-kwargs is not valid JSON ({err}): {text!r}") from err
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"--env-kwargs must be a JSON object, got {text!r}")
+    return kwargs
 
 
 def make_vector_env(env_id: str, env_kwargs: dict[str, Any] | None, n_envs: int, seed: int) -> gym.vector.VectorEnv:

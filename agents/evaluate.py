@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 import numpy as np
 
-from agents.envs import InfoMeans, make_env, make_vector_env
+from agents.envs import InfoMeans, make_env, make_vector_env, parse_env_kwargs
 from agents.tabular import PolicySampler, agent_rng, discrete_sizes
 from mpenv.checkpoint import CheckpointError, load_arrays, load_config
 
@@ -206,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("checkpoint", help="run directory (or the checkpoint file in it)")
     parser.add_argument("--episodes", type=int, default=100, help="number of evaluation episodes")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first reset and of stochastic policies")
+    parser.add_argument("--env-kwargs", default="{}", metavar="JSON",
+                        help="env kwargs to change for this evaluation, over the run's own (e.g. "
+                             '\'{"motions": ["walk"]}\' to evaluate a motion-library policy on one clip)')
     parser.add_argument("--max-episode-steps", type=int, default=None, metavar="N",
                         help="time limit of the evaluation episodes (default: the env's own)")
     parser.add_argument("--render", choices=["none", "ansi"], default="none",
@@ -259,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.checkpoint)
         if "env_id" not in config:
             raise CheckpointError(f"{args.checkpoint}: config.json names no 'env_id'")
-        env_kwargs = with_evaluation_metrics(config["env_id"], config.get("env_kwargs") or {})
+        config = config | {"env_kwargs": (config.get("env_kwargs") or {}) | parse_env_kwargs(args.env_kwargs)}
+        env_kwargs = with_evaluation_metrics(config["env_id"], config["env_kwargs"])
         limit = {} if args.max_episode_steps is None else {"max_episode_steps": args.max_episode_steps}
         env = make_env(config["env_id"], env_kwargs | perturbation_kwargs(args, config["env_id"]), **limit)
         for flag, mode in (("--render", "ansi" if args.render == "ansi" else None),

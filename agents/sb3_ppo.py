@@ -424,16 +424,24 @@ def check_init_source(config: PPOConfig) -> None:
                                   f"{getattr(source, name)!r}, this run {getattr(config, name)!r}")
 
 
-def initialize_from(path: str | Path, live: NormalizedPolicy, envs: VecEnv) -> None:
-    """Copy another run's best policy and its observation statistics into the live policy and the envs."""
+def load_best_policy(path: str | Path, policy: NormalizedPolicy) -> None:
+    """Load a PPO run's best-evaluated weights (its live ones if it has no best yet) and their observation
+    statistics into ``policy``, checked against its shapes."""
     state = load_torch(path)
     name = "best_policy" if "best_policy" in state["modules"] else "policy"
     if name not in state["modules"]:
-        raise CheckpointError(f"--init-from {path}: no policy weights (found: {sorted(state['modules'])})")
-    load_state_dict_checked(live.policy, state["modules"][name], str(path))
-    if live.normalizer is not None:
+        raise CheckpointError(f"{path}: no policy weights (found: {sorted(state['modules'])})")
+    load_state_dict_checked(policy.policy, state["modules"][name], str(path))
+    if policy.normalizer is not None:
         prefix = "best_" if name == "best_policy" else ""
-        live.load_statistics(load_statistics(path, int(state["step"]), prefix, live.policy.observation_space.shape))
+        shape = policy.policy.observation_space.shape
+        policy.load_statistics(load_statistics(path, int(state["step"]), prefix, shape))
+
+
+def initialize_from(path: str | Path, live: NormalizedPolicy, envs: VecEnv) -> None:
+    """Copy another run's best policy and its observation statistics into the live policy and the envs."""
+    load_best_policy(path, live)
+    if live.normalizer is not None:
         stats = live.statistics()
         envs.obs_rms.mean, envs.obs_rms.var, envs.obs_rms.count = stats["mean"], stats["var"], float(stats["count"])
 
@@ -476,14 +484,7 @@ def load_policy(path: str | Path, env: gym.Env, device: str | torch.device = "cp
     action_space = getattr(env, "single_action_space", env.action_space)
     check_ppo_spaces(config, observation_space, action_space)
     policy = NormalizedPolicy(build_policy(config, observation_space, action_space), config.normalize_obs)
-    state = load_torch(path)
-    name = "best_policy" if "best_policy" in state["modules"] else "policy"
-    if name not in state["modules"]:
-        raise CheckpointError(f"{path}: no policy weights (found: {sorted(state['modules'])})")
-    load_state_dict_checked(policy.policy, state["modules"][name], str(path))
-    if policy.normalizer is not None:
-        prefix = "best_" if name == "best_policy" else ""
-        policy.load_statistics(load_statistics(path, int(state["step"]), prefix, observation_space.shape))
+    load_best_policy(path, policy)
     policy.policy.set_training_mode(False)
     return policy.to(torch.device(device)).act
 

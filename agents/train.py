@@ -40,7 +40,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents import actor_critic, dp, dqn, mc, reinforce, sb3_ppo, td
-from agents.envs import make_env
+from agents.envs import make_env, parse_env_kwargs
 from agents.evaluate import HELD_OUT_SEED_OFFSET, check_policy, evaluate_policy, run_episodes
 from agents.plots import save_figure, value_policy_figure
 from agents.run import RunContext
@@ -200,16 +200,6 @@ def configs_from_args(args: argparse.Namespace) -> tuple[str, RunConfig, Any]:
 
 # ---------------------------------------------------------------------------------------------------
 # A run
-
-
-def parse_env_kwargs(text: str) -> dict[str, Any]:
-    try:
-        kwargs = json.loads(text or "{}")
-    except json.JSONDecodeError as err:
-        raise ValueError(f"--env-kwargs is not valid JSON ({err}): {text!r}") from err
-    if not isinstance(kwargs, dict):
-        raise ValueError(f"--env-kwargs must be a JSON object, got {text!r}")
-    return kwargs
 
 
 def policy_to_evaluate(env: gym.Env, checkpoint: str) -> np.ndarray:

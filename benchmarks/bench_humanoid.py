@@ -52,8 +52,8 @@ def env_vs_raw_physics(steps: int, rounds: int, seed: int = 0) -> tuple[float, f
     return float(np.median(env_times)), float(np.median(raw_times)), float(np.median(ratios))
 
 
-def simulated_seconds_per_second(env_id: str, steps: int, seed: int = 0) -> float:
-    env = gym.make(env_id)
+def random_steps_per_second(env: gym.Env, steps: int, seed: int = 0) -> float:
+    """Env steps per wall second over ``steps`` random-action steps, resets included."""
     env.reset(seed=seed)
     env.action_space.seed(seed)
     start = time.perf_counter()
@@ -61,8 +61,12 @@ def simulated_seconds_per_second(env_id: str, steps: int, seed: int = 0) -> floa
         _, _, terminated, truncated, _ = env.step(env.action_space.sample())
         if terminated or truncated:
             env.reset()
-    wall = time.perf_counter() - start
-    return steps * env.unwrapped.dt / wall
+    return steps / (time.perf_counter() - start)
+
+
+def simulated_seconds_per_second(env_id: str, steps: int, seed: int = 0) -> float:
+    env = gym.make(env_id)
+    return random_steps_per_second(env, steps, seed) * env.unwrapped.dt
 
 
 def ppo_steps_per_second(n_envs: int, steps: int) -> float:

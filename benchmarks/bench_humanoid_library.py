@@ -17,6 +17,7 @@ import time
 
 import gymnasium as gym
 import numpy as np
+from bench_humanoid import random_steps_per_second  # run from benchmarks/: the script's folder is on sys.path
 
 import mpenv  # noqa: F401  (registers the ids)
 
@@ -33,14 +34,7 @@ def construct_and_step(env_id: str, kwargs: dict, steps: int, seed: int) -> tupl
     start = time.perf_counter()
     env = gym.make(env_id, **kwargs)
     built = time.perf_counter() - start
-    env.reset(seed=seed)
-    env.action_space.seed(seed)
-    start = time.perf_counter()
-    for _ in range(steps):
-        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-        if terminated or truncated:
-            env.reset()
-    rate = steps / (time.perf_counter() - start)
+    rate = random_steps_per_second(env, steps, seed)
     env.close()
     return built, rate
 

@@ -104,6 +104,11 @@ def test_mpenv_eval_pushes_the_shipped_walk(capsys):
     assert evaluate.main([str(shipped_policy("walk")), "--episodes", "1", "--max-episode-steps", "40"]) == 0
     assert "episode length 40.0 (min 40, max 40), 1.000 of the limit 40" in capsys.readouterr().out
     assert evaluate.main([str(shipped_policy("walk")), "--max-episode-steps", "0"]) == 2
+    # --env-kwargs changes the run's env for this evaluation: here the clip, to a non-cyclic one of 8 s
+    assert evaluate.main([str(shipped_policy("walk")), "--episodes", "1", "--env-kwargs", '{"motion": "cmu_walk"}',
+                          "--max-episode-steps", "5"]) == 0
+    assert evaluate.main([str(shipped_policy("walk")), "--env-kwargs", "[1]"]) == 2
+    assert "--env-kwargs must be a JSON object" in capsys.readouterr().err
 
 
 def test_mpenv_eval_refuses_perturbations_an_env_cannot_take(tmp_path, capsys):
