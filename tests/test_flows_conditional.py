@@ -10,6 +10,8 @@ import json
 
 import pytest
 import torch
+from test_flows import example as flow_example
+from test_flows import perturbed  # the unconditional flows' test helpers (tests/ is on sys.path)
 
 from generative import data, train
 from generative.fit import FitHistory, fit
@@ -25,19 +27,8 @@ def seeded() -> None:
     torch.manual_seed(0)
 
 
-def perturbed(module: torch.nn.Module, seed: int = 0, std: float = 0.1) -> torch.nn.Module:
-    """``module`` in float64 with every parameter moved by ``N(0, std^2)`` (the couplings no longer start as the
-    identity, and the condition's weights are no longer zero)."""
-    module = module.double()
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(std * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    return module
-
-
 def example(shape: tuple[int, ...], n: int = 3, seed: int = 1, scale: float = 0.7) -> torch.Tensor:
-    return scale * torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return flow_example(shape, n, seed, scale)
 
 
 def jacobian_logabsdet(flow: ConditionalFlow, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
