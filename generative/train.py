@@ -25,8 +25,9 @@ continues it. On resume ``--epochs`` (the total, more than the run has done), ``
 kwargs, ``--data``, ``--binarize`` and ``--seed`` are the run's and cannot change.
 
 Negative log-likelihoods: exact for the autoregressive models and the flows on 2D points; the flows on images
-(``realnvp``, ``glow``) dequantize the pixels (``n_bins``, set from the data) and report a one-sample estimate of
-the bound on the discrete NLL (``srflow``: of ``p(x | u)``, conditioned on ``x``'s own low-res ``u``, so not
+(``realnvp``, ``glow``) dequantize the pixels (``n_bins``, set from the data; uniform noise, or a learned one with
+``--model-kwargs '{"dequantization": "variational"}'``) and report a one-sample estimate of the bound on the
+discrete NLL (``srflow``: of ``p(x | u)``, conditioned on ``x``'s own low-res ``u``, so not
 comparable with the unconditional rows; its ``sample`` super-resolves the test images; ``cflow``: of
 ``p(u) p(x | u)``, a bound on the image's own NLL as ``u`` is a function of ``x``); for the VAEs ``train``
 and ``eval`` report the importance-weighted bound with ``--iwae-k`` samples (default 1000, seeded: the same
@@ -420,7 +421,8 @@ def report(model: nn.Module, config: dict[str, Any], test_split: Data, k: int) -
         return
     bound = f" (IWAE bound, k={k})" if kwargs else " (ELBO bound)" if config["model"] == "vqvae" else ""
     if config.get("model_kwargs", {}).get("n_bins") is not None:
-        bound = f" (dequantization bound, {config['model_kwargs']['n_bins']} levels)"
+        kind = "variational " if config["model_kwargs"].get("dequantization") == "variational" else ""
+        bound = f" ({kind}dequantization bound, {config['model_kwargs']['n_bins']} levels)"
     print(f"{config['model']} on {config['data']}: test NLL {nll:.3f} nats, "
           f"{bits_per_dim(nll, tuple(config['input_shape'])):.4f} bits/dim{bound}")
 

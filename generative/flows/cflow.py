@@ -44,13 +44,15 @@ class CFlow(nn.Module):
         features: channels of the encoder of ``z_A``.
         n_bins: discrete pixels ``k / (n_bins - 1)``, dequantized (the partner with its own levels); ``None``:
             continuous data.
+        dequantization: ``"uniform"`` or ``"variational"``, for both flows (``variational_dequantize.py``).
     """
 
     dequantizes = True
     """Takes ``n_bins``: ``mpenv-gen`` passes the levels of discrete image data."""
 
     def __init__(self, input_shape: Sequence[int], factor: int = 2, levels: int = 2, steps: int = 4,
-                 hidden: int = 64, features: int = 32, n_bins: int | None = None) -> None:  # fmt: skip
+                 hidden: int = 64, features: int = 32, n_bins: int | None = None,
+                 dequantization: str = "uniform") -> None:  # fmt: skip
         super().__init__()
         shape = tuple(int(d) for d in input_shape)
         if len(shape) != 3:
@@ -62,8 +64,9 @@ class CFlow(nn.Module):
         self.partner_shape = (shape[0], shape[1] // factor, shape[2] // factor)
         self.n_bins = n_bins
         partner_bins = None if n_bins is None else (n_bins - 1) * factor**2 + 1
-        self.partner_flow = Glow(self.partner_shape, levels, steps, (hidden,), n_bins=partner_bins)
-        self.flow = SRFlow(shape, factor, levels, steps, hidden, features, n_bins=n_bins)
+        self.partner_flow = Glow(self.partner_shape, levels, steps, (hidden,), n_bins=partner_bins,
+                                 dequantization=dequantization)
+        self.flow = SRFlow(shape, factor, levels, steps, hidden, features, n_bins=n_bins, dequantization=dequantization)
 
     def partner(self, x: Tensor) -> Tensor:
         """The partner modality of a batch: its ``factor``-times average-pooled image."""

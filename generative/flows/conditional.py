@@ -48,6 +48,7 @@ class ConditionalFlow(Flow):
         architecture: ``"realnvp"``, ``"spline-flow"`` or ``"glow"`` (``glow`` for images only).
         base: the latent distribution (default standard normal).
         n_bins: discrete pixels ``k / (n_bins - 1)``, dequantized (``dequantize.py``); ``None``: continuous data.
+        dequantization: ``"uniform"`` or ``"variational"`` (a learned noise, ``variational_dequantize.py``).
         **kwargs: the architecture's own arguments (``n_couplings``, ``hidden``, ``levels``, ...).
     """
 
@@ -56,7 +57,7 @@ class ConditionalFlow(Flow):
 
     def __init__(self, input_shape: Sequence[int], n_classes: int = 10, cond_dim: int = 0, embedding_dim: int = 0,
                  architecture: str = "realnvp", base: Distribution | None = None, n_bins: int | None = None,
-                 **kwargs: Any) -> None:  # fmt: skip
+                 dequantization: str = "uniform", **kwargs: Any) -> None:  # fmt: skip
         if architecture not in ARCHITECTURES:
             raise ValueError(f"ConditionalFlow: architecture must be one of {', '.join(ARCHITECTURES)}, got "
                              f"{architecture!r}")  # fmt: skip
@@ -69,7 +70,7 @@ class ConditionalFlow(Flow):
             raise ValueError("ConditionalFlow: embedding_dim embeds labels; it needs n_classes > 0")
         width = cond_dim or embedding_dim or n_classes  # what the couplings' networks receive
         chain = ARCHITECTURES[architecture](input_shape, cond_dim=width, **kwargs)
-        super().__init__(chain.input_shape, list(chain.transforms), base, n_bins)
+        super().__init__(chain.input_shape, list(chain.transforms), base, n_bins, dequantization)
         self.n_classes, self.cond_dim, self.architecture = n_classes, cond_dim, architecture
         self.embedding = nn.Embedding(n_classes, embedding_dim) if embedding_dim else None
 

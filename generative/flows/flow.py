@@ -39,6 +39,7 @@ from generative.flows.dequantize import dequantize, quantize
 __all__ = ["Flow", "Inverse", "Transform"]
 
 LOG_2PI = math.log(2 * math.pi)
+DEQUANTIZATIONS = ("uniform", "variational")
 
 
 class Transform(nn.Module):
@@ -80,16 +81,24 @@ class Flow(Transform):
         base: the latent distribution; ``None`` is ``N(0, I)``.
         n_bins: discrete data with this many levels, ``x = k / (n_bins - 1)``: dequantized (``dequantize.py``);
             ``None``: continuous data.
+        dequantization: with ``n_bins``, ``"uniform"`` noise or ``"variational"``, a learned ``q(u | k)`` trained
+            with the flow (``variational_dequantize.py``).
     """
 
     dequantizes = True
     """Takes ``n_bins``: ``mpenv-gen`` passes the levels of discrete image data (see ``dequantize.py``)."""
 
     def __init__(self, input_shape: Sequence[int], transforms: Sequence[Transform],
-                 base: Distribution | None = None, n_bins: int | None = None) -> None:  # fmt: skip
+                 base: Distribution | None = None, n_bins: int | None = None,
+                 dequantization: str = "uniform") -> None:  # fmt: skip
         super().__init__()
         if n_bins is not None and n_bins < 2:
             raise ValueError(f"{type(self).__name__}: n_bins must be at least 2 (None: continuous data), got {n_bins}")
+        if dequantization not in DEQUANTIZATIONS:
+            raise ValueError(f"{type(self).__name__}: dequantization must be one of {DEQUANTIZATIONS}, got "
+                             f"{dequantization!r}")  # fmt: skip
+        if dequantization == "variational" and n_bins is None:
+            raise ValueError(f"{type(self).__name__}: variational dequantization is for discrete data: set n_bins")
         self.n_bins = n_bins
         self.input_shape = tuple(int(d) for d in input_shape)
         self.event_size = event_size(self.input_shape)
@@ -98,6 +107,12 @@ class Flow(Transform):
             raise TypeError(f"{type(self).__name__}: base must be a torch.distributions.Distribution or None, got "
                             f"{type(base).__name__}")  # fmt: skip
         self.base = base
+        self.dequantizer = None
+        if dequantization == "variational":
+            # imported here: the dequantizer is built from conditional transforms that subclass this module's
+            from generative.flows.variational_dequantize import VariationalDequantizer
+
+            self.dequantizer = VariationalDequantizer(self.input_shape)
         # follows .to() and .double(), so inputs and latents get the flow's device and dtype even without parameters
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
 
@@ -162,7 +177,7 @@ class Flow(Transform):
 
     def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """Exact ``log p(x)`` in nats, ``[N]`` (``log p(x | cond)`` with a condition); with ``n_bins``, a one-sample
-        estimate of the dequantization bound on the discrete ``log P(x)``.
+        estimate of the dequantization bound on the discrete ``log P(x)`` (uniform or variational).
 
         Raises:
             ValueError: a wrong shape, NaN input, or a NaN log-probability (diverged weights), never a silent NaN.
@@ -170,12 +185,20 @@ class Flow(Transform):
         x, cond = self._check(x, cond)
         dequantization = 0.0
         if self.n_bins is not None:
-            x, dequantization = dequantize(x, self.n_bins, model=type(self).__name__)
+            x, dequantization = self._dequantize(x)
         z, logabsdet = self(x, cond)
         log_p = self.base_log_prob(z) + logabsdet + dequantization
         if torch.isnan(log_p).any():
             raise ValueError(f"{type(self).__name__}: the log-probability is NaN (the weights have diverged?)")
         return log_p
+
+    def _dequantize(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Pixels -> ``(s, log|ds/dy| - D log L - log q(u | k))``, ``u`` uniform or from the learned ``q``."""
+        if self.dequantizer is None:
+            return dequantize(x, self.n_bins, model=type(self).__name__)
+        u, log_q = self.dequantizer.sample(x)
+        s, correction = dequantize(x, self.n_bins, u, type(self).__name__)
+        return s, correction - log_q
 
     def loss(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """Mean negative log-likelihood in nats (maximum likelihood)."""

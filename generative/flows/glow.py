@@ -58,11 +58,13 @@ class Glow(Flow):
         seed: seeds the 1x1 convolutions' initial rotations.
         base: the latent distribution (default standard normal).
         n_bins: discrete pixels ``k / (n_bins - 1)``, dequantized (``dequantize.py``); ``None``: continuous data.
+        dequantization: ``"uniform"`` or ``"variational"`` (a learned noise, ``variational_dequantize.py``).
     """
 
     def __init__(self, input_shape: Sequence[int], levels: int = 2, steps: int = 4, hidden: Sequence[int] = (64,),
                  scale_bound: float = SCALE_BOUND, cond_dim: int = 0, seed: int = 0,
-                 base: Distribution | None = None, n_bins: int | None = None) -> None:  # fmt: skip
+                 base: Distribution | None = None, n_bins: int | None = None,
+                 dequantization: str = "uniform") -> None:  # fmt: skip
         shape = tuple(int(d) for d in input_shape)
         if len(shape) != 3:
             raise ValueError(f"Glow: input_shape must be (C, H, W), got {shape}")
@@ -70,4 +72,5 @@ class Glow(Flow):
             raise ValueError(f"Glow: levels and steps must be at least 1, got {levels} and {steps}")
         if shape[1] % 2**levels or shape[2] % 2**levels:
             raise ValueError(f"Glow: height and width must be divisible by 2^levels = {2**levels}, got {shape}")
-        super().__init__(shape, _level(shape, levels, steps, hidden, scale_bound, cond_dim, seed), base, n_bins)
+        transforms = _level(shape, levels, steps, hidden, scale_bound, cond_dim, seed)
+        super().__init__(shape, transforms, base, n_bins, dequantization)

@@ -39,11 +39,13 @@ class RealNVP(Flow):
         cond_dim: size of a condition vector passed to every coupling (0: unconditional).
         base: the latent distribution (default standard normal).
         n_bins: discrete pixels ``k / (n_bins - 1)``, dequantized (``dequantize.py``); ``None``: continuous data.
+        dequantization: ``"uniform"`` or ``"variational"`` (a learned noise, ``variational_dequantize.py``).
     """
 
     def __init__(self, input_shape: Sequence[int], n_couplings: int = 8, hidden: Sequence[int] = (64, 64),
                  scale_bound: float = SCALE_BOUND, cond_dim: int = 0,
-                 base: Distribution | None = None, n_bins: int | None = None) -> None:  # fmt: skip
+                 base: Distribution | None = None, n_bins: int | None = None,
+                 dequantization: str = "uniform") -> None:  # fmt: skip
         shape = tuple(int(d) for d in input_shape)
         if n_couplings < 1:
             raise ValueError(f"RealNVP: n_couplings must be at least 1, got {n_couplings}")
@@ -66,4 +68,4 @@ class RealNVP(Flow):
             transforms.append(Inverse(Squeeze()))
         else:
             raise ValueError(f"RealNVP: input_shape must be (D,) or (C, H, W), got {shape}")
-        super().__init__(shape, transforms, base, n_bins)
+        super().__init__(shape, transforms, base, n_bins, dequantization)

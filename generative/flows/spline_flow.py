@@ -36,11 +36,13 @@ class SplineFlow(Flow):
         cond_dim: size of a condition vector passed to every coupling (0: unconditional).
         base: the latent distribution (default standard normal).
         n_bins: discrete pixels ``k / (n_bins - 1)``, dequantized (``dequantize.py``); ``None``: continuous data.
+        dequantization: ``"uniform"`` or ``"variational"`` (a learned noise, ``variational_dequantize.py``).
     """
 
     def __init__(self, input_shape: Sequence[int], n_couplings: int = 4, bins: int = 8, tail_bound: float = 4.0,
                  hidden: Sequence[int] = (64, 64), cond_dim: int = 0,
-                 base: Distribution | None = None, n_bins: int | None = None) -> None:  # fmt: skip
+                 base: Distribution | None = None, n_bins: int | None = None,
+                 dequantization: str = "uniform") -> None:  # fmt: skip
         shape = tuple(int(d) for d in input_shape)
         if n_couplings < 1:
             raise ValueError(f"SplineFlow: n_couplings must be at least 1, got {n_couplings}")
@@ -54,4 +56,4 @@ class SplineFlow(Flow):
         else:
             raise ValueError(f"SplineFlow: input_shape must be (D,) or (C, H, W), got {shape}")
         couplings = [RationalQuadraticCoupling(m, bins, tail_bound, hidden, cond_dim) for m in masks]
-        super().__init__(shape, couplings, base, n_bins)
+        super().__init__(shape, couplings, base, n_bins, dequantization)

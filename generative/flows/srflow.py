@@ -153,11 +153,13 @@ class SRFlow(Flow):
         seed: seeds the 1x1 convolutions' initial rotations.
         base: the latent distribution (default standard normal).
         n_bins: discrete pixels ``k / (n_bins - 1)``, dequantized (``dequantize.py``); ``None``: continuous data.
+        dequantization: ``"uniform"`` or ``"variational"`` (a learned noise, ``variational_dequantize.py``).
     """
 
     def __init__(self, input_shape: Sequence[int], factor: int = 2, levels: int = 2, steps: int = 4,
                  hidden: int = 64, features: int = 32, scale_bound: float = SCALE_BOUND, seed: int = 0,
-                 base: Distribution | None = None, n_bins: int | None = None) -> None:  # fmt: skip
+                 base: Distribution | None = None, n_bins: int | None = None,
+                 dequantization: str = "uniform") -> None:  # fmt: skip
         shape = tuple(int(d) for d in input_shape)
         if len(shape) != 3:
             raise ValueError(f"SRFlow: input_shape must be (C, H, W), got {shape}")
@@ -167,7 +169,8 @@ class SRFlow(Flow):
         if shape[1] % 2**levels or shape[2] % 2**levels or shape[1] % factor or shape[2] % factor:
             raise ValueError(f"SRFlow: height and width must be divisible by 2^levels = {2**levels} and by factor "
                              f"= {factor}, got {shape}")  # fmt: skip
-        super().__init__(shape, _level(shape, levels, steps, hidden, features, scale_bound, seed), base, n_bins)
+        transforms = _level(shape, levels, steps, hidden, features, scale_bound, seed)
+        super().__init__(shape, transforms, base, n_bins, dequantization)
         self.factor = factor
         self.low_res_shape = (shape[0], shape[1] // factor, shape[2] // factor)
         self.encoder = nn.Sequential(nn.Conv2d(shape[0], features, 3, padding=1), nn.ReLU(),
