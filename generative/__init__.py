@@ -15,13 +15,17 @@ Submodules:
 - :mod:`generative.vqvae` -- VQ-VAE with a categorical PixelCNN prior over its codes.
 - :mod:`generative.autoregressive` -- FVSBN, NADE, MADE, PixelCNN, gated PixelCNN, WaveNet, causal transformer.
 - :mod:`generative.flows` -- normalizing flows: coupling (affine, additive, spline), ActNorm, 1x1 convolutions,
-  squeeze, multi-scale split; RealNVP, a neural spline flow, Glow.
+  squeeze, multi-scale split, dequantization (uniform, variational); RealNVP, a neural spline flow, Glow,
+  conditional flows, SRFlow, C-Flow.
+- :mod:`generative.gans` -- GANs: minimax, non-saturating, Wasserstein-GP and hinge losses, DCGAN, unrolled GAN,
+  one adversarial training loop.
 - :mod:`generative.fit` -- the one training loop (Adam, early stopping on validation).
 - :mod:`generative.metrics` -- Frechet distance, KID, precision/recall on a shipped digits classifier's features.
 - :mod:`generative.train` -- the ``mpenv-gen`` command.
 
-Every model: ``Model(input_shape, ...)``, ``loss(x)``, ``log_prob(x)`` (nats per example) and ``sample(n)``.
-GANs and diffusion come in a later milestone.
+Every likelihood model: ``Model(input_shape, ...)``, ``loss(x)``, ``log_prob(x)`` (nats per example) and
+``sample(n)``; the GANs have ``sample(n)`` and the two players' losses, and no likelihood. Diffusion comes in a
+later milestone.
 """
 
 from __future__ import annotations
@@ -36,11 +40,13 @@ _EXPORTS = {  # public name -> the module that defines it
     **dict.fromkeys(["FVSBN", "NADE", "MADE", "PixelCNN", "GatedPixelCNN", "WaveNet", "CausalTransformer"],
                     "generative.autoregressive"),  # fmt: skip
     **dict.fromkeys(["RealNVP", "SplineFlow", "Glow", "ConditionalFlow", "SRFlow", "CFlow"], "generative.flows"),
+    **dict.fromkeys(["GAN", "DCGAN", "WGANGP", "UnrolledGAN", "fit_gan"], "generative.gans"),
     **dict.fromkeys(["FitHistory", "mean_loss"], "generative.fit"),
     **dict.fromkeys(["frechet_distance", "kernel_distance", "precision_recall", "sample_quality"],
                     "generative.metrics"),  # fmt: skip
 }
-_SUBMODULES = ("autoencoder", "autoregressive", "common", "data", "fit", "flows", "metrics", "train", "vae", "vqvae")
+_SUBMODULES = ("autoencoder", "autoregressive", "common", "data", "fit", "flows", "gans", "metrics", "train", "vae",
+               "vqvae")
 
 __all__ = sorted([*_EXPORTS, *_SUBMODULES])
 

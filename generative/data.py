@@ -43,8 +43,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["DATASETS", "TOY_DENSITIES", "Splits", "digits", "idx_images", "load", "log_density", "omniglot28",
-           "read_idx", "sample", "stochastic_binarize", "write_idx"]  # fmt: skip
+__all__ = ["DATASETS", "TOY_DENSITIES", "Splits", "digits", "idx_images", "load", "log_density", "mixture_modes",
+           "omniglot28", "read_idx", "sample", "stochastic_binarize", "write_idx"]  # fmt: skip
 
 DATASETS = ("digits", "digits-binary", "omniglot28", "toy:NAME", "idx:PATH")
 TEST_FRACTION = 0.2  # of all images
@@ -234,15 +234,18 @@ def _split_by_image(x: Tensor, seed: int) -> Splits:
 #
 # Each has an exact density where one exists, so a flow's or a VAE's estimate can be compared with the truth:
 #   eight_gaussians  p(x) = 1/8 sum_k N(x; 2 (cos 2 pi k/8, sin 2 pi k/8), 0.2^2 I)
+#   grid             p(x) = 1/25 sum_k N(x; c_k, 0.05^2 I), c_k on the 5x5 grid {-2, -1, 0, 1, 2}^2 (the GAN
+#                    papers' mode-collapse benchmark: sharp, well separated modes)
 #   checkerboard     uniform on the 8 dark 1x1 squares of a 4x4 board on [-2, 2]^2: p = 1/8 there, else 0
 #   rings            radius r = |r_k + 0.1 e| with r_k in (1, 2, 3) weighted by r_k, e ~ N(0, 1), angle
 #                    uniform: p(x) = p_r(|x|) / (2 pi |x|), p_r(r) = sum_k w_k [N(r; r_k, s) + N(-r; r_k, s)]
 #   two_moons, swiss_roll: samples only (scikit-learn's generators; their noise has no closed-form density)
 
 _RADIUS, _SPREAD = 2.0, 0.2  # eight Gaussians
+_GRID_SPREAD = 0.05  # 25 Gaussians on a grid
 _BOARD = 4  # checkerboard squares per side, each 1x1, centred on the origin
 _RING_RADII, _RING_WIDTH = (1.0, 2.0, 3.0), 0.1
-TOY_DENSITIES = ("eight_gaussians", "checkerboard", "rings", "two_moons", "swiss_roll")
+TOY_DENSITIES = ("eight_gaussians", "checkerboard", "rings", "grid", "two_moons", "swiss_roll")
 _SAMPLE_ONLY = ("two_moons", "swiss_roll")
 
 
@@ -254,6 +257,18 @@ def _check_toy(name: str) -> None:
 def _eight_centres() -> Tensor:
     angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
     return _RADIUS * torch.stack([angles.cos(), angles.sin()], dim=1)
+
+
+def mixture_modes(name: str) -> tuple[Tensor, float] | None:
+    """``(centres [k, 2], sigma)`` of a toy density that is a mixture of isotropic Gaussians with equal weights
+    (``eight_gaussians``, ``grid``), ``None`` for the others: what mode coverage is measured against."""
+    _check_toy(name)
+    if name == "eight_gaussians":
+        return _eight_centres(), _SPREAD
+    if name == "grid":
+        axis = torch.arange(-2, 3, dtype=torch.float64)
+        return torch.cartesian_prod(axis, axis), _GRID_SPREAD
+    return None
 
 
 def _ring_weights() -> Tensor:
@@ -269,9 +284,10 @@ def sample(name: str, n: int, seed: int = 0) -> Tensor:
     """``n`` samples ``[n, 2]`` (float32) of the toy density ``name`` (one of ``TOY_DENSITIES``)."""
     _check_toy(name)
     g = torch.Generator().manual_seed(seed)
-    if name == "eight_gaussians":
-        k = torch.randint(8, (n,), generator=g)
-        x = _eight_centres()[k] + _SPREAD * torch.randn(n, 2, generator=g, dtype=torch.float64)
+    if name in ("eight_gaussians", "grid"):
+        centres, sigma = mixture_modes(name)
+        k = torch.randint(len(centres), (n,), generator=g)
+        x = centres[k] + sigma * torch.randn(n, 2, generator=g, dtype=torch.float64)
     elif name == "checkerboard":
         # a uniform point in a random cell of the board, with the column shifted onto a dark square
         row = torch.randint(_BOARD, (n,), generator=g)
@@ -311,10 +327,11 @@ def log_density(name: str, x: Tensor | np.ndarray) -> Tensor:
     x = torch.as_tensor(x, dtype=torch.float64)
     if x.ndim != 2 or x.shape[1] != 2:
         raise ValueError(f"log_density: expected points of shape [N, 2], got {list(x.shape)}")
-    if name == "eight_gaussians":
-        sq = ((x[:, None, :] - _eight_centres()[None]) ** 2).sum(-1)  # [N, 8]
-        log_normal = -sq / (2 * _SPREAD**2) - math.log(2 * math.pi * _SPREAD**2)
-        out = torch.logsumexp(log_normal, dim=1) - math.log(8)
+    if name in ("eight_gaussians", "grid"):
+        centres, sigma = mixture_modes(name)
+        sq = ((x[:, None, :] - centres[None]) ** 2).sum(-1)  # [N, k]
+        log_normal = -sq / (2 * sigma**2) - math.log(2 * math.pi * sigma**2)
+        out = torch.logsumexp(log_normal, dim=1) - math.log(len(centres))
     elif name == "checkerboard":
         cell = torch.floor(x + _BOARD / 2)
         inside = (x.abs() < _BOARD / 2).all(dim=1)

@@ -7,6 +7,9 @@ For feature sets ``R`` (real, ``[n, d]``) and ``G`` (generated, ``[m, d]``):
   between Gaussians fitted to the two sets. Biased for small sets, so compare numbers at equal sizes.
 * Kernel distance (Bińkowski et al. 2018, "KID"): the unbiased estimate of the squared MMD with the cubic
   polynomial kernel ``k(x, y) = (x.y / d + 1)^3``; zero in expectation when both sets come from one distribution.
+* Mode coverage on a mixture of Gaussians with known centres and standard deviation ``sigma`` (the GAN papers'
+  2D benchmark): a sample is high quality when it lies within ``3 sigma`` of its nearest centre; a mode is
+  covered when at least ``min_share`` of the samples are high-quality samples nearest to it.
 * Precision and recall (Kynkäänniemi et al. 2019): the real manifold is the union of balls around each real
   feature reaching its k-th nearest real neighbour; precision = the fraction of generated features inside it
   (are samples realistic?), recall = the fraction of real features inside the generated manifold (is the data
@@ -35,6 +38,7 @@ __all__ = [
     "frechet_distance",
     "kernel_distance",
     "load_classifier",
+    "mode_coverage",
     "precision_recall",
     "sample_quality",
     "train_classifier",
@@ -179,6 +183,15 @@ def precision_recall(real: Tensor, fake: Tensor, k: int = 3) -> tuple[float, flo
     precision = _inside_manifold(real, fake, k).double().mean()
     recall = _inside_manifold(fake, real, k).double().mean()
     return float(precision), float(recall)
+
+
+def mode_coverage(samples: Tensor, centres: Tensor, sigma: float, min_share: float = 0.01) -> tuple[int, float]:
+    """``(modes covered, high-quality fraction)`` of points ``[n, d]`` around ``centres`` ``[k, d]``."""
+    distances = torch.cdist(samples.double(), centres.double())
+    nearest, mode = distances.min(dim=1)
+    good = nearest <= 3 * sigma
+    counts = torch.bincount(mode[good], minlength=len(centres))
+    return int((counts >= min_share * len(samples)).sum()), float(good.double().mean())
 
 
 @torch.no_grad()

@@ -78,6 +78,10 @@ MODELS: dict[str, str] = {
     "conditional-flow": "generative.flows:ConditionalFlow",
     "srflow": "generative.flows:SRFlow",
     "cflow": "generative.flows:CFlow",
+    "gan": "generative.gans:GAN",
+    "dcgan": "generative.gans:DCGAN",
+    "wgan-gp": "generative.gans:WGANGP",
+    "unrolled-gan": "generative.gans:UnrolledGAN",
 }
 """``mpenv-gen`` model name -> ``module:class``; every class takes ``input_shape`` first."""
 
@@ -287,6 +291,8 @@ def restore_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.O
 
 TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 200, "batch_size": 64, "learning_rate": 1e-3, "patience": 10}
 """Training settings of a new run; on ``--resume`` the run's own, unless the flag is given."""
+GAN_DEFAULTS: dict[str, Any] = {"epochs": 100, "learning_rate": 2e-4}
+"""What differs for the GANs: DCGAN's learning rate; no early stopping (no validation likelihood to watch)."""
 RESUMABLE = ("epochs", "batch_size", "learning_rate", "patience")
 """Settings that ``--resume`` lets change; the others (model, its kwargs, data, binarization, seed) are the run's."""
 FIXED_ON_RESUME = {"model": "the model", "model_kwargs": "--model-kwargs", "data": "--data",
@@ -318,8 +324,16 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--out {out} is a directory; name an image file such as {Path(out) / 'samples.png'}")
 
 
+def is_adversarial(model: nn.Module | type[nn.Module]) -> bool:
+    """GANs (class attribute ``adversarial = True``) train two players (``generative.gans.train``) and have no
+    likelihood."""
+    return bool(getattr(model, "adversarial", False))
+
+
 def new_config(args: argparse.Namespace) -> dict[str, Any]:
-    settings = {key: TRAIN_DEFAULTS[key] if getattr(args, key) is None else getattr(args, key) for key in RESUMABLE}
+    defaults = {**TRAIN_DEFAULTS, **(GAN_DEFAULTS if args.model in MODELS and is_adversarial(model_class(args.model))
+                                    else {})}  # fmt: skip
+    settings = {key: defaults[key] if getattr(args, key) is None else getattr(args, key) for key in RESUMABLE}
     return {
         "model": args.model, "model_kwargs": parse_model_kwargs(args.model_kwargs or "{}"),
         "data": args.data or "digits-binary", "binarize": args.binarize or "none",
@@ -354,6 +368,10 @@ def train(args: argparse.Namespace) -> int:
     first = train_split[0] if isinstance(train_split, tuple) else train_split
     config["input_shape"] = list(first.shape[1:])
     model = build_model(config).to(device)
+    if is_adversarial(model):
+        from generative.gans.train import train_run
+
+        return train_run(args, config, model, train_split, val_split, test_split, device)
     try:  # the model fits the data: fail before a run dir (on a copy: ActNorm would initialize on these 2 examples)
         copy.deepcopy(model).loss(*next(batches(train_split, 2, None, device)))
     except ValueError as err:
@@ -412,7 +430,12 @@ def train(args: argparse.Namespace) -> int:
 
 
 def report(model: nn.Module, config: dict[str, Any], test_split: Data, k: int) -> None:
-    """Print the test NLL; the VAEs' IWAE bound is seeded with the run's seed, so ``train`` and ``eval`` agree."""
+    """Print the test NLL; the VAEs' IWAE bound is seeded with the run's seed, so ``train`` and ``eval`` agree.
+    A GAN has none: its sample quality instead."""
+    if is_adversarial(model):
+        from generative.gans.train import print_quality
+
+        return print_quality(model, config, test_split)
     kwargs = {"k": k} if config["model"] in ("vae", "beta-vae", "cvae") else {}
     torch.manual_seed(config["seed"])
     nll = mean_nll(model, test_split, **kwargs)
@@ -464,13 +487,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "'{\"latent_dim\": 4}' (default: {})")  # fmt: skip
     resumable = "; on --resume: the run's unless given"
     t.add_argument("--epochs", type=int, default=None,
-                   help=f"total epochs (default: {TRAIN_DEFAULTS['epochs']}{resumable})")  # fmt: skip
+                   help=f"total epochs (default: {TRAIN_DEFAULTS['epochs']}, GANs {GAN_DEFAULTS['epochs']}: "
+                   f"ceil(N / batch size) generator steps each{resumable})")  # fmt: skip
     t.add_argument("--batch-size", type=int, default=None,
                    help=f"minibatch size (default: {TRAIN_DEFAULTS['batch_size']}{resumable})")  # fmt: skip
     t.add_argument("--learning-rate", type=float, default=None,
-                   help=f"Adam's (default: {TRAIN_DEFAULTS['learning_rate']}{resumable})")  # fmt: skip
-    t.add_argument("--patience", type=int, default=None, help="early stop after this many epochs without a better "
-                   f"validation loss (default: {TRAIN_DEFAULTS['patience']}{resumable})")  # fmt: skip
+                   help=f"Adam's (default: {TRAIN_DEFAULTS['learning_rate']}, GANs {GAN_DEFAULTS['learning_rate']} "
+                   f"for both players{resumable})")  # fmt: skip
+    t.add_argument("--patience", type=int, default=None,
+                   help="early stop after this many epochs without a better validation loss (default: "
+                   f"{TRAIN_DEFAULTS['patience']}{resumable}; GANs run all epochs)")  # fmt: skip
     t.add_argument("--seed", type=int, default=None, help="torch's seed and the validation split (default: 0)")
     t.add_argument("--logdir", default="runs", help="where the run directory is made")
     t.add_argument("--sample-every", type=int, default=10, help="epochs between sample grids in TensorBoard")
@@ -484,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="seed of the samples")
     s.add_argument("--temperature", type=float, default=1.0,
                    help="flows: latents z ~ N(0, T^2 I); T < 1 trades diversity for typical samples")  # fmt: skip
-    e = commands.add_parser("eval", help="test NLL (nats and bits/dim) of a trained model",
+    e = commands.add_parser("eval", help="test NLL (nats and bits/dim) of a trained model; GANs: sample quality",
                             formatter_class=HelpFormatter)  # fmt: skip
     e.add_argument("run_dir", help="a run directory of mpenv-gen train")
     e.add_argument("--iwae-k", type=int, default=IWAE_K, help="importance samples for VAEs")

@@ -174,7 +174,7 @@ def _coarse_cell(points: torch.Tensor) -> torch.Tensor:
     return col_row[:, 0] + 10 * col_row[:, 1]
 
 
-@pytest.mark.parametrize("name", ["eight_gaussians", "checkerboard", "rings"])
+@pytest.mark.parametrize("name", ["eight_gaussians", "checkerboard", "rings", "grid"])
 def test_toy_log_density_integrates_to_one_and_matches_samples(name):
     points, area = _grid()
     density = data.log_density(name, points).exp()

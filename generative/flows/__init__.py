@@ -9,6 +9,7 @@
 | ActNorm | ``actnorm.py`` | per-channel affine, data-dependent initialization (Glow) |
 | InvConv1x1, LUInvConv1x1 | ``conv1x1.py`` | invertible 1x1 convolution, ``slogdet`` or ``W = P L (U + diag(s))`` |
 | dequantize, quantize | ``dequantize.py`` | uniform dequantization and logit pre-processing of discrete pixels |
+| VariationalDequantizer | ``variational_dequantize.py`` | learned dequantization noise ``q(u | k)`` (Flow++) |
 | Squeeze | ``squeeze.py`` | ``[C, H, W] -> [4C, H/2, W/2]`` |
 | Split | ``split.py`` | multi-scale: half the channels to the latent, the rest on through the deeper scales |
 | RealNVP | ``realnvp.py`` | affine couplings over vectors or images |
@@ -43,8 +44,10 @@ from generative.flows.spline_flow import SplineFlow
 from generative.flows.split import Split
 from generative.flows.squeeze import Squeeze
 from generative.flows.srflow import AffineInjector, FeatureAffineCoupling, SRFlow
+from generative.flows.variational_dequantize import VariationalDequantizer
 
 __all__ = ["ActNorm", "AdditiveCoupling", "AffineCoupling", "AffineInjector", "CFlow", "ConditionalFlow",
            "FeatureAffineCoupling", "Flow", "Glow", "InvConv1x1", "Inverse", "LUInvConv1x1", "Permutation",
            "RationalQuadraticCoupling", "RealNVP", "SRFlow", "SplineFlow", "Split", "Squeeze", "Transform",
+           "VariationalDequantizer",
            "alternating_mask", "channel_mask", "checkerboard_mask", "rational_quadratic_spline"]  # fmt: skip

@@ -1,0 +1,30 @@
+"""Generative adversarial networks: a generator and a discriminator in a two-player game.
+
+| piece | file | what |
+| --- | --- | --- |
+| discriminator_loss, generator_loss, ... | ``losses.py`` | minimax, non-saturating, Wasserstein (GP), hinge; ``D*`` |
+| mlp_generator, DCGANGenerator, ... | ``networks.py`` | MLP players for points, DCGAN's convolutional pair for images |
+| GAN, DCGAN, WGANGP, UnrolledGAN | ``gan.py`` | the players, ``k`` discriminator steps, gradient penalty, EMA |
+| unrolled_generator_loss | ``unrolled.py`` | the generator's loss through look-ahead discriminator steps |
+| fit_gan | ``train.py`` | the adversarial loop every GAN uses; the ``mpenv-gen train`` run |
+
+Every model: ``Model(input_shape, ...)``, ``sample(n)``, ``discriminator_loss(real)``, ``generator_loss(n)``;
+trained by :func:`generative.gans.train.fit_gan`. A GAN has no ``log_prob``: ``mpenv-gen eval`` reports sample
+quality (Fréchet distance, precision/recall, modes covered) instead.
+"""
+
+from generative.gans.gan import DCGAN, GAN, WGANGP, UnrolledGAN
+from generative.gans.losses import (
+    LOSSES,
+    discriminator_loss,
+    generator_loss,
+    gradient_penalty,
+    optimal_discriminator,
+)
+from generative.gans.networks import DCGANDiscriminator, DCGANGenerator, mlp_discriminator, mlp_generator
+from generative.gans.train import GANHistory, fit_gan
+from generative.gans.unrolled import unrolled_generator_loss
+
+__all__ = ["DCGAN", "GAN", "LOSSES", "WGANGP", "DCGANDiscriminator", "DCGANGenerator", "GANHistory", "UnrolledGAN",
+           "discriminator_loss", "fit_gan", "generator_loss", "gradient_penalty", "mlp_discriminator",
+           "mlp_generator", "optimal_discriminator", "unrolled_generator_loss"]  # fmt: skip

@@ -1,0 +1,294 @@
+"""GANs (generative.gans): the game's theory by quadrature (``D*``, ``V(G, D*) = -log 4 + 2 JSD``), the losses'
+gradients at a strong discriminator, the gradient penalty against a linear critic, the unrolled loss's gradient
+against finite differences, the networks' shapes, EMA, bad input, the adversarial loop and ``mpenv-gen``, and
+learning the eight Gaussians (modes covered) and the digits (Fréchet distance)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pytest
+import torch
+from torch.func import functional_call
+
+from generative import data, metrics, train
+from generative.gans import (
+    DCGAN,
+    GAN,
+    WGANGP,
+    DCGANDiscriminator,
+    DCGANGenerator,
+    UnrolledGAN,
+    discriminator_loss,
+    fit_gan,
+    generator_loss,
+    gradient_penalty,
+    mlp_discriminator,
+    optimal_discriminator,
+    unrolled_generator_loss,
+)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def normal_pdf(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    return torch.exp(-0.5 * ((x - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi))
+
+
+# ------------------------------------------------------------------------------------------------ the theory
+
+
+def test_trained_discriminator_is_the_optimal_one_and_the_value_is_the_jsd() -> None:
+    """Two fixed 1D densities: a discriminator trained on their samples with the minimax loss matches
+    ``D* = p_d / (p_d + p_m)`` where the data lie, and by quadrature ``V(G, D*) = -log 4 + 2 JSD(p_d || p_m)``
+    (the JSD computed from its definition through the mixture ``M``), with the trained one's value just below."""
+    torch.manual_seed(0)
+    x = torch.linspace(-8, 8, 16001, dtype=torch.float64)
+    dx = float(x[1] - x[0])
+    p_d, p_m = normal_pdf(x, 0.0, 1.0), normal_pdf(x, 1.5, 0.7)
+    d_star = optimal_discriminator(p_d, p_m)
+
+    def value(d: torch.Tensor) -> float:  # V(G, D) = E_pd log D + E_pm log(1 - D), by the midpoint rule
+        return float(((p_d * d.clamp_min(1e-300).log() + p_m * (1 - d).clamp_min(1e-300).log()) * dx).sum())
+
+    mixture = 0.5 * (p_d + p_m)
+    kl = lambda p, q: float((p * (p.clamp_min(1e-300) / q.clamp_min(1e-300)).log() * dx).sum())  # noqa: E731
+    jsd = 0.5 * kl(p_d, mixture) + 0.5 * kl(p_m, mixture)
+    assert value(d_star) == pytest.approx(-math.log(4) + 2 * jsd, abs=1e-9)
+    assert 0.1 < jsd < math.log(2)  # neither trivial nor disjoint
+
+    discriminator = mlp_discriminator(1, (64, 64)).double()
+    optimizer = torch.optim.Adam(discriminator.parameters(), lr=3e-3)
+    for _ in range(1500):
+        real, fake = torch.randn(512, 1, dtype=torch.float64), 1.5 + 0.7 * torch.randn(512, 1, dtype=torch.float64)
+        loss = discriminator_loss("minimax", discriminator(real)[:, 0], discriminator(fake)[:, 0])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        d_trained = torch.sigmoid(discriminator(x[:, None])[:, 0])
+    mass = (p_d + p_m) * dx / 2  # where either density puts its mass
+    assert float((mass * (d_trained - d_star).abs()).sum()) < 0.02
+    assert float((d_trained - d_star).abs()[mixture > 0.05].max()) < 0.1
+    assert value(d_star) - 0.01 < value(d_trained) <= value(d_star)
+
+
+def test_minimax_and_non_saturating_generators_share_direction_but_not_strength() -> None:
+    """Against a confident discriminator (``D(G(z))`` near 0) the minimax generator's gradient vanishes
+    (``sigmoid(l)``) and the non-saturating one's does not (``1 - sigmoid(l)``); both push the logit the same way,
+    so the game has the same fixed point."""
+    logits = torch.tensor([-8.0, -4.0, 0.0, 4.0], requires_grad=True)
+    (minimax,) = torch.autograd.grad(generator_loss("minimax", logits) * len(logits), logits)
+    (saturating_free,) = torch.autograd.grad(generator_loss("non-saturating", logits) * len(logits), logits)
+    expected_minimax, expected_ns = -torch.sigmoid(logits.detach()), -(1 - torch.sigmoid(logits.detach()))
+    assert torch.allclose(minimax, expected_minimax) and torch.allclose(saturating_free, expected_ns)
+    assert (minimax < 0).all() and (saturating_free < 0).all()  # both raise D(G(z))
+    assert abs(float(minimax[0])) < 1e-3 and abs(float(saturating_free[0])) > 0.999  # D(G(z)) = 3e-4
+    assert float(minimax[2]) == float(saturating_free[2]) == -0.5
+
+
+@pytest.mark.parametrize(("kind", "real", "fake", "d_loss", "g_loss"), [
+    ("minimax", 0.0, 0.0, 2 * math.log(2), -math.log(2)),
+    ("non-saturating", 2.0, -1.0, math.log1p(math.exp(-2)) + math.log1p(math.exp(-1)), math.log1p(math.exp(1))),
+    ("wasserstein", 2.0, -1.0, -3.0, 1.0),
+    ("hinge", 0.5, -0.25, 0.5 + 0.75, 0.25),
+])  # fmt: skip
+def test_losses_against_hand_computed_values(kind, real, fake, d_loss, g_loss) -> None:
+    r, f = torch.full((3,), real), torch.full((3,), fake)
+    assert float(discriminator_loss(kind, r, f)) == pytest.approx(d_loss, rel=1e-6)
+    assert float(generator_loss(kind, f)) == pytest.approx(g_loss, rel=1e-6)
+
+
+def test_gradient_penalty_of_a_linear_critic_is_exact() -> None:
+    """``l(x) = w . x`` has gradient ``w`` everywhere: every interpolate's norm is ``|w|``, the penalty
+    ``(|w| - 1)^2``, and its gradient in ``w`` is ``2 (|w| - 1) w / |w|``."""
+    critic = torch.nn.Linear(3, 1, bias=False).double()
+    with torch.no_grad():
+        critic.weight.copy_(torch.tensor([[2.0, -1.0, 2.0]]))  # |w| = 3
+    real, fake = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    penalty, norms = gradient_penalty(critic, real, fake)
+    assert torch.allclose(norms, torch.full((5,), 3.0, dtype=torch.float64))
+    assert float(penalty.detach()) == pytest.approx(4.0)
+    penalty.backward()
+    assert torch.allclose(critic.weight.grad, 2 * (3 - 1) * critic.weight.detach() / 3)
+
+
+def test_unrolled_loss_differentiates_through_the_look_ahead_steps() -> None:
+    """The unrolled generator gradient equals finite differences of the unrolled loss (same noise each time),
+    and differs from the gradient with the look-ahead weights held fixed (the term the unrolling adds)."""
+    torch.manual_seed(0)
+    gan = UnrolledGAN((2,), hidden=(16,), unroll_steps=3, unroll_lr=0.5).double()
+    real = torch.randn(64, 2, dtype=torch.float64)
+
+    def loss(detach_look_ahead: bool = False) -> torch.Tensor:
+        torch.manual_seed(1)
+        if not detach_look_ahead:
+            return unrolled_generator_loss(gan, real, 64)
+        params = {k: v.detach() for k, v in dict(gan.discriminator.named_parameters()).items()}
+        for _ in range(gan.unroll_steps):  # the same look-ahead weights, as constants
+            fake = gan.generate(gan.noise(64)).detach()
+            params = {k: v.requires_grad_(True) for k, v in params.items()}
+            d = functional_call(gan.discriminator, params, (torch.cat([real, fake]),)).view(-1)
+            grads = torch.autograd.grad(discriminator_loss("non-saturating", d[:64], d[64:]), list(params.values()))
+            params = {k: (v - gan.unroll_lr * g).detach() for (k, v), g in zip(params.items(), grads, strict=True)}
+        d_fake = functional_call(gan.discriminator, params, (gan.generate(gan.noise(64)),)).view(-1)
+        return generator_loss("non-saturating", d_fake)
+
+    weight = gan.generator[0].weight
+    (unrolled,) = torch.autograd.grad(loss(), weight)
+    (fixed,) = torch.autograd.grad(loss(detach_look_ahead=True), weight)
+    assert float(loss().detach()) == pytest.approx(float(loss(detach_look_ahead=True).detach()), abs=1e-12)
+    h = 1e-6
+    for index in [(0, 0), (3, 1), (7, 0)]:
+        values = []
+        for shift in (h, -2 * h, h):  # up, down, back
+            with torch.no_grad():
+                weight[index] += shift
+            values.append(float(loss().detach()))
+        up, down = values[:2]
+        assert (up - down) / (2 * h) == pytest.approx(float(unrolled[index]), rel=1e-5, abs=1e-9)
+    assert float((unrolled - fixed).abs().max()) > 1e-3 * float(fixed.abs().max())
+
+
+# ------------------------------------------------------------------------------------------------ the pieces
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28), (3, 16, 12)])
+def test_dcgan_networks_map_noise_to_images_and_images_to_logits(shape) -> None:
+    g, d = DCGANGenerator(shape, latent_dim=16, channels=8), DCGANDiscriminator(shape, channels=8)
+    x = g(torch.randn(5, 16))
+    assert x.shape == (5, *shape) and ((x > 0) & (x < 1)).all()
+    assert d(x).shape == (5,)
+    assert not any(isinstance(m, torch.nn.Linear | torch.nn.MaxPool2d | torch.nn.AvgPool2d) for m in g.modules())
+    assert not any(isinstance(m, torch.nn.Linear | torch.nn.MaxPool2d | torch.nn.AvgPool2d) for m in d.modules())
+    assert any(isinstance(m, torch.nn.LeakyReLU) for m in d.modules())
+
+
+def test_ema_is_the_moving_average_of_the_generator_weights() -> None:
+    torch.manual_seed(0)
+    gan = GAN((2,), hidden=(8,), ema_decay=0.9)
+    before = [p.clone() for p in gan.generator_ema.parameters()]
+    with torch.no_grad():
+        for p in gan.generator.parameters():
+            p.add_(1.0)
+    gan.update_ema()
+    for old, ema, current in zip(before, gan.generator_ema.parameters(), gan.generator.parameters(), strict=True):
+        assert torch.allclose(ema, 0.9 * old + 0.1 * current)
+    torch.manual_seed(3)
+    z = gan.noise(4)
+    torch.manual_seed(3)
+    assert torch.allclose(gan.sample(4), gan.generator_ema(z))  # samples come from the average
+
+
+def test_mode_coverage_counts_modes_and_good_samples() -> None:
+    centres, sigma = data.mixture_modes("eight_gaussians")
+    assert metrics.mode_coverage(data.sample("eight_gaussians", 4000, seed=0), centres, sigma)[0] == 8
+    collapsed = centres[:3].repeat(100, 1) + 0.01
+    covered, good = metrics.mode_coverage(torch.cat([collapsed, torch.full((100, 2), 10.0)]), centres, sigma)
+    assert covered == 3 and good == pytest.approx(0.75)
+    grid_centres, grid_sigma = data.mixture_modes("grid")
+    assert grid_centres.shape == (25, 2) and grid_sigma == 0.05 and data.mixture_modes("rings") is None
+
+
+def test_bad_input_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown GAN loss 'least-squares'"):
+        GAN((2,), loss="least-squares")
+    with pytest.raises(ValueError, match="multiples of 4"):
+        DCGAN((1, 10, 10))
+    with pytest.raises(ValueError, match="input_shape must be"):
+        GAN((2, 3))
+    with pytest.raises(ValueError, match="d_steps >= 1"):
+        GAN((2,), d_steps=0)
+    gan = GAN((2,), hidden=(8,))
+    with pytest.raises(ValueError, match=r"GAN: expected.*\[N, 2\]|GAN.*shape"):
+        gan.discriminator_loss(torch.zeros(4, 3))
+
+
+def test_a_nan_discriminator_stops_the_loop_naming_the_step(monkeypatch) -> None:
+    torch.manual_seed(0)
+    gan = GAN((2,), hidden=(8,))
+    calls = {"n": 0}
+    discriminate = gan.discriminate
+
+    def sometimes_nan(x: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        out = discriminate(x)
+        return out * float("nan") if calls["n"] > 18 else out  # 3 calls a step: the 7th step's first
+
+    monkeypatch.setattr(gan, "discriminate", sometimes_nan)
+    with pytest.raises(FloatingPointError, match=r"NaN or infinite logits at generator step 7 \(epoch 2\)"):
+        fit_gan(gan, data.sample("eight_gaussians", 256), steps=50, batch_size=64)
+
+
+def test_wgan_gp_gradient_norms_approach_one() -> None:
+    """The fresh critic's gradient norm on interpolates is far from 1; the penalty pulls it to 1 and keeps it
+    there while the critic trains (every epoch's mean within 0.1 of 1)."""
+    torch.manual_seed(0)
+    gan = WGANGP((2,), hidden=(64, 64))
+    points = data.load("toy:eight_gaussians").train
+    initial = float(gradient_penalty(gan.discriminate, points[:512], gan.sample(512))[1].mean())
+    history = fit_gan(gan, points, steps=400, batch_size=256, lr=1e-3)
+    norms = history.log["gradient_norm"]
+    assert abs(initial - 1) > 0.5 and max(abs(n - 1) for n in norms) < 0.1, (initial, norms)
+
+
+# ------------------------------------------------------------------------------------------------ the CLI
+
+
+def test_cli_trains_samples_evaluates_and_resumes_a_gan(tmp_path, capsys) -> None:
+    logdir = tmp_path / "runs"
+    argv = ["train", "wgan-gp", "--data", "toy:eight_gaussians", "--epochs", "2", "--batch-size", "512",
+            "--logdir", str(logdir), "--model-kwargs", '{"hidden": [16]}', "--sample-every", "1"]  # fmt: skip
+    assert train.main(argv) == 0
+    out = capsys.readouterr().out
+    line = [x for x in out.splitlines() if "no likelihood" in x][0]
+    assert re.search(r"modes covered \d/8, high-quality fraction [\d.]+, precision [\d.]+, recall", line)
+    (run_dir,) = [p for p in logdir.iterdir() if p.is_dir()]
+    assert train.main(["eval", str(run_dir)]) == 0 and capsys.readouterr().out.strip() == line
+    image = tmp_path / "s.png"
+    assert train.main(["sample", str(run_dir), "-n", "16", "--out", str(image)]) == 0 and image.is_file()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["learning_rate"] == 2e-4 and config["epochs"] == 2
+    assert train.main(["train", "--resume", str(run_dir), "--epochs", "3"]) == 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"loss/generator", "loss/discriminator", "gradient_penalty/gradient_norm", "quality/modes_val"} <= scalars
+    assert [e.step for e in events.Scalars("loss/generator")] == [1, 2, 3]
+    assert "samples" in events.Tags()["images"]
+
+
+def test_cli_reports_the_frechet_distance_of_digit_gans(tmp_path, capsys) -> None:
+    argv = ["train", "dcgan", "--data", "digits", "--epochs", "1", "--logdir", str(tmp_path / "runs"),
+            "--model-kwargs", '{"channels": 8}']  # fmt: skip
+    assert train.main(argv) == 0
+    assert re.search(r"dcgan on digits: no likelihood \(a GAN has no log_prob\); sample quality of 1000 samples "
+                     r"against the \d+ test examples: FD [\d.]+, KID", capsys.readouterr().out)  # fmt: skip
+
+
+def test_cli_gan_errors_are_one_line(tmp_path, capsys) -> None:
+    argv = ["train", "dcgan", "--data", "toy:eight_gaussians", "--model-kwargs", '{"loss": "wgan"}', "--logdir",
+            str(tmp_path / "runs")]  # fmt: skip
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "unknown GAN loss 'wgan'" in err
+    assert not (tmp_path / "runs").exists()
+
+
+# ------------------------------------------------------------------------------------------------ learning
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gan_covers_the_eight_gaussians(seed: int) -> None:
+    """The course's bar: all 8 modes, at least 90% of samples within 3 standard deviations of a mode, after
+    3,000 generator steps (non-saturating loss, MLPs 128-128)."""
+    torch.manual_seed(seed)
+    gan = GAN((2,))
+    fit_gan(gan, data.load("toy:eight_gaussians", seed=seed).train, steps=3000, batch_size=256, lr=1e-3, seed=seed)
+    covered, good = metrics.mode_coverage(gan.sample(5000), *data.mixture_modes("eight_gaussians"))
+    assert covered == 8 and good >= 0.9, (covered, good)
