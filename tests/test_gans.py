@@ -25,8 +25,11 @@ from generative.gans import (
     fit_gan,
     generator_loss,
     gradient_penalty,
+    inpaint,
+    invert,
     mlp_discriminator,
     optimal_discriminator,
+    train_encoder,
     unrolled_generator_loss,
 )
 
@@ -292,3 +295,111 @@ def test_gan_covers_the_eight_gaussians(seed: int) -> None:
     fit_gan(gan, data.load("toy:eight_gaussians", seed=seed).train, steps=3000, batch_size=256, lr=1e-3, seed=seed)
     covered, good = metrics.mode_coverage(gan.sample(5000), *data.mixture_modes("eight_gaussians"))
     assert covered == 8 and good >= 0.9, (covered, good)
+
+
+@pytest.mark.slow
+def test_dcgan_on_binarized_digits_reaches_the_vae_frechet_distance() -> None:
+    """DCGAN (channels 64, 60 epochs, seed 0) against the VAE of the likelihood table (fit to early stopping) and
+    independent pixels (each drawn from a random training image), 360 samples each against the 360 test digits
+    in the shipped classifier's features. Measured: DCGAN 44.8, VAE 44.5, independent pixels 244."""
+    from generative.fit import fit
+    from generative.vae import VAE
+
+    train_split, val_split, test_split = data.load("digits-binary", seed=0)
+    classifier = metrics.load_classifier()
+
+    def frechet(x: torch.Tensor) -> float:
+        with torch.no_grad():
+            return metrics.frechet_distance(classifier.features(test_split), classifier.features(x.clamp(0, 1)))
+
+    g = torch.Generator().manual_seed(0)
+    picks = torch.randint(len(train_split), (len(test_split), 64), generator=g)
+    independent = train_split.flatten(1)[picks, torch.arange(64)].view(-1, 1, 8, 8)
+    torch.manual_seed(0)
+    vae = VAE((1, 8, 8))
+    fit(vae, train_split, val_split)
+    torch.manual_seed(0)
+    gan = DCGAN((1, 8, 8))
+    fit_gan(gan, train_split, epochs=60)
+    fd_gan, fd_vae, fd_independent = frechet(gan.sample(360)), frechet(vae.sample(360)), frechet(independent)
+    assert fd_gan < 1.25 * fd_vae and fd_gan < fd_independent / 4, (fd_gan, fd_vae, fd_independent)
+
+
+# ------------------------------------------------------------------------------------------------ inversion
+
+
+def random_gan() -> GAN:
+    """An untrained generator of 16-vectors from 8 latents: an injective-looking map with varied outputs."""
+    torch.manual_seed(0)
+    return GAN((16,), latent_dim=8, hidden=(32, 32)).eval()
+
+
+def test_inversion_recovers_a_generated_image_and_restarts_only_help() -> None:
+    gan = random_gan()
+    with torch.no_grad():
+        x = gan.sample(6)
+    _, _, one = invert(gan, x, steps=300, restarts=1)
+    z, images, best_of_four = invert(gan, x, steps=300, restarts=4)
+    assert (best_of_four <= one + 1e-12).all()  # the first start is the same; the best of four is kept
+    spread = float(x.var(0).mean())  # what a guess of the mean image would leave: the inversion explains 95%
+    assert float(best_of_four.mean()) < 0.05 * spread and float(best_of_four.max()) < 0.1 * spread, best_of_four
+    with torch.no_grad():
+        assert torch.allclose(gan.generator(z), images, atol=1e-6)
+
+
+def test_masked_pixels_do_not_influence_the_inversion_and_inpainting_keeps_the_known_ones() -> None:
+    gan = random_gan()
+    with torch.no_grad():
+        x = gan.sample(3)
+    mask = torch.ones(1, 16)
+    mask[:, 8:] = 0  # the second half is unknown
+    scribbled = x.clone()
+    scribbled[:, 8:] = torch.rand(3, 8)
+    z_a, _, error_a = invert(gan, x, steps=50, mask=mask)
+    z_b, _, error_b = invert(gan, scribbled, steps=50, mask=mask)
+    assert torch.equal(z_a, z_b) and torch.equal(error_a, error_b)
+    filled = inpaint(gan, scribbled, mask, steps=50)
+    assert torch.equal(filled[:, :8], scribbled[:, :8])
+    assert (filled[:, 8:] - x[:, 8:]).abs().max() < 0.1 < (scribbled[:, 8:] - x[:, 8:]).abs().max()
+    with pytest.raises(ValueError, match="mask must be 0/1"):
+        invert(gan, x, mask=torch.full((1, 16), 0.5))
+
+
+def test_an_encoder_start_needs_fewer_steps() -> None:
+    gan = random_gan()
+    encoder = train_encoder(gan, steps=400)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        x = gan.sample(16)
+    _, _, cold = invert(gan, x, steps=20, restarts=1, seed=1)
+    _, _, warm = invert(gan, x, steps=20, restarts=1, seed=1, encoder=encoder)
+    assert float(warm.mean()) < 0.5 * float(cold.mean()), (float(warm.mean()), float(cold.mean()))
+
+
+@pytest.mark.slow
+def test_dcgan_inverts_and_inpaints_test_digits() -> None:
+    """DCGAN on the grey digits (60 epochs, seed 0), 100 test digits: inverted (300 steps, 4 restarts) to a mean
+    squared error below 0.01 per pixel (measured 0.0029) and read by the classifier as their own digit >= 90%
+    (measured 99%, the originals' 99%); the bottom half hidden and inpainted, the classifier reads >= 60% right
+    (measured 71%; the half digits themselves 25%); an encoder start (an MLP trained 1,000 steps on generated
+    digits) leaves after 50 steps less than half the error of a random start."""
+    (train_x, _), _, (test_x, test_y) = data.digits(labels=True, seed=0)
+    torch.manual_seed(0)
+    gan = DCGAN((1, 8, 8))
+    fit_gan(gan, train_x, epochs=60)
+    classifier = metrics.load_classifier()
+    x, y = test_x[:100], test_y[:100]
+
+    def accuracy(images: torch.Tensor) -> float:
+        with torch.no_grad():
+            return float((classifier(images).argmax(1) == y).float().mean())
+
+    _, images, error = invert(gan, x, steps=300, restarts=4)
+    assert float(error.mean()) < 0.01 and accuracy(images) >= 0.9
+    mask = torch.ones(1, 1, 8, 8)
+    mask[..., 4:, :] = 0
+    assert accuracy(inpaint(gan, x, mask, steps=300, restarts=4)) >= max(0.6, accuracy(x * mask) + 0.3)
+    encoder = train_encoder(gan, steps=1000)
+    warm = invert(gan, x, steps=50, restarts=1, encoder=encoder)[2]
+    cold = invert(gan, x, steps=50, restarts=1)[2]
+    assert float(warm.mean()) < 0.5 * float(cold.mean())

@@ -6,6 +6,7 @@
 | mlp_generator, DCGANGenerator, ... | ``networks.py`` | MLP players for points, DCGAN's convolutional pair for images |
 | GAN, DCGAN, WGANGP, UnrolledGAN | ``gan.py`` | the players, ``k`` discriminator steps, gradient penalty, EMA |
 | unrolled_generator_loss | ``unrolled.py`` | the generator's loss through look-ahead discriminator steps |
+| invert, inpaint, train_encoder | ``inversion.py`` | optimize ``z`` so ``G(z) = x`` (restarts, mask, encoder start) |
 | fit_gan | ``train.py`` | the adversarial loop every GAN uses; the ``mpenv-gen train`` run |
 
 Every model: ``Model(input_shape, ...)``, ``sample(n)``, ``discriminator_loss(real)``, ``generator_loss(n)``;
@@ -14,6 +15,7 @@ quality (Fréchet distance, precision/recall, modes covered) instead.
 """
 
 from generative.gans.gan import DCGAN, GAN, WGANGP, UnrolledGAN
+from generative.gans.inversion import inpaint, invert, train_encoder
 from generative.gans.losses import (
     LOSSES,
     discriminator_loss,
@@ -26,5 +28,6 @@ from generative.gans.train import GANHistory, fit_gan
 from generative.gans.unrolled import unrolled_generator_loss
 
 __all__ = ["DCGAN", "GAN", "LOSSES", "WGANGP", "DCGANDiscriminator", "DCGANGenerator", "GANHistory", "UnrolledGAN",
-           "discriminator_loss", "fit_gan", "generator_loss", "gradient_penalty", "mlp_discriminator",
-           "mlp_generator", "optimal_discriminator", "unrolled_generator_loss"]  # fmt: skip
+           "discriminator_loss", "fit_gan", "generator_loss", "gradient_penalty", "inpaint", "invert",
+           "mlp_discriminator", "mlp_generator", "optimal_discriminator", "train_encoder",
+           "unrolled_generator_loss"]  # fmt: skip

@@ -103,12 +103,14 @@ class GAN(nn.Module):
         return x
 
     # ------------------------------------------------------------------ the losses of one step
-    def discriminator_loss(self, real: Tensor) -> tuple[Tensor, dict[str, float]]:
-        """The discriminator's loss on a real batch and as many generated samples, and what to log."""
+    def discriminator_loss(self, real: Tensor, fake: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
+        """The discriminator's loss on a real batch and as many generated samples (``fake``, detached, or fresh
+        ones), and what to log."""
         check_input(real, self.input_shape, model=type(self).__name__)
         real = real.to(self._anchor)
-        with torch.no_grad():
-            fake = self.generate(self.noise(len(real)))
+        if fake is None:
+            with torch.no_grad():
+                fake = self.generate(self.noise(len(real)))
         real_logits, fake_logits = self.discriminate(real), self.discriminate(fake)
         if not (torch.isfinite(real_logits).all() and torch.isfinite(fake_logits).all()):
             raise FloatingPointError(f"{type(self).__name__}: the discriminator output NaN or infinite logits")
@@ -122,13 +124,15 @@ class GAN(nn.Module):
         stats["discriminator"] = float(loss.detach())
         return loss, stats
 
-    def generator_loss(self, n: int, real: Tensor | None = None) -> Tensor:
-        """The generator's loss on ``n`` fresh samples; an unrolled GAN looks ahead on the ``real`` batch."""
+    def generator_loss(self, n: int, real: Tensor | None = None, fake: Tensor | None = None) -> Tensor:
+        """The generator's loss on ``n`` fresh samples (or on ``fake``, samples with their graph); an unrolled GAN
+        looks ahead on the ``real`` batch."""
         if self.unroll_steps > 0:
             if real is None:
                 raise ValueError(f"{type(self).__name__}: the unrolled generator loss needs a real batch")
             return unrolled_generator_loss(self, real.to(self._anchor), n)
-        return generator_loss(self.loss_kind, self.discriminate(self.generate(self.noise(n))))
+        fake = self.generate(self.noise(n)) if fake is None else fake
+        return generator_loss(self.loss_kind, self.discriminate(fake))
 
     @torch.no_grad()
     def update_ema(self) -> None:

@@ -69,15 +69,20 @@ def _batch_stream(x: Tensor, batch_size: int, generator: torch.Generator) -> Ite
 def train_step(model: GAN, batches: Iterator[Tensor], optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
     """``d_steps`` discriminator steps, one generator step, the EMA update; returns what to log."""
     stats: dict[str, float] = {}
+    # with one discriminator step, the generator step reuses its samples (one generator pass per step, as the
+    # PyTorch DCGAN example does); with several, every discriminator step sees fresh ones
+    reuse = model.d_steps == 1 and model.unroll_steps == 0
+    fake = None
     for _ in range(model.d_steps):
         real = next(batches)
-        loss_d, stats = model.discriminator_loss(real)
+        fake = model.generate(model.noise(len(real))) if reuse else None
+        loss_d, stats = model.discriminator_loss(real, None if fake is None else fake.detach())
         optimizers["discriminator"].zero_grad(set_to_none=True)
         loss_d.backward()
         optimizers["discriminator"].step()
     frozen = model.unroll_steps == 0  # the unrolled loss differentiates through the discriminator's weights
     model.discriminator.requires_grad_(not frozen)
-    loss_g = model.generator_loss(len(real), real)
+    loss_g = model.generator_loss(len(real), real, fake)
     optimizers["generator"].zero_grad(set_to_none=True)
     loss_g.backward()
     optimizers["generator"].step()
