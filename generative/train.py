@@ -82,6 +82,8 @@ MODELS: dict[str, str] = {
     "dcgan": "generative.gans:DCGAN",
     "wgan-gp": "generative.gans:WGANGP",
     "unrolled-gan": "generative.gans:UnrolledGAN",
+    "pix2pix": "generative.gans:Pix2Pix",
+    "cyclegan": "generative.gans:CycleGAN",
 }
 """``mpenv-gen`` model name -> ``module:class``; every class takes ``input_shape`` first."""
 
@@ -249,6 +251,11 @@ def draw_samples(model: nn.Module, n: int, seed: int, device: torch.device, temp
         kwargs["temperature"] = temperature
     torch.manual_seed(seed)
     with torch.no_grad():
+        if getattr(model, "translates", False):  # rows of 8: 4 (task image, translation) pairs of test digits
+            if inputs is None:
+                raise ValueError(f"{type(model).__name__} translates test digits: inputs needed")
+            source = model.source_of(inputs[: -(-n // 2)].to(device))
+            return torch.stack([source, model.translate(source)], 1).flatten(0, 1)[:n]
         if hasattr(model, "super_resolve"):
             rows = -(-n // 8)
             if inputs is None or len(inputs) < rows:
@@ -543,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
         model, config = load_run(args.run_dir, device)
         if args.command == "sample":
             inputs = None
-            if hasattr(model, "super_resolve"):  # super-resolves the test images' low-res versions
+            if hasattr(model, "super_resolve") or getattr(model, "translates", False):  # works on the test images
                 inputs = load_data(config["data"], config["seed"], False, config.get("binarize", "none"))[2]
             samples = draw_samples(model, args.n, args.seed, device, args.temperature, inputs)
             sample_figure(samples, f"{config['model']} on {config['data']}").savefig(args.out, dpi=120)

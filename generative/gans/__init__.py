@@ -6,6 +6,9 @@
 | mlp_generator, DCGANGenerator, ... | ``networks.py`` | MLP players for points, DCGAN's convolutional pair for images |
 | GAN, DCGAN, WGANGP, UnrolledGAN | ``gan.py`` | the players, ``k`` discriminator steps, gradient penalty, EMA |
 | unrolled_generator_loss | ``unrolled.py`` | the generator's loss through look-ahead discriminator steps |
+| TASKS, apply_task | ``domains.py`` | digit-domain tasks with exact answers: edge maps, thick strokes, rotations |
+| Pix2Pix | ``pix2pix.py`` | paired translation: U-Net, conditional PatchGAN, L1; BicycleGAN's latent code |
+| CycleGAN | ``cyclegan.py`` | unpaired translation: two generators, two critics, cycle and identity terms |
 | invert, inpaint, train_encoder | ``inversion.py`` | optimize ``z`` so ``G(z) = x`` (restarts, mask, encoder start) |
 | fit_gan | ``train.py`` | the adversarial loop every GAN uses; the ``mpenv-gen train`` run |
 
@@ -14,6 +17,8 @@ trained by :func:`generative.gans.train.fit_gan`. A GAN has no ``log_prob``: ``m
 quality (Fréchet distance, precision/recall, modes covered) instead.
 """
 
+from generative.gans.cyclegan import CycleGAN
+from generative.gans.domains import TASKS, apply_task
 from generative.gans.gan import DCGAN, GAN, WGANGP, UnrolledGAN
 from generative.gans.inversion import inpaint, invert, train_encoder
 from generative.gans.losses import (
@@ -23,11 +28,20 @@ from generative.gans.losses import (
     gradient_penalty,
     optimal_discriminator,
 )
-from generative.gans.networks import DCGANDiscriminator, DCGANGenerator, mlp_discriminator, mlp_generator
+from generative.gans.networks import (
+    DCGANDiscriminator,
+    DCGANGenerator,
+    PatchDiscriminator,
+    UNetGenerator,
+    mlp_discriminator,
+    mlp_generator,
+)
+from generative.gans.pix2pix import Pix2Pix
 from generative.gans.train import GANHistory, fit_gan
 from generative.gans.unrolled import unrolled_generator_loss
 
-__all__ = ["DCGAN", "GAN", "LOSSES", "WGANGP", "DCGANDiscriminator", "DCGANGenerator", "GANHistory", "UnrolledGAN",
+__all__ = ["DCGAN", "GAN", "LOSSES", "TASKS", "WGANGP", "CycleGAN", "DCGANDiscriminator", "PatchDiscriminator",
+           "Pix2Pix", "UNetGenerator", "apply_task", "DCGANGenerator", "GANHistory", "UnrolledGAN",
            "discriminator_loss", "fit_gan", "generator_loss", "gradient_penalty", "inpaint", "invert",
            "mlp_discriminator", "mlp_generator", "optimal_discriminator", "train_encoder",
            "unrolled_generator_loss"]  # fmt: skip

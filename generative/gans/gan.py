@@ -103,6 +103,10 @@ class GAN(nn.Module):
         return x
 
     # ------------------------------------------------------------------ the losses of one step
+    def fake_batch(self, real: Tensor) -> Tensor:
+        """The generated counterpart of a real batch, with its graph: as many samples ``G(z)``."""
+        return self.generate(self.noise(len(real)))
+
     def discriminator_loss(self, real: Tensor, fake: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
         """The discriminator's loss on a real batch and as many generated samples (``fake``, detached, or fresh
         ones), and what to log."""
@@ -111,18 +115,20 @@ class GAN(nn.Module):
         if fake is None:
             with torch.no_grad():
                 fake = self.generate(self.noise(len(real)))
-        real_logits, fake_logits = self.discriminate(real), self.discriminate(fake)
-        if not (torch.isfinite(real_logits).all() and torch.isfinite(fake_logits).all()):
-            raise FloatingPointError(f"{type(self).__name__}: the discriminator output NaN or infinite logits")
-        loss = discriminator_loss(self.loss_kind, real_logits, fake_logits)
-        stats = {"d_real": float(torch.sigmoid(real_logits.detach()).mean()),
-                 "d_fake": float(torch.sigmoid(fake_logits.detach()).mean())}
+        loss, stats = self.judge(self.discriminate(real), self.discriminate(fake))
         if self.gp_weight > 0:
             penalty, norms = gradient_penalty(self.discriminate, real, fake)
             loss = loss + self.gp_weight * penalty
-            stats["gradient_norm"] = float(norms.mean())
-        stats["discriminator"] = float(loss.detach())
+            stats.update(gradient_norm=float(norms.mean()), discriminator=float(loss.detach()))
         return loss, stats
+
+    def judge(self, real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """The discriminator's loss on its logits (checked finite) and what to log: ``D`` on both, the loss."""
+        if not (torch.isfinite(real_logits).all() and torch.isfinite(fake_logits).all()):
+            raise FloatingPointError(f"{type(self).__name__}: the discriminator output NaN or infinite logits")
+        loss = discriminator_loss(self.loss_kind, real_logits, fake_logits)
+        d_real, d_fake = torch.sigmoid(real_logits.detach()).mean(), torch.sigmoid(fake_logits.detach()).mean()
+        return loss, {"d_real": float(d_real), "d_fake": float(d_fake), "discriminator": float(loss.detach())}
 
     def generator_loss(self, n: int, real: Tensor | None = None, fake: Tensor | None = None) -> Tensor:
         """The generator's loss on ``n`` fresh samples (or on ``fake``, samples with their graph); an unrolled GAN

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from mpenv.networks import mlp
 
-__all__ = ["DCGANDiscriminator", "DCGANGenerator", "mlp_discriminator", "mlp_generator"]
+__all__ = ["DCGANDiscriminator", "DCGANGenerator", "PatchDiscriminator", "UNetGenerator", "mlp_discriminator",
+           "mlp_generator"]
 
 NORMS = ("batch", "layer", "none")
 
@@ -85,3 +87,44 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x).flatten()
+
+
+class UNetGenerator(nn.Module):
+    """pix2pix's generator for images whose sides are multiples of 4: an encoder-decoder with skip connections,
+
+        e1 = down(x) [c, H/2]   e2 = down(e1) [2c, H/4]   d1 = up(e2) [c, H/2]   out = up([d1, e1]) [C_out, H]
+
+    (4x4 stride-2 convolutions down with LeakyReLU, transposed ones up with ReLU, batch norm inside, a sigmoid
+    out). ``noise_channels`` extra input channels carry a latent code broadcast over the image (BicycleGAN)."""
+
+    def __init__(self, in_channels: int, out_channels: int, channels: int = 32, noise_channels: int = 0) -> None:
+        super().__init__()
+        self.noise_channels = noise_channels
+        self.down1 = nn.Sequential(nn.Conv2d(in_channels + noise_channels, channels, 4, 2, 1), _leaky_relu())
+        self.down2 = nn.Sequential(nn.Conv2d(channels, 2 * channels, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * channels),
+                                   _leaky_relu())  # fmt: skip
+        self.up1 = nn.Sequential(nn.ConvTranspose2d(2 * channels, channels, 4, 2, 1, bias=False),
+                                 nn.BatchNorm2d(channels), nn.ReLU())  # fmt: skip
+        self.up2 = nn.Sequential(nn.ConvTranspose2d(2 * channels, out_channels, 4, 2, 1), nn.Sigmoid())
+
+    def forward(self, x: Tensor, z: Tensor | None = None) -> Tensor:
+        if self.noise_channels:
+            if z is None or z.shape != (len(x), self.noise_channels):
+                raise ValueError(f"UNetGenerator: needs a latent code [N, {self.noise_channels}]")
+            x = torch.cat([x, z[:, :, None, None].expand(-1, -1, *x.shape[2:])], dim=1)
+        e1 = self.down1(x)
+        return self.up2(torch.cat([self.up1(self.down2(e1)), e1], dim=1))
+
+
+class PatchDiscriminator(nn.Module):
+    """pix2pix's PatchGAN: a logit per overlapping patch, ``[N, C, H, W] -> [N, (H/4) * (W/4)]``; conditional
+    when the input is the channel-wise pair ``[source, target]``."""
+
+    def __init__(self, in_channels: int, channels: int = 32) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(in_channels, channels, 4, 2, 1), _leaky_relu(),
+                                 nn.Conv2d(channels, 2 * channels, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * channels),
+                                 _leaky_relu(), nn.Conv2d(2 * channels, 1, 3, 1, 1))  # fmt: skip
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x).flatten(1)

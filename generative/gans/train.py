@@ -75,7 +75,7 @@ def train_step(model: GAN, batches: Iterator[Tensor], optimizers: dict[str, torc
     fake = None
     for _ in range(model.d_steps):
         real = next(batches)
-        fake = model.generate(model.noise(len(real))) if reuse else None
+        fake = model.fake_batch(real) if reuse else None
         loss_d, stats = model.discriminator_loss(real, None if fake is None else fake.detach())
         optimizers["discriminator"].zero_grad(set_to_none=True)
         loss_d.backward()
@@ -146,10 +146,18 @@ def sample_quality_report(model: GAN, data_name: str, reference: Tensor, n: int 
     high-quality fraction; on any 2D data precision and recall of the points themselves. Empty for other data."""
     from generative import data, metrics
 
+    reference = reference.cpu().float()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        if getattr(model, "translates", False):  # the test digits' task images translated back to digits
+            fake = model.translate(model.source_of(reference.to(model._anchor))).cpu().float()
+            report = {"l1": float((fake - reference).abs().mean())}
+            if hasattr(model, "cycle_error"):
+                report["cycle_a"], report["cycle_b"] = model.cycle_error(reference)
+            if model.input_shape == (1, 8, 8):
+                report.update(metrics.sample_quality(reference, fake.clamp(0, 1)))
+            return report
         fake = model.sample(n).cpu().float()
-    reference = reference.cpu().float()
     if model.input_shape == (1, 8, 8):
         return metrics.sample_quality(reference, fake.clamp(0, 1))
     if model.input_shape == (2,):
@@ -165,6 +173,13 @@ def sample_quality_report(model: GAN, data_name: str, reference: Tensor, n: int 
 def describe_quality(report: dict[str, float], n_reference: int) -> str:
     if not report:
         return "no sample-quality features for this data yet (the classifier's are for 8x8 digits)"
+    if "l1" in report:
+        parts = [f"translations of the {n_reference} test digits' task images: L1 to the digits {report['l1']:.4f}"]
+        if "cycle_a" in report:
+            parts.append(f"cycle errors {report['cycle_a']:.4f} (A -> B -> A), {report['cycle_b']:.4f} (B -> A -> B)")
+        if "fd" in report:
+            parts.append(f"FD {report['fd']:.2f}, precision {report['precision']:.3f}, recall {report['recall']:.3f}")
+        return ", ".join(parts)
     parts = []
     if "fd" in report:
         parts.append(f"FD {report['fd']:.2f}, KID {report['kid']:.4f}")
@@ -197,7 +212,7 @@ def restore_checkpoint(run_dir: Path, model: GAN, optimizers: dict[str, torch.op
 def train_run(args: argparse.Namespace, config: dict[str, Any], model: GAN, train_split: Tensor, val_split: Tensor,
               test_split: Tensor, device: torch.device) -> int:  # fmt: skip
     """``mpenv-gen train`` for a GAN: TensorBoard per epoch, a checkpoint per epoch, ``--resume``, Ctrl-C."""
-    from generative.train import sample_figure
+    from generative.train import draw_samples, sample_figure
     from mpenv.logger import RunLogger, make_run_dir
 
     optimizers = make_optimizers(model, config["learning_rate"])
@@ -223,9 +238,9 @@ def train_run(args: argparse.Namespace, config: dict[str, Any], model: GAN, trai
             for key, value in sample_quality_report(model, config["data"], val_split).items():
                 log.log(f"quality/{key}_val", value, h.epochs)
             if h.epochs % args.sample_every == 0 or h.epochs == 1:
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(0)  # the same noise every time: the grid shows the generator changing
-                    log.figure("samples", sample_figure(model.sample(64), f"epoch {h.epochs}"), h.epochs)
+                with torch.random.fork_rng(devices=[]):  # seed 0: the same noise (or inputs) every time
+                    samples = draw_samples(model, 64, 0, device, inputs=val_split)
+                log.figure("samples", sample_figure(samples, f"epoch {h.epochs}"), h.epochs)
             save_checkpoint(run_dir, model, optimizers, h)
 
         try:
