@@ -1,5 +1,6 @@
-"""GAN figures: the 2D variants on the eight Gaussians side by side, DCGAN digits, and an inversion / inpainting
-strip, the README's docs/gans_2d.png, docs/gans_digits.png and docs/gans_inversion.png.
+"""GAN figures: the 2D variants on the eight Gaussians side by side, DCGAN digits, an inversion / inpainting
+strip and translation pairs, the README's docs/gans_2d.png, docs/gans_digits.png, docs/gans_inversion.png and
+docs/gans_translation.png.
 
 2D: the minimax (saturating), non-saturating, WGAN-GP and unrolled GANs (``generative.gans`` defaults: MLPs
 128-128, latent 8; WGAN-GP 5 critic steps with penalty 10; unrolled 5 look-ahead steps) trained by ``fit_gan`` on
@@ -17,7 +18,11 @@ restarts, pixel loss) and inpaints them with the bottom half hidden; rows: the t
 ``G(z*)``, the digits with the bottom half hidden, the inpainted digits. Titles give the mean squared error per
 pixel of the inversions and on the hidden half.
 
-    python benchmarks/gans_figure.py --out-dir docs              # about 5 min on 2 busy cores
+Translation (docs/gans_translation.png): pix2pix on rotated digits, CycleGAN on edge maps without pairs, and
+pix2pix with BicycleGAN's 4-dimensional code on edge maps (two codes per input), 20 epochs each; 10 test digits'
+inputs and outputs, titled with the share of the 360 test translations the classifier reads as their digit.
+
+    python benchmarks/gans_figure.py --out-dir docs              # about 6 min on 2 busy cores
     python benchmarks/gans_figure.py --figures inversion         # one of them
 """
 
@@ -32,7 +37,18 @@ from matplotlib.figure import Figure
 
 from agents.plots import save_figure
 from generative import data, metrics
-from generative.gans import DCGAN, GAN, WGANGP, UnrolledGAN, fit_gan, inpaint, invert
+from generative.gans import (
+    DCGAN,
+    GAN,
+    WGANGP,
+    CycleGAN,
+    Pix2Pix,
+    UnrolledGAN,
+    apply_task,
+    fit_gan,
+    inpaint,
+    invert,
+)
 from generative.train import image_grid
 
 VARIANTS = {"minimax": lambda: GAN((2,), loss="minimax"), "non-saturating": lambda: GAN((2,)),
@@ -103,6 +119,30 @@ def figure_inversion(epochs: int, seed: int) -> Figure:
     return fig
 
 
+def figure_translation(seed: int, epochs: int = 20) -> Figure:
+    (train_x, _), _, (test_x, test_y) = data.digits(labels=True, seed=0)
+    classifier = metrics.load_classifier()
+    x, rows, titles = test_x[:10], [], []
+    for name, make, task in (("pix2pix", lambda: Pix2Pix((1, 8, 8), task="rotated"), "rotated"),
+                             ("CycleGAN (unpaired)", lambda: CycleGAN((1, 8, 8), task="edges"), "edges"),
+                             ("BicycleGAN code", lambda: Pix2Pix((1, 8, 8), task="edges", noise_dim=4), "edges")):
+        torch.manual_seed(seed)
+        model = make()
+        fit_gan(model, train_x, epochs=epochs, seed=seed)
+        outputs = [model.translate(apply_task(task, x)) for _ in range(2 if "code" in name else 1)]
+        with torch.no_grad():
+            accuracy = float((classifier(model.translate(apply_task(task, test_x))).argmax(1) == test_y).float().mean())
+        rows += [apply_task(task, x), *outputs]
+        titles.append(f"{name} ({task} -> digits): {accuracy:.1%} read right")
+        print(f"{name}: {task} -> digits, {accuracy:.3f} of the 360 test translations read as their digit")
+    fig = Figure(figsize=(8, 5.6), layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(image_grid(torch.cat(rows), columns=10), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.axis("off")
+    ax.set_title("rows: input, output;  " + ";  ".join(titles) + "\n(the BicycleGAN rows: two codes)", fontsize=8)
+    return fig
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, nargs="+", default=[500, 2000], help="generator steps (one row each)")
@@ -110,14 +150,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=60, help="DCGAN epochs on the digits")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", default="docs")
-    parser.add_argument("--figures", nargs="+", choices=["2d", "digits", "inversion"],
-                        default=["2d", "digits", "inversion"])  # fmt: skip
+    parser.add_argument("--figures", nargs="+", choices=["2d", "digits", "inversion", "translation"],
+                        default=["2d", "digits", "inversion", "translation"])  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out_dir)
     makers = {"2d": lambda: figure_2d(args.steps, args.lr, args.seed),
               "digits": lambda: figure_digits(args.epochs, args.seed),
-              "inversion": lambda: figure_inversion(args.epochs, args.seed)}  # fmt: skip
+              "inversion": lambda: figure_inversion(args.epochs, args.seed),
+              "translation": lambda: figure_translation(args.seed)}  # fmt: skip
     for name in args.figures:
         print(f"wrote {save_figure(makers[name](), out / f'gans_{name}.png')}")
 
