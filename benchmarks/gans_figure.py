@@ -1,6 +1,6 @@
 """GAN figures: the 2D variants on the eight Gaussians side by side, DCGAN digits, an inversion / inpainting
-strip and translation pairs, the README's docs/gans_2d.png, docs/gans_digits.png, docs/gans_inversion.png and
-docs/gans_translation.png.
+strip, translation pairs and StyleGAN's style mixing, the README's docs/gans_2d.png, docs/gans_digits.png,
+docs/gans_inversion.png, docs/gans_translation.png and docs/gans_style_mixing.png.
 
 2D: the minimax (saturating), non-saturating, WGAN-GP and unrolled GANs (``generative.gans`` defaults: MLPs
 128-128, latent 8; WGAN-GP 5 critic steps with penalty 10; unrolled 5 look-ahead steps) trained by ``fit_gan`` on
@@ -22,7 +22,11 @@ Translation (docs/gans_translation.png): pix2pix on rotated digits, CycleGAN on 
 pix2pix with BicycleGAN's 4-dimensional code on edge maps (two codes per input), 20 epochs each; 10 test digits'
 inputs and outputs, titled with the share of the 360 test translations the classifier reads as their digit.
 
-    python benchmarks/gans_figure.py --out-dir docs              # about 6 min on 2 busy cores
+Style mixing (docs/gans_style_mixing.png): StyleGAN on the grey digits for 80 epochs; the image in row r,
+column c takes its first 4 styles (the layers at 2x2 and 4x4) from row r's latent and its last 3 (the 8x8
+layers and the output) from column c's.
+
+    python benchmarks/gans_figure.py --out-dir docs              # about 9 min on 2 busy cores
     python benchmarks/gans_figure.py --figures inversion         # one of them
 """
 
@@ -43,6 +47,7 @@ from generative.gans import (
     WGANGP,
     CycleGAN,
     Pix2Pix,
+    StyleGAN,
     UnrolledGAN,
     apply_task,
     fit_gan,
@@ -143,6 +148,34 @@ def figure_translation(seed: int, epochs: int = 20) -> Figure:
     return fig
 
 
+def figure_style_mixing(seed: int, epochs: int = 80) -> Figure:
+    train_split, _, test_split = data.load("digits", seed=0)
+    torch.manual_seed(seed)
+    gan, start = StyleGAN((1, 8, 8)), time.perf_counter()
+    fit_gan(gan, train_split, epochs=epochs, seed=seed)
+    seconds = time.perf_counter() - start
+    classifier = metrics.load_classifier()
+    with torch.no_grad():
+        fd = metrics.frechet_distance(classifier.features(test_split), classifier.features(gan.sample(360)))
+    generator = gan.generator.eval()
+    torch.manual_seed(1)
+    coarse, fine = torch.randn(5, gan.latent_dim), torch.randn(6, gan.latent_dim)
+    with torch.no_grad():
+        torch.manual_seed(2)  # the same noise maps in every image
+        rows = [torch.cat([torch.zeros(1, 1, 8, 8), generator(fine)])]
+        for z in coarse:
+            torch.manual_seed(2)
+            rows.append(torch.cat([generator(z[None]), generator.mix(z[None].expand(6, -1), fine, 4)]))
+    fig = Figure(figsize=(5, 5.4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(image_grid(torch.cat(rows), columns=7), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.axis("off")
+    ax.set_title(f"StyleGAN, {epochs} epochs ({seconds:.0f} s), FD {fd:.1f}\nrows: the 4 coarse styles (2x2, 4x4) "
+                 "of the left image; columns: the 3 fine styles (8x8, output) of the top one", fontsize=8)  # fmt: skip
+    print(f"StyleGAN on digits: FD {fd:.2f}, {seconds:.1f} s")
+    return fig
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, nargs="+", default=[500, 2000], help="generator steps (one row each)")
@@ -150,15 +183,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=60, help="DCGAN epochs on the digits")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", default="docs")
-    parser.add_argument("--figures", nargs="+", choices=["2d", "digits", "inversion", "translation"],
-                        default=["2d", "digits", "inversion", "translation"])  # fmt: skip
+    figures = ["2d", "digits", "inversion", "translation", "style_mixing"]
+    parser.add_argument("--figures", nargs="+", choices=figures, default=figures)
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out_dir)
     makers = {"2d": lambda: figure_2d(args.steps, args.lr, args.seed),
               "digits": lambda: figure_digits(args.epochs, args.seed),
               "inversion": lambda: figure_inversion(args.epochs, args.seed),
-              "translation": lambda: figure_translation(args.seed)}  # fmt: skip
+              "translation": lambda: figure_translation(args.seed),
+              "style_mixing": lambda: figure_style_mixing(args.seed)}  # fmt: skip
     for name in args.figures:
         print(f"wrote {save_figure(makers[name](), out / f'gans_{name}.png')}")
 

@@ -40,7 +40,8 @@ _EXPORTS = {  # public name -> the module that defines it
     **dict.fromkeys(["FVSBN", "NADE", "MADE", "PixelCNN", "GatedPixelCNN", "WaveNet", "CausalTransformer"],
                     "generative.autoregressive"),  # fmt: skip
     **dict.fromkeys(["RealNVP", "SplineFlow", "Glow", "ConditionalFlow", "SRFlow", "CFlow"], "generative.flows"),
-    **dict.fromkeys(["GAN", "DCGAN", "WGANGP", "UnrolledGAN", "fit_gan"], "generative.gans"),
+    **dict.fromkeys(["GAN", "DCGAN", "WGANGP", "UnrolledGAN", "StyleGAN", "Pix2Pix", "CycleGAN", "fit_gan"],
+                    "generative.gans"),  # fmt: skip
     **dict.fromkeys(["FitHistory", "mean_loss"], "generative.fit"),
     **dict.fromkeys(["frechet_distance", "kernel_distance", "precision_recall", "sample_quality"],
                     "generative.metrics"),  # fmt: skip

@@ -82,6 +82,7 @@ MODELS: dict[str, str] = {
     "dcgan": "generative.gans:DCGAN",
     "wgan-gp": "generative.gans:WGANGP",
     "unrolled-gan": "generative.gans:UnrolledGAN",
+    "stylegan": "generative.gans:StyleGAN",
     "pix2pix": "generative.gans:Pix2Pix",
     "cyclegan": "generative.gans:CycleGAN",
 }

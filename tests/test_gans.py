@@ -20,6 +20,7 @@ from generative.gans import (
     WGANGP,
     DCGANDiscriminator,
     DCGANGenerator,
+    StyleGAN,
     UnrolledGAN,
     discriminator_loss,
     fit_gan,
@@ -28,6 +29,7 @@ from generative.gans import (
     inpaint,
     invert,
     mlp_discriminator,
+    modulated_conv2d,
     optimal_discriminator,
     train_encoder,
     unrolled_generator_loss,
@@ -265,11 +267,12 @@ def test_cli_trains_samples_evaluates_and_resumes_a_gan(tmp_path, capsys) -> Non
     assert "samples" in events.Tags()["images"]
 
 
-def test_cli_reports_the_frechet_distance_of_digit_gans(tmp_path, capsys) -> None:
-    argv = ["train", "dcgan", "--data", "digits", "--epochs", "1", "--logdir", str(tmp_path / "runs"),
+@pytest.mark.parametrize("model", ["dcgan", "stylegan"])
+def test_cli_reports_the_frechet_distance_of_digit_gans(model, tmp_path, capsys) -> None:
+    argv = ["train", model, "--data", "digits", "--epochs", "1", "--logdir", str(tmp_path / "runs"),
             "--model-kwargs", '{"channels": 8}']  # fmt: skip
     assert train.main(argv) == 0
-    assert re.search(r"dcgan on digits: no likelihood \(a GAN has no log_prob\); sample quality of 1000 samples "
+    assert re.search(rf"{model} on digits: no likelihood \(a GAN has no log_prob\); sample quality of 1000 samples "
                      r"against the \d+ test examples: FD [\d.]+, KID", capsys.readouterr().out)  # fmt: skip
 
 
@@ -403,3 +406,72 @@ def test_dcgan_inverts_and_inpaints_test_digits() -> None:
     warm = invert(gan, x, steps=50, restarts=1, encoder=encoder)[2]
     cold = invert(gan, x, steps=50, restarts=1)[2]
     assert float(warm.mean()) < 0.5 * float(cold.mean())
+
+
+# ------------------------------------------------------------------------------------------------ StyleGAN
+
+
+def test_modulated_convolution_equals_a_per_sample_convolution_and_ignores_the_style_scale() -> None:
+    """The grouped implementation against one ``F.conv2d`` per sample with its own modulated, demodulated weight;
+    demodulation makes the output independent of the styles' overall scale."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, 5, 5, dtype=torch.float64)
+    weight = torch.randn(6, 4, 3, 3, dtype=torch.float64)
+    styles = torch.rand(3, 4, dtype=torch.float64) + 0.5
+    expected = []
+    for i in range(3):
+        w = weight * styles[i][None, :, None, None]
+        expected.append(torch.nn.functional.conv2d(x[i : i + 1], w / w.square().sum((1, 2, 3), keepdim=True).sqrt(),
+                                                   padding=1))  # fmt: skip
+    assert torch.allclose(modulated_conv2d(x, weight, styles), torch.cat(expected), atol=1e-12)
+    assert torch.allclose(modulated_conv2d(x, weight, 10 * styles), modulated_conv2d(x, weight, styles), atol=1e-12)
+    plain = modulated_conv2d(x, weight, styles, demodulate=False)
+    assert torch.allclose(plain[0], torch.nn.functional.conv2d(x[:1], weight * styles[0][None, :, None, None],
+                                                               padding=1)[0], atol=1e-12)  # fmt: skip
+
+
+def test_style_mixing_takes_coarse_and_fine_styles_from_two_latents() -> None:
+    torch.manual_seed(0)
+    gan = StyleGAN((1, 8, 8), channels=16).eval()
+    generator = gan.generator
+    for layer in generator.layers:  # noise on: the comparisons below draw it from the same seed
+        torch.nn.init.constant_(layer.noise_scale, 0.3)
+    z1, z2 = torch.randn(4, 32), torch.randn(4, 32)
+
+    def seeded(fn, *args):
+        torch.manual_seed(7)
+        with torch.no_grad():
+            return fn(*args)
+
+    assert torch.allclose(seeded(generator.mix, z1, z2, 0), seeded(generator, z2))
+    assert torch.allclose(seeded(generator.mix, z1, z2, generator.n_styles), seeded(generator, z1))
+    mixed = seeded(generator.mix, z1, z2, 3)
+    assert not torch.allclose(mixed, seeded(generator, z1)) and not torch.allclose(mixed, seeded(generator, z2))
+    assert not torch.allclose(seeded(generator, z1), generator(z1).detach())  # the noise is drawn per call
+    assert generator.n_styles == 7 and seeded(generator, z1).shape == (4, 1, 8, 8)
+    with pytest.raises(ValueError, match="crossover must be in 0..7"):
+        generator.mix(z1, z2, 9)
+
+
+def test_stylegan_starts_with_samples_that_vary_with_z() -> None:
+    """Unit-gain mapping and style maps: at initialization, different latents already give different images."""
+    torch.manual_seed(0)
+    gan = StyleGAN((1, 8, 8), channels=32)
+    w = gan.generator.map(torch.randn(256, 32))
+    assert 0.5 < float(w.std(0).mean()) < 2.0
+    assert float(gan.sample(64).std(0).mean()) > 0.01
+
+
+@pytest.mark.slow
+def test_stylegan_learns_the_digits() -> None:
+    """30 epochs (seed 0, channels 64): Fréchet distance of 360 samples to the 360 test digits below 150 (the
+    independent-pixel baseline is 264; measured 92 at 30 epochs and 58 at 80, where DCGAN reaches 24-27 in 60:
+    on 8x8 images the style-based generator is the weaker one)."""
+    train_split, _, test_split = data.load("digits", seed=0)
+    torch.manual_seed(0)
+    gan = StyleGAN((1, 8, 8))
+    fit_gan(gan, train_split, epochs=30)
+    classifier = metrics.load_classifier()
+    with torch.no_grad():
+        fd = metrics.frechet_distance(classifier.features(test_split), classifier.features(gan.sample(360)))
+    assert fd < 150, fd

@@ -6,6 +6,7 @@
 | mlp_generator, DCGANGenerator, ... | ``networks.py`` | MLP players for points, DCGAN's convolutional pair for images |
 | GAN, DCGAN, WGANGP, UnrolledGAN | ``gan.py`` | the players, ``k`` discriminator steps, gradient penalty, EMA |
 | unrolled_generator_loss | ``unrolled.py`` | the generator's loss through look-ahead discriminator steps |
+| StyleGAN, StyleGenerator | ``stylegan.py`` | mapping net, constant input, (de)modulated convs, noise, mixing |
 | TASKS, apply_task | ``domains.py`` | digit-domain tasks with exact answers: edge maps, thick strokes, rotations |
 | Pix2Pix | ``pix2pix.py`` | paired translation: U-Net, conditional PatchGAN, L1; BicycleGAN's latent code |
 | CycleGAN | ``cyclegan.py`` | unpaired translation: two generators, two critics, cycle and identity terms |
@@ -37,11 +38,13 @@ from generative.gans.networks import (
     mlp_generator,
 )
 from generative.gans.pix2pix import Pix2Pix
+from generative.gans.stylegan import ModulatedConv2d, StyleGAN, StyleGenerator, modulated_conv2d
 from generative.gans.train import GANHistory, fit_gan
 from generative.gans.unrolled import unrolled_generator_loss
 
 __all__ = ["DCGAN", "GAN", "LOSSES", "TASKS", "WGANGP", "CycleGAN", "DCGANDiscriminator", "PatchDiscriminator",
-           "Pix2Pix", "UNetGenerator", "apply_task", "DCGANGenerator", "GANHistory", "UnrolledGAN",
+           "ModulatedConv2d", "Pix2Pix", "StyleGAN", "StyleGenerator", "UNetGenerator", "apply_task",
+           "modulated_conv2d", "DCGANGenerator", "GANHistory", "UnrolledGAN",
            "discriminator_loss", "fit_gan", "generator_loss", "gradient_penalty", "inpaint", "invert",
            "mlp_discriminator", "mlp_generator", "optimal_discriminator", "train_encoder",
            "unrolled_generator_loss"]  # fmt: skip

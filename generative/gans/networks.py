@@ -49,7 +49,7 @@ def _norm(kind: str, channels: int) -> nn.Module:
     return {"batch": nn.BatchNorm2d(channels), "layer": nn.GroupNorm(1, channels), "none": nn.Identity()}[kind]
 
 
-def _first_size(input_shape: Sequence[int]) -> tuple[int, int]:
+def first_size(input_shape: Sequence[int]) -> tuple[int, int]:
     c, h, w = input_shape
     if h % 4 or w % 4 or h < 8 or w < 8:
         raise ValueError(f"DCGAN: height and width must be multiples of 4, at least 8, got {tuple(input_shape)}")
@@ -61,7 +61,7 @@ class DCGANGenerator(nn.Module):
 
     def __init__(self, input_shape: Sequence[int], latent_dim: int = 32, channels: int = 64, norm: str = "batch"):
         super().__init__()
-        s0 = _first_size(input_shape)
+        s0 = first_size(input_shape)
         self.latent_dim = latent_dim
         self.net = nn.Sequential(
             nn.ConvTranspose2d(latent_dim, 2 * channels, s0, bias=False), _norm(norm, 2 * channels), nn.ReLU(),
@@ -78,7 +78,7 @@ class DCGANDiscriminator(nn.Module):
 
     def __init__(self, input_shape: Sequence[int], channels: int = 64, norm: str = "batch") -> None:
         super().__init__()
-        s0 = _first_size(input_shape)
+        s0 = first_size(input_shape)
         self.net = nn.Sequential(
             nn.Conv2d(input_shape[0], channels, 4, 2, 1), _leaky_relu(),
             nn.Conv2d(channels, 2 * channels, 4, 2, 1, bias=False), _norm(norm, 2 * channels), _leaky_relu(),
