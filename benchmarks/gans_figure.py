@@ -127,24 +127,26 @@ def figure_inversion(epochs: int, seed: int) -> Figure:
 def figure_translation(seed: int, epochs: int = 20) -> Figure:
     (train_x, _), _, (test_x, test_y) = data.digits(labels=True, seed=0)
     classifier = metrics.load_classifier()
-    x, rows, titles = test_x[:10], [], []
-    for name, make, task in (("pix2pix", lambda: Pix2Pix((1, 8, 8), task="rotated"), "rotated"),
-                             ("CycleGAN (unpaired)", lambda: CycleGAN((1, 8, 8), task="edges"), "edges"),
-                             ("BicycleGAN code", lambda: Pix2Pix((1, 8, 8), task="edges", noise_dim=4), "edges")):
+    x = test_x[:10]
+    fig = Figure(figsize=(6, 7.2), layout="constrained")
+    axes = fig.subplots(3, 1, height_ratios=[2, 2, 3])
+    for ax, (name, make, task) in zip(axes, (
+            ("pix2pix", lambda: Pix2Pix((1, 8, 8), task="rotated"), "rotated"),
+            ("CycleGAN, unpaired", lambda: CycleGAN((1, 8, 8), task="edges"), "edges"),
+            ("pix2pix + BicycleGAN code", lambda: Pix2Pix((1, 8, 8), task="edges", noise_dim=4), "edges")),
+            strict=True):  # fmt: skip
         torch.manual_seed(seed)
         model = make()
         fit_gan(model, train_x, epochs=epochs, seed=seed)
         outputs = [model.translate(apply_task(task, x)) for _ in range(2 if "code" in name else 1)]
         with torch.no_grad():
             accuracy = float((classifier(model.translate(apply_task(task, test_x))).argmax(1) == test_y).float().mean())
-        rows += [apply_task(task, x), *outputs]
-        titles.append(f"{name} ({task} -> digits): {accuracy:.1%} read right")
+        ax.imshow(image_grid(torch.cat([apply_task(task, x), *outputs]), columns=10), cmap="gray", vmin=0, vmax=1,
+                  interpolation="nearest")  # fmt: skip
+        ax.axis("off")
+        rows = "input; outputs for two codes" if "code" in name else "input; output"
+        ax.set_title(f"{name}, {task} -> digits ({rows}): {accuracy:.1%} of test outputs read right", fontsize=8)
         print(f"{name}: {task} -> digits, {accuracy:.3f} of the 360 test translations read as their digit")
-    fig = Figure(figsize=(8, 5.6), layout="constrained")
-    ax = fig.add_subplot()
-    ax.imshow(image_grid(torch.cat(rows), columns=10), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax.axis("off")
-    ax.set_title("rows: input, output;  " + ";  ".join(titles) + "\n(the BicycleGAN rows: two codes)", fontsize=8)
     return fig
 
 

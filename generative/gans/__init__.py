@@ -7,6 +7,7 @@
 | GAN, DCGAN, WGANGP, UnrolledGAN | ``gan.py`` | the players, ``k`` discriminator steps, gradient penalty, EMA |
 | unrolled_generator_loss | ``unrolled.py`` | the generator's loss through look-ahead discriminator steps |
 | StyleGAN, StyleGenerator | ``stylegan.py`` | mapping net, constant input, (de)modulated convs, noise, mixing |
+| StyleFlow, fit_styleflow | ``styleflow.py`` | attribute edits: a conditional flow ``w <-> u`` given attributes |
 | TASKS, apply_task | ``domains.py`` | digit-domain tasks with exact answers: edge maps, thick strokes, rotations |
 | Pix2Pix | ``pix2pix.py`` | paired translation: U-Net, conditional PatchGAN, L1; BicycleGAN's latent code |
 | CycleGAN | ``cyclegan.py`` | unpaired translation: two generators, two critics, cycle and identity terms |
@@ -38,13 +39,14 @@ from generative.gans.networks import (
     mlp_generator,
 )
 from generative.gans.pix2pix import Pix2Pix
+from generative.gans.styleflow import StyleFlow, digit_attributes, fit_styleflow
 from generative.gans.stylegan import ModulatedConv2d, StyleGAN, StyleGenerator, modulated_conv2d
 from generative.gans.train import GANHistory, fit_gan
 from generative.gans.unrolled import unrolled_generator_loss
 
 __all__ = ["DCGAN", "GAN", "LOSSES", "TASKS", "WGANGP", "CycleGAN", "DCGANDiscriminator", "PatchDiscriminator",
-           "ModulatedConv2d", "Pix2Pix", "StyleGAN", "StyleGenerator", "UNetGenerator", "apply_task",
-           "modulated_conv2d", "DCGANGenerator", "GANHistory", "UnrolledGAN",
+           "ModulatedConv2d", "Pix2Pix", "StyleFlow", "StyleGAN", "StyleGenerator", "UNetGenerator", "apply_task",
+           "digit_attributes", "fit_styleflow", "modulated_conv2d", "DCGANGenerator", "GANHistory", "UnrolledGAN",
            "discriminator_loss", "fit_gan", "generator_loss", "gradient_penalty", "inpaint", "invert",
            "mlp_discriminator", "mlp_generator", "optimal_discriminator", "train_encoder",
            "unrolled_generator_loss"]  # fmt: skip
