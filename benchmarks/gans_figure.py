@@ -172,8 +172,8 @@ def figure_style_mixing(seed: int, epochs: int = 80) -> Figure:
     ax = fig.add_subplot()
     ax.imshow(image_grid(torch.cat(rows), columns=7), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.axis("off")
-    ax.set_title(f"StyleGAN, {epochs} epochs ({seconds:.0f} s), FD {fd:.1f}\nrows: the 4 coarse styles (2x2, 4x4) "
-                 "of the left image; columns: the 3 fine styles (8x8, output) of the top one", fontsize=8)  # fmt: skip
+    ax.set_title(f"StyleGAN, {epochs} epochs ({seconds:.0f} s), FD {fd:.1f}\nrow: the 4 coarse styles (2x2, 4x4) of "
+                 "its left image\ncolumn: the 3 fine styles (8x8, output) of its top image", fontsize=8)  # fmt: skip
     print(f"StyleGAN on digits: FD {fd:.2f}, {seconds:.1f} s")
     return fig
 
