@@ -45,6 +45,7 @@ import inspect
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -386,16 +387,8 @@ def train(args: argparse.Namespace) -> int:
         hint = " (--binarize threshold or stochastic)" if "binarize" in str(err) else ""
         raise ValueError(f"{err}{hint}") from err
     optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
-    if args.resume:
-        run_dir = Path(args.resume)
-        history = restore_checkpoint(run_dir, model, optimizer)
-        for group in optimizer.param_groups:  # the checkpoint's optimizer state carries the old rate
-            group["lr"] = config["learning_rate"]
-        if history.epochs >= config["epochs"]:
-            raise ValueError(f"--epochs {config['epochs']}: {run_dir} has trained {history.epochs} epochs already; "
-                             "give a larger total to continue")  # fmt: skip
-    else:
-        run_dir, history = make_run_dir(args.logdir, config["data"], config["model"], config["seed"]), FitHistory()
+    run_dir, history = open_run(args, config, lambda d: restore_checkpoint(d, model, optimizer), [optimizer],
+                                FitHistory)  # fmt: skip
     probe = next(batches(val_split, 8, None, device))
     input_shape = tuple(config["input_shape"])
 
@@ -435,6 +428,23 @@ def train(args: argparse.Namespace) -> int:
     report(model, config, test_split, k=args.iwae_k)
     print(f"run directory: {run_dir}")
     return 0
+
+
+def open_run(args: argparse.Namespace, config: dict[str, Any], restore: Callable[[Path], Any],
+             optimizers: list[torch.optim.Optimizer], new_history: Callable[[], Any]) -> tuple[Path, Any]:  # fmt: skip
+    """The run directory and its history: ``--resume``'s (``restore(run_dir)``, then the optimizers take the
+    config's learning rate) or a new one."""
+    if not args.resume:
+        return make_run_dir(args.logdir, config["data"], config["model"], config["seed"]), new_history()
+    run_dir = Path(args.resume)
+    history = restore(run_dir)
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:  # the checkpoint's optimizer state carries the old rate
+            group["lr"] = config["learning_rate"]
+    if history.epochs >= config["epochs"]:
+        raise ValueError(f"--epochs {config['epochs']}: {run_dir} has trained {history.epochs} epochs already; "
+                         "give a larger total to continue")  # fmt: skip
+    return run_dir, history
 
 
 def report(model: nn.Module, config: dict[str, Any], test_split: Data, k: int) -> None:

@@ -212,21 +212,12 @@ def restore_checkpoint(run_dir: Path, model: GAN, optimizers: dict[str, torch.op
 def train_run(args: argparse.Namespace, config: dict[str, Any], model: GAN, train_split: Tensor, val_split: Tensor,
               test_split: Tensor, device: torch.device) -> int:  # fmt: skip
     """``mpenv-gen train`` for a GAN: TensorBoard per epoch, a checkpoint per epoch, ``--resume``, Ctrl-C."""
-    from generative.train import draw_samples, sample_figure
-    from mpenv.logger import RunLogger, make_run_dir
+    from generative.train import draw_samples, open_run, sample_figure
+    from mpenv.logger import RunLogger
 
     optimizers = make_optimizers(model, config["learning_rate"])
-    if args.resume:
-        run_dir = Path(args.resume)
-        history = restore_checkpoint(run_dir, model, optimizers)
-        for optimizer in optimizers.values():
-            for group in optimizer.param_groups:
-                group["lr"] = config["learning_rate"]
-        if history.epochs >= config["epochs"]:
-            raise ValueError(f"--epochs {config['epochs']}: {run_dir} has trained {history.epochs} epochs already; "
-                             "give a larger total to continue")  # fmt: skip
-    else:
-        run_dir, history = make_run_dir(args.logdir, config["data"], config["model"], config["seed"]), GANHistory()
+    run_dir, history = open_run(args, config, lambda d: restore_checkpoint(d, model, optimizers),
+                                list(optimizers.values()), GANHistory)  # fmt: skip
 
     with RunLogger(run_dir, config, total_steps=config["epochs"]) as log:
 
