@@ -1,5 +1,7 @@
 """Sample-quality metrics (generative.metrics): distances against closed forms and the expected ordering."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -72,3 +74,33 @@ def test_bad_input_is_a_clear_error(tmp_path):
     torch.save({"weight": torch.zeros(3)}, bad)
     with pytest.raises(ValueError, match="bad.pt: not a digits-classifier"):
         load_classifier(bad)
+
+
+MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "images" / "mnist_test"
+
+
+def test_the_28x28_classifier_ships_with_its_accuracy_and_license():
+    info = classifier_info(28)
+    assert info["test_accuracy_grey"] >= 0.95 and info["test_accuracy_binary"] >= 0.95
+    assert "CC BY-SA 3.0" in info["data"] and "--mnist-dir" in info["made_by"]
+    classifier = load_classifier(image_size=28)
+    assert classifier.features(torch.rand(3, 1, 28, 28)).shape == (3, 64)
+    with pytest.raises(ValueError, match=r"takes \[N, 1, 28, 28\] images"):
+        classifier.features(torch.rand(3, 1, 8, 8))
+    with pytest.raises(ValueError, match="no shipped classifier for 16x16 images"):
+        load_classifier(image_size=16)
+    omniglot = data.omniglot28().test[:200]  # sample_quality picks the 28x28 classifier by the images' size
+    scores = sample_quality(omniglot[:100], omniglot[100:])
+    assert scores["fd"] == pytest.approx(frechet_distance(classifier.features(omniglot[:100]).detach(),
+                                                          classifier.features(omniglot[100:]).detach()))  # fmt: skip
+
+
+@pytest.mark.skipif(not MNIST_DIR.exists(), reason=f"the MNIST test files are not in {MNIST_DIR}")
+def test_the_28x28_classifier_reproduces_its_recorded_accuracy():
+    from generative.metrics import mnist_splits
+
+    _, _, (x_test, y_test) = mnist_splits(MNIST_DIR, seed=classifier_info(28)["seed"])
+    classifier = load_classifier(image_size=28)
+    assert accuracy(classifier, x_test, y_test) == pytest.approx(classifier_info(28)["test_accuracy_grey"])
+    with pytest.raises(ValueError, match="expected the MNIST test files"):
+        mnist_splits(MNIST_DIR.parent)

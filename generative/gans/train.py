@@ -35,6 +35,8 @@ __all__ = ["GANHistory", "fit_gan", "make_optimizers", "sample_quality_report"]
 
 BETAS = (0.5, 0.999)
 QUALITY_SAMPLES = 1000
+CLASSIFIED = ((1, 8, 8), (1, 28, 28))
+"""Image shapes with a shipped classifier whose features the sample-quality metrics use."""
 
 
 @dataclass
@@ -141,8 +143,8 @@ def fit_gan(model: GAN, train: Tensor, *, epochs: int = 100, steps: int | None =
 @torch.no_grad()
 def sample_quality_report(model: GAN, data_name: str, reference: Tensor, n: int = QUALITY_SAMPLES,
                           seed: int = 0) -> dict[str, float]:  # fmt: skip
-    """Sample-quality numbers of ``n`` samples against ``reference`` data: on 8x8 digits the Fréchet distance,
-    KID, precision and recall in the shipped classifier's features; on 2D mixtures modes covered and the
+    """Sample-quality numbers of ``n`` samples against ``reference`` data: on 8x8 and 28x28 images the Fréchet
+    distance, KID, precision and recall in the shipped classifier's features; on 2D mixtures modes covered and the
     high-quality fraction; on any 2D data precision and recall of the points themselves. Empty for other data."""
     from generative import data, metrics
 
@@ -154,11 +156,11 @@ def sample_quality_report(model: GAN, data_name: str, reference: Tensor, n: int 
             report = {"l1": float((fake - reference).abs().mean())}
             if hasattr(model, "cycle_error"):
                 report["cycle_a"], report["cycle_b"] = model.cycle_error(reference)
-            if model.input_shape == (1, 8, 8):
+            if model.input_shape in CLASSIFIED:
                 report.update(metrics.sample_quality(reference, fake.clamp(0, 1)))
             return report
         fake = model.sample(n).cpu().float()
-    if model.input_shape == (1, 8, 8):
+    if model.input_shape in CLASSIFIED:
         return metrics.sample_quality(reference, fake.clamp(0, 1))
     if model.input_shape == (2,):
         report = dict(zip(("precision", "recall"), metrics.precision_recall(reference, fake), strict=True))
@@ -172,7 +174,7 @@ def sample_quality_report(model: GAN, data_name: str, reference: Tensor, n: int 
 
 def describe_quality(report: dict[str, float], n_reference: int) -> str:
     if not report:
-        return "no sample-quality features for this data yet (the classifier's are for 8x8 digits)"
+        return "no sample-quality features for this data (the shipped classifiers take 8x8 and 28x28 images)"
     if "l1" in report:
         parts = [f"translations of the {n_reference} test digits' task images: L1 to the digits {report['l1']:.4f}"]
         if "cycle_a" in report:
