@@ -517,3 +517,26 @@ def test_stylegan_learns_the_digits_and_styleflow_edits_their_thickness() -> Non
     assert float((a_thick[:, 10] > a[:, 10]).float().mean()) >= 0.8
     assert float((a_thick[:, :10].argmax(1) == a[:, :10].argmax(1)).float().mean()) >= 0.7
     assert float((x_thick - x).abs().mean()) < 0.06
+
+
+def test_cli_a_nan_discriminator_stops_the_run_and_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch) -> None:
+    logdir = tmp_path / "runs"
+    judge = GAN.judge
+    calls = {"n": 0}
+
+    def nan_in_the_second_epoch(self, real_logits, fake_logits):
+        calls["n"] += 1
+        if calls["n"] > 5:  # 10,000 points / batch 2048: 5 steps an epoch
+            real_logits = real_logits * float("nan")
+        return judge(self, real_logits, fake_logits)
+
+    monkeypatch.setattr(GAN, "judge", nan_in_the_second_epoch)
+    argv = ["train", "gan", "--data", "toy:eight_gaussians", "--epochs", "3", "--batch-size", "2048", "--logdir",
+            str(logdir), "--model-kwargs", '{"hidden": [8]}']  # fmt: skip
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "NaN or infinite logits at generator step 6 (epoch 2)" in err and "the last checkpoint in" in err
+    (run_dir,) = [p for p in logdir.iterdir() if p.is_dir()]
+    from mpenv.checkpoint import load_torch
+
+    assert load_torch(run_dir)["step"] == 1  # epoch 1's checkpoint, as it was

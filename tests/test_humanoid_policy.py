@@ -1,4 +1,5 @@
-"""The walking policy shipped in mpenv/humanoid/policies/walk: it loads safely and walks the clip."""
+"""The policies shipped in mpenv/humanoid/policies: they load safely and imitate their clips (the walk to the
+issue's 5 cm; the run, trained for a shorter time, stays up for whole episodes but tracks less closely)."""
 
 import numpy as np
 import pytest
@@ -11,22 +12,37 @@ from mpenv.humanoid import shipped_policy
 
 
 def test_shipped_walk_policy_imitates_the_walk():
-    folder = shipped_policy("walk")
-    config = load_config(folder)
-    env = make_env(config["env_id"], config["env_kwargs"])
-    act = load_policy(folder, env)
-    stats = EpisodeStats(EPISODES)
-    run_episodes(env, lambda obs: act(obs[None])[0], EPISODES, seed=0, on_step=stats.add)
-    means = stats.info_means.means()
+    stats, means = run_policy("walk", EPISODES)
     # Every episode walks the whole time limit (300 steps = 10 s; a fall ends an episode early): checked one by
     # one, since a mean of lengths hides a fall (300, 300, 240 averages 280).
-    assert env.spec.max_episode_steps == 300
-    assert np.all(stats.lengths == env.spec.max_episode_steps), stats.lengths
+    assert np.all(stats.lengths == 300), stats.lengths
     assert means["mpjpe"] < MAX_MPJPE, means
 
 
+def run_policy(name: str, episodes: int) -> tuple[EpisodeStats, dict]:
+    folder = shipped_policy(name)
+    config = load_config(folder)
+    env = make_env(config["env_id"], config["env_kwargs"])
+    act = load_policy(folder, env)
+    stats = EpisodeStats(episodes)
+    run_episodes(env, lambda obs: act(obs[None])[0], episodes, seed=0, on_step=stats.add)
+    return stats, stats.info_means.means()
+
+
+def test_shipped_run_policy_runs_whole_episodes():
+    """Every episode lasts the 10 s limit (checked one by one)."""
+    stats, _ = run_policy("run", EPISODES)
+    assert np.all(stats.lengths == 300), stats.lengths
+
+
+@pytest.mark.xfail(strict=True, reason="the run policy tracks the clip at about 9 cm MPJPE, not yet the issue's 5 cm")
+def test_shipped_run_policy_tracks_within_5_cm():
+    _, means = run_policy("run", EPISODES)
+    assert means["mpjpe"] <= 0.05, means
+
+
 def test_unknown_shipped_policy_names_the_choices():
-    with pytest.raises(ValueError, match="no shipped policy 'moonwalk'.*walk"):
+    with pytest.raises(ValueError, match="no shipped policy 'moonwalk'.*run.*walk"):
         shipped_policy("moonwalk")
 
 
