@@ -1,0 +1,81 @@
+"""The reverse process: ancestral (DDPM) and DDIM sampling from any noise predictor ``eps(x_t, t)``.
+
+DDPM (Ho et al. 2020), the course's loop: ``x_T ~ N(0, I)``, then for ``t = T..1``
+
+    x_{t-1} = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps(x_t, t)) / sqrt(alpha_t) + sigma_t z,    z ~ N(0, I)
+
+with ``sigma_t^2 = beta_t`` (or the posterior variance ``beta~_t``; both are the bounds of the optimal variance),
+and no noise at the last step.
+
+DDIM (Song et al. 2021) on a subsequence ``tau_S > ... > tau_1`` of the steps: predict ``x_0`` from ``eps``,
+
+    x_0^ = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)
+    x_s  = sqrt(alpha_bar_s) x_0^ + sqrt(1 - alpha_bar_s - sigma^2) eps + sigma z,
+    sigma = eta sqrt((1 - alpha_bar_s) / (1 - alpha_bar_t)) sqrt(1 - alpha_bar_t / alpha_bar_s)
+
+``eta = 0`` is deterministic; ``eta = 1`` over all steps is DDPM with the posterior variance. Both loops are
+batched: one call of the predictor per step for the whole batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from generative.diffusion.schedule import NoiseSchedule
+
+__all__ = ["EpsFn", "ddim_sample", "ddim_timesteps", "ddpm_sample"]
+
+EpsFn = Callable[[Tensor, Tensor], Tensor]
+"""``eps(x_t [N, ...], t [N] int64) -> [N, ...]``."""
+
+
+@torch.no_grad()
+def ddpm_sample(eps: EpsFn, schedule: NoiseSchedule, x_T: Tensor, variance: str = "beta",
+                trajectory: list[Tensor] | None = None) -> Tensor:  # fmt: skip
+    """Ancestral sampling from ``x_T`` through all ``T`` steps; ``trajectory`` collects ``x_t`` after each step."""
+    if variance not in ("beta", "posterior"):
+        raise ValueError(f"variance must be 'beta' or 'posterior', got {variance!r}")
+    x = x_T
+    sigmas2 = schedule.betas if variance == "beta" else schedule.posterior_variance
+    for step in range(schedule.steps, 0, -1):
+        t = torch.full((len(x),), step, dtype=torch.long, device=x.device)
+        beta, alpha, ab = (schedule.at(v, t, x) for v in (schedule.betas, schedule.alphas, schedule.alphas_cumprod))
+        x = (x - beta / (1 - ab).sqrt() * eps(x, t)) / alpha.sqrt()
+        if step > 1:
+            x = x + schedule.at(sigmas2, t, x).sqrt() * torch.randn_like(x)
+        if trajectory is not None:
+            trajectory.append(x)
+    return x
+
+
+def ddim_timesteps(total: int, steps: int) -> list[int]:
+    """``steps`` evenly spaced steps of ``1..total``, descending (always ending at 1)."""
+    if not 1 <= steps <= total:
+        raise ValueError(f"DDIM needs 1 <= steps <= {total}, got {steps}")
+    return sorted({round(1 + i * (total - 1) / max(steps - 1, 1)) for i in range(steps)}, reverse=True)
+
+
+@torch.no_grad()
+def ddim_sample(eps: EpsFn, schedule: NoiseSchedule, x_T: Tensor, steps: int = 50, eta: float = 0.0,
+                trajectory: list[Tensor] | None = None) -> Tensor:  # fmt: skip
+    """DDIM from ``x_T`` over ``steps`` of the schedule's steps, ``eta`` in [0, 1]."""
+    if not 0 <= eta <= 1:
+        raise ValueError(f"DDIM's eta must lie in [0, 1], got {eta}")
+    x = x_T
+    taus = ddim_timesteps(schedule.steps, steps)
+    for step, previous in zip(taus, [*taus[1:], 0], strict=True):
+        t = torch.full((len(x),), step, dtype=torch.long, device=x.device)
+        s = torch.full_like(t, previous)
+        ab_t, ab_s = schedule.at(schedule.alphas_cumprod, t, x), schedule.at(schedule.alphas_cumprod, s, x)
+        e = eps(x, t)
+        x0 = (x - (1 - ab_t).sqrt() * e) / ab_t.sqrt()
+        sigma = eta * ((1 - ab_s) / (1 - ab_t)).sqrt() * (1 - ab_t / ab_s).sqrt()
+        x = ab_s.sqrt() * x0 + (1 - ab_s - sigma**2).clamp(min=0).sqrt() * e
+        if previous > 0 and eta > 0:
+            x = x + sigma * torch.randn_like(x)
+        if trajectory is not None:
+            trajectory.append(x)
+    return x
