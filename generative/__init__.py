@@ -18,14 +18,16 @@ Submodules:
   squeeze, multi-scale split, dequantization (uniform, variational); RealNVP, a neural spline flow, Glow,
   conditional flows, SRFlow, C-Flow.
 - :mod:`generative.gans` -- GANs: minimax, non-saturating, Wasserstein-GP and hinge losses, DCGAN, unrolled GAN,
-  one adversarial training loop.
+  one adversarial training loop, StyleGAN and StyleFlow, inversion, pix2pix and CycleGAN.
+- :mod:`generative.diffusion` -- noise schedules, DDPM and DDIM sampling, DDPM (points so far).
 - :mod:`generative.fit` -- the one training loop (Adam, early stopping on validation).
-- :mod:`generative.metrics` -- Frechet distance, KID, precision/recall on a shipped digits classifier's features.
+- :mod:`generative.metrics` -- Frechet distance, KID, precision/recall on shipped digits classifiers' features
+  (8x8 and 28x28), mode coverage.
 - :mod:`generative.train` -- the ``mpenv-gen`` command.
 
 Every likelihood model: ``Model(input_shape, ...)``, ``loss(x)``, ``log_prob(x)`` (nats per example) and
-``sample(n)``; the GANs have ``sample(n)`` and the two players' losses, and no likelihood. Diffusion comes in a
-later milestone.
+``sample(n)``; the GANs have ``sample(n)`` and the two players' losses, and no likelihood; the diffusion models
+``loss(x)`` and ``sample(n)``.
 """
 
 from __future__ import annotations
@@ -42,12 +44,13 @@ _EXPORTS = {  # public name -> the module that defines it
     **dict.fromkeys(["RealNVP", "SplineFlow", "Glow", "ConditionalFlow", "SRFlow", "CFlow"], "generative.flows"),
     **dict.fromkeys(["GAN", "DCGAN", "WGANGP", "UnrolledGAN", "StyleGAN", "Pix2Pix", "CycleGAN", "fit_gan"],
                     "generative.gans"),  # fmt: skip
+    "DDPM": "generative.diffusion",
     **dict.fromkeys(["FitHistory", "mean_loss"], "generative.fit"),
     **dict.fromkeys(["frechet_distance", "kernel_distance", "precision_recall", "sample_quality"],
                     "generative.metrics"),  # fmt: skip
 }
-_SUBMODULES = ("autoencoder", "autoregressive", "common", "data", "fit", "flows", "gans", "metrics", "train", "vae",
-               "vqvae")
+_SUBMODULES = ("autoencoder", "autoregressive", "common", "data", "diffusion", "fit", "flows", "gans", "metrics",
+               "train", "vae", "vqvae")
 
 __all__ = sorted([*_EXPORTS, *_SUBMODULES])
 

@@ -13,8 +13,10 @@ DDIM (Song et al. 2021) on a subsequence ``tau_S > ... > tau_1`` of the steps: p
     x_s  = sqrt(alpha_bar_s) x_0^ + sqrt(1 - alpha_bar_s - sigma^2) eps + sigma z,
     sigma = eta sqrt((1 - alpha_bar_s) / (1 - alpha_bar_t)) sqrt(1 - alpha_bar_t / alpha_bar_s)
 
-``eta = 0`` is deterministic; ``eta = 1`` over all steps is DDPM with the posterior variance. Both loops are
-batched: one call of the predictor per step for the whole batch.
+``eta = 0`` is deterministic; ``eta = 1`` over all steps is DDPM with the posterior variance (over few steps it
+is a coarse discretization: with the exact predictor of a 1D mixture and 50 steps, a mode comes out 15% too
+narrow). ``x_0^`` divides by ``sqrt(alpha_bar_t)``, so DDIM refuses a schedule that reaches ``alpha_bar = 0``
+(the cosine one). Both loops are batched: one call of the predictor per step for the whole batch.
 """
 
 from __future__ import annotations
@@ -66,6 +68,11 @@ def ddim_sample(eps: EpsFn, schedule: NoiseSchedule, x_T: Tensor, steps: int = 5
         raise ValueError(f"DDIM's eta must lie in [0, 1], got {eta}")
     x = x_T
     taus = ddim_timesteps(schedule.steps, steps)
+    first = float(schedule.alphas_cumprod[taus[0]])
+    if first < 1e-8:  # x_0^ divides by sqrt(alpha_bar_t): at a pure-noise step that is 1/0
+        raise ValueError(f"DDIM: alpha_bar at step {taus[0]} is {first:.3g}, so the x_0 estimate divides by ~0 "
+                         "(the cosine schedule ends at alpha_bar = 0); use the linear or quadratic schedule, or "
+                         "the ancestral sampler")  # fmt: skip
     for step, previous in zip(taus, [*taus[1:], 0], strict=True):
         t = torch.full((len(x),), step, dtype=torch.long, device=x.device)
         s = torch.full_like(t, previous)
