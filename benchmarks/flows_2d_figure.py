@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 
 from agents.plots import save_figure
 from generative import data
-from generative.fit import FitHistory, fit
+from generative.fit import fit_phases
 from generative.flows import RealNVP, SplineFlow
 
 DENSITIES = {"two_moons": ((-1.5, 2.5), (-1.0, 1.5)), "checkerboard": ((-2.5, 2.5), (-2.5, 2.5)),
@@ -43,15 +43,8 @@ def make_model(name: str, density: str) -> torch.nn.Module:
 
 
 def train(model: torch.nn.Module, density: str, phases: list[tuple[int, float]]) -> None:
-    """``fit`` resumed at each phase's learning rate (the CLI's ``--resume RUN --learning-rate``)."""
     train_split, val_split, _ = data.load(f"toy:{density}", seed=0)
-    optimizer, history, total = torch.optim.Adam(model.parameters()), FitHistory(), 0
-    for epochs, lr in phases:
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        total += epochs
-        fit(model, train_split, val_split, epochs=total, batch_size=BATCH, patience=1000, optimizer=optimizer,
-            history=history)  # fmt: skip
+    fit_phases(model, train_split, val_split, phases, batch_size=BATCH)
 
 
 def grid(extent: tuple[tuple[float, float], tuple[float, float]]) -> torch.Tensor:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from mpenv.device import module_device, torch_threads
 
-__all__ = ["Data", "FitHistory", "batches", "fit", "mean_loss"]
+__all__ = ["Data", "FitHistory", "batches", "fit", "fit_phases", "mean_loss"]
 
 Data = Tensor | tuple[Tensor, ...]
 """A split: a tensor, or tensors indexed together such as ``(x, y)``."""
@@ -85,6 +85,21 @@ def fit(model: nn.Module, train: Data, val: Data, *, epochs: int = 200, batch_si
     with torch_threads(threads):
         return _fit(model, train, val, epochs, batch_size, lr, patience, seed, max_seconds, optimizer, history,
                     on_epoch)  # fmt: skip
+
+
+def fit_phases(model: nn.Module, train: Data, val: Data, phases: Sequence[tuple[int, float]], *,
+               batch_size: int = 64, patience: int = 1000, seed: int = 0) -> FitHistory:  # fmt: skip
+    """``fit`` in phases of ``(epochs, learning rate)`` with one Adam throughout: a later phase at a smaller rate
+    settles what the first found (the CLI's ``--resume RUN --learning-rate``); the best validation epoch's weights
+    are kept."""
+    optimizer, history, total = torch.optim.Adam(model.parameters()), FitHistory(), 0
+    for epochs, lr in phases:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        total += epochs
+        fit(model, train, val, epochs=total, batch_size=batch_size, patience=patience, seed=seed, optimizer=optimizer,
+            history=history)  # fmt: skip
+    return history
 
 
 def _fit(model: nn.Module, train: Data, val: Data, epochs: int, batch_size: int, lr: float, patience: int, seed: int,

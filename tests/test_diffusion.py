@@ -12,7 +12,7 @@ import torch
 
 from generative import data, metrics
 from generative.diffusion import DDPM, ContinuousSchedule, NoiseSchedule, ddim_sample, ddim_timesteps, ddpm_sample
-from generative.fit import FitHistory, fit
+from generative.fit import fit_phases
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -169,12 +169,7 @@ def test_ddpm_learns_the_eight_gaussians() -> None:
     train_split, val_split, _ = data.load("toy:eight_gaussians", seed=0)
     torch.manual_seed(0)
     model = DDPM((2,), schedule="cosine")
-    optimizer, history = torch.optim.Adam(model.parameters(), lr=1e-3), FitHistory()
-    for epochs, lr in ((200, 1e-3), (300, 1e-4)):
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        fit(model, train_split, val_split, epochs=epochs, batch_size=256, patience=1000, optimizer=optimizer,
-            history=history)  # fmt: skip
+    fit_phases(model, train_split, val_split, [(200, 1e-3), (100, 1e-4)], batch_size=256)
     torch.manual_seed(1)
     covered, good = metrics.mode_coverage(model.sample(5000), *data.mixture_modes("eight_gaussians"))
     assert covered == 8 and good >= 0.95, (covered, good)

@@ -15,7 +15,7 @@ import torch
 from torch.distributions import Independent, Laplace, Normal
 
 from generative import data, train
-from generative.fit import FitHistory, fit
+from generative.fit import fit_phases
 from generative.flows import (
     ActNorm,
     AdditiveCoupling,
@@ -452,18 +452,6 @@ LEARNING = {  # (density, model) -> (model, [(epochs, learning rate), ...]): ste
 }
 
 
-def fit_in_phases(model: torch.nn.Module, train_split, val_split, phases: list[tuple[int, float]]) -> None:
-    """``generative.fit.fit`` resumed with a smaller learning rate: the last phase settles what the first found
-    (the CLI's ``--resume RUN --learning-rate``); the best validation epoch's weights are kept."""
-    optimizer, history, total = torch.optim.Adam(model.parameters()), FitHistory(), 0
-    for epochs, lr in phases:
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        total += epochs
-        fit(model, train_split, val_split, epochs=total, batch_size=BATCH, patience=1000, optimizer=optimizer,
-            history=history)  # fmt: skip
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "model"), list(LEARNING))
 def test_flows_learn_the_toy_densities_to_within_005_nats_of_the_floor(name: str, model: str) -> None:
@@ -476,7 +464,7 @@ def test_flows_learn_the_toy_densities_to_within_005_nats_of_the_floor(name: str
     torch.manual_seed(0)
     flow = make()
     train_split, val_split, _ = data.load(f"toy:{name}", seed=0)
-    fit_in_phases(flow, train_split, val_split, phases)
+    fit_phases(flow, train_split, val_split, phases, batch_size=BATCH)
     x = data.sample(name, EVAL_SAMPLES, seed=123)
     with torch.no_grad():
         nll = float(-flow.log_prob(x).double().mean())

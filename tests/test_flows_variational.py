@@ -11,13 +11,13 @@ import math
 
 import pytest
 import torch
+from test_flows import perturbed  # the flow tests' helper (tests/ is on sys.path)
 
 from generative import data, train
 from generative.fit import fit
 from generative.flows import CFlow, ConditionalFlow, Glow, RealNVP, SplineFlow, SRFlow
 from generative.flows.dequantize import dequantize
 from generative.flows.variational_dequantize import VariationalDequantizer, _as_image
-from tests.test_flows import perturbed
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
