@@ -505,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "'{\"latent_dim\": 4}' (default: {})")  # fmt: skip
     resumable = "; on --resume: the run's unless given"
     t.add_argument("--epochs", type=int, default=None,
-                   help=f"total epochs (default: {TRAIN_DEFAULTS['epochs']}, GANs {GAN_DEFAULTS['epochs']}: "
+                   help=f"total epochs (default: {TRAIN_DEFAULTS['epochs']}; GANs: {GAN_DEFAULTS['epochs']} of "
                    f"ceil(N / batch size) generator steps each{resumable})")  # fmt: skip
     t.add_argument("--batch-size", type=int, default=None,
                    help=f"minibatch size (default: {TRAIN_DEFAULTS['batch_size']}{resumable})")  # fmt: skip
