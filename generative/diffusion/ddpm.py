@@ -5,12 +5,16 @@
 
 (the course's simple loss: the ELBO's per-step KL terms with their weights dropped). The network can instead
 predict ``x_0`` or ``v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x_0`` (``prediction=``); every option is
-turned into ``eps`` for the samplers (``sampling.py``: the ancestral loop, DDIM).
+turned into ``eps`` for the samplers (``sampling.py``: the ancestral loop, DDIM) and the bound (``elbo.py``).
 
-So far for points ``(D,)``: the denoiser is an MLP on ``[x_t, embedding(t)]``, with a sinusoidal embedding of the
-step (Vaswani et al.'s, as DDPM uses).
+The denoiser: for points ``(D,)`` an MLP on ``[x_t, embedding(t)]`` with a sinusoidal embedding of the step
+(Vaswani et al.'s, as DDPM uses); for images ``(C, H, W)`` the U-Net of ``unet.py``. Images in [0, 1] are
+diffused in [-1, 1]; with ``n_bins`` (the data's grey levels, which ``mpenv-gen`` sets) the bound is on the
+discrete NLL and samples are rounded to the levels.
 
-    model = DDPM((2,)); fit(model, train, val); x = model.sample(1000); x_fast = model.sample(1000, steps=50)
+    model = DDPM((2,)); fit(model, train, val); x = model.sample(1000)
+    x_fast = model.sample(1000, steps=50, sampler="ddim")
+    model = DDPM((1, 8, 8), n_bins=17); model.log_prob(x)    # minus the variational bound, nats
 """
 
 from __future__ import annotations
@@ -21,57 +25,126 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from generative.common import check_input
+from generative.common import check_input, event_size
+from generative.diffusion.elbo import Bound, variational_bound
 from generative.diffusion.sampling import ddim_sample, ddpm_sample
 from generative.diffusion.schedule import NoiseSchedule
+from generative.diffusion.unet import UNet, sinusoidal_embedding
 from mpenv.networks import mlp
 
-__all__ = ["DDPM", "PREDICTIONS", "sinusoidal_embedding"]
+__all__ = ["DDPM", "PREDICTIONS", "SAMPLERS", "PointDenoiser"]
 
 PREDICTIONS = ("eps", "x0", "v")
+SAMPLERS = ("ddpm", "ddim")
 
 
-def sinusoidal_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
-    """``[N] -> [N, dim]``: ``sin`` and ``cos`` of ``t`` at ``dim / 2`` geometrically spaced frequencies."""
-    half = dim // 2
-    frequencies = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    angles = t.float()[:, None] * frequencies[None]
-    return torch.cat([angles.sin(), angles.cos()], dim=1)
+class PointDenoiser(nn.Module):
+    """``[x_t, embedding(t) (+ label embedding)] -> MLP -> [N, D]``."""
+
+    def __init__(self, dim: int, hidden: Sequence[int], time_dim: int, num_classes: int | None = None) -> None:
+        super().__init__()
+        self.time_dim, self.num_classes = time_dim, num_classes
+        self.net = mlp(dim + time_dim, hidden, dim, activation=nn.SiLU)
+        self.label = nn.Embedding(num_classes + 1, time_dim) if num_classes else None
+
+    def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
+        emb = sinusoidal_embedding(t, self.time_dim).to(x)
+        if self.label is not None:
+            if y is None:
+                raise ValueError("this denoiser is class-conditional: pass labels y (num_classes for none)")
+            emb = emb + self.label(y)
+        return self.net(torch.cat([x, emb], dim=1))
 
 
 class DDPM(nn.Module):
-    """A diffusion model of points ``(D,)``.
+    """A diffusion model of points ``(D,)`` or images ``(C, H, W)`` in [0, 1].
 
     Args:
-        input_shape: ``(D,)``.
+        input_shape: ``(D,)`` or ``(C, H, W)`` with ``H == W``.
         steps: ``T``.
         schedule: ``"linear"``, ``"cosine"`` or ``"quadratic"`` (``schedule.py``).
         prediction: what the network outputs: ``"eps"``, ``"x0"`` or ``"v"``.
-        hidden: the MLP's hidden widths.
-        time_dim: size of the step embedding.
+        variance: ``sigma_t^2`` of the reverse steps: ``"beta"`` (the course's) or ``"posterior"``.
+        n_bins: grey levels of discrete images (the bound's decoder, the samples' rounding); ``None``: continuous.
+        hidden, time_dim: the point MLP's widths and step embedding.
+        channels, mults, blocks, dropout: the image U-Net's (``unet.py``).
+        num_classes: class-conditional with labels ``0..num_classes - 1`` (``conditional.py``); ``None``: not.
     """
 
+    conditional = False
+
     def __init__(self, input_shape: Sequence[int], steps: int = 1000, schedule: str = "linear", prediction: str = "eps",
-                 hidden: Sequence[int] = (128, 128, 128), time_dim: int = 64) -> None:  # fmt: skip
+                 variance: str = "beta", n_bins: int | None = None, hidden: Sequence[int] = (128, 128, 128),
+                 time_dim: int = 64, channels: int = 32, mults: Sequence[int] | None = None, blocks: int = 1,
+                 dropout: float = 0.0, num_classes: int | None = None) -> None:  # fmt: skip
         super().__init__()
         self.input_shape = tuple(int(d) for d in input_shape)
-        if len(self.input_shape) != 1:
-            raise ValueError(f"DDPM: points (D,) only so far (the image U-Net is not built yet), got "
+        name = type(self).__name__
+        square = len(self.input_shape) == 3 and self.input_shape[1] == self.input_shape[2]
+        if len(self.input_shape) != 1 and not square:
+            raise ValueError(f"{name}: input_shape must be points (D,) or square images (C, H, H), got "
                              f"{self.input_shape}")  # fmt: skip
         if prediction not in PREDICTIONS:
-            raise ValueError(f"DDPM: prediction must be one of {', '.join(PREDICTIONS)}, got {prediction!r}")
-        self.schedule, self.prediction, self.time_dim = NoiseSchedule(schedule, steps), prediction, time_dim
-        d = self.input_shape[0]
-        self.net = mlp(d + time_dim, hidden, d, activation=nn.SiLU)
+            raise ValueError(f"{name}: prediction must be one of {', '.join(PREDICTIONS)}, got {prediction!r}")
+        if variance not in ("beta", "posterior"):
+            raise ValueError(f"{name}: variance must be 'beta' or 'posterior', got {variance!r}")
+        if n_bins is not None and (len(self.input_shape) != 3 or n_bins < 2):
+            raise ValueError(f"{name}: n_bins (>= 2) is for images, got {n_bins} for input_shape {self.input_shape}")
+        self.schedule, self.prediction, self.variance = NoiseSchedule(schedule, steps), prediction, variance
+        self.n_bins, self.num_classes = n_bins, num_classes
+        if len(self.input_shape) == 1:
+            self.net: nn.Module = PointDenoiser(self.input_shape[0], hidden, time_dim, num_classes)
+        else:
+            c, size, _ = self.input_shape
+            self.net = UNet(c, size, channels, mults, blocks, num_classes, dropout)
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
 
-    def network(self, xt: Tensor, t: Tensor) -> Tensor:
-        """The raw output (``eps``, ``x_0`` or ``v`` by ``prediction``) for steps ``t`` ``[N]``."""
-        return self.net(torch.cat([xt, sinusoidal_embedding(t, self.time_dim).to(xt)], dim=1))
+    @property
+    def is_image(self) -> bool:
+        return len(self.input_shape) == 3
 
-    def eps(self, xt: Tensor, t: Tensor) -> Tensor:
+    def to_model_space(self, x: Tensor) -> Tensor:
+        """Data -> the diffused space: images [0, 1] -> [-1, 1]; points unchanged."""
+        return 2 * x - 1 if self.is_image else x
+
+    def to_data_space(self, x: Tensor) -> Tensor:
+        """The inverse, clipped to [0, 1] and rounded to the ``n_bins`` levels for images."""
+        if not self.is_image:
+            return x
+        x = ((x + 1) / 2).clamp(0, 1)
+        return x if self.n_bins is None else torch.round(x * (self.n_bins - 1)) / (self.n_bins - 1)
+
+    def check_labels(self, y: Tensor | None, n: int) -> Tensor | None:
+        if self.num_classes is None:
+            if y is not None:
+                raise ValueError(f"{type(self).__name__} is unconditional: it takes no labels")
+            return None
+        if y is None:
+            raise ValueError(f"{type(self).__name__} is class-conditional: pass labels y")
+        y = torch.as_tensor(y, device=self._anchor.device)
+        if y.shape != (n,) or y.dtype.is_floating_point or (y < 0).any() or (y >= self.num_classes).any():
+            raise ValueError(f"{type(self).__name__}: labels must be {n} integers in 0..{self.num_classes - 1}, got "
+                             f"shape {list(y.shape)} {y.dtype}")  # fmt: skip
+        return y.long()
+
+    def check_data(self, x: Tensor) -> Tensor:
+        x = check_input(x, self.input_shape, model=type(self).__name__)
+        if not torch.isfinite(x).all():
+            raise ValueError(f"{type(self).__name__}: the input contains NaN or infinite values")
+        if self.is_image and ((x < 0).any() or (x > 1).any()):
+            raise ValueError(f"{type(self).__name__}: images must lie in [0, 1], got {x.min().item():.3g}.."
+                             f"{x.max().item():.3g}")  # fmt: skip
+        return self.to_model_space(x.to(self._anchor))
+
+    def network(self, xt: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
+        """The raw output (``eps``, ``x_0`` or ``v`` by ``prediction``) for steps ``t`` ``[N]``."""
+        return self.net(xt, t, y) if self.num_classes is not None else self.net(xt, t)
+
+    def eps(self, xt: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
         """The predicted noise, whatever the network predicts."""
-        out = self.network(xt, t)
+        return self.eps_from_output(xt, t, self.network(xt, t, y))
+
+    def eps_from_output(self, xt: Tensor, t: Tensor, out: Tensor) -> Tensor:
         if self.prediction == "eps":
             return out
         if self.prediction == "x0":
@@ -87,23 +160,60 @@ class DDPM(nn.Module):
         ab = self.schedule.at(self.schedule.alphas_cumprod, t, x0)
         return ab.sqrt() * noise - (1 - ab).sqrt() * x0
 
-    def loss(self, x: Tensor) -> Tensor:
-        """``L_simple``: the mean squared error of the prediction at a uniformly drawn step per example."""
-        check_input(x, self.input_shape, model=type(self).__name__)
-        if not torch.isfinite(x).all():
-            raise ValueError(f"{type(self).__name__}: the input contains NaN or infinite values")
-        x0 = x.to(self._anchor)
+    def simple_loss(self, x0: Tensor, y: Tensor | None = None) -> Tensor:
+        """``L_simple`` on data already in the model's space, at a uniformly drawn step per example."""
         t = torch.randint(1, self.schedule.steps + 1, (len(x0),), device=x0.device)
         noise = torch.randn_like(x0)
-        return (self.network(self.schedule.q_sample(x0, t, noise), t) - self.target(x0, noise, t)).square().mean()
+        return (self.network(self.schedule.q_sample(x0, t, noise), t, y) - self.target(x0, noise, t)).square().mean()
+
+    def loss(self, x: Tensor) -> Tensor:
+        """``L_simple``: the mean squared error of the prediction at a uniformly drawn step per example."""
+        return self.simple_loss(self.check_data(x))
+
+    def bound(self, x: Tensor, y: Tensor | None = None, steps: int | None = None, seed: int | None = None) -> Bound:
+        """The variational bound's terms in nats per example (``elbo.py``); ``steps``: an unbiased estimate from
+        that many of the ``T - 1`` middle terms; ``seed`` fixes its noise."""
+        x0 = self.check_data(x)
+        y = self.check_labels(y, len(x0))
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
+        was_training = self.training
+        self.eval()
+        bound = variational_bound(self.sampling_eps(y, 0.0), self.schedule, x0, self.variance, self.n_bins, steps,
+                                  generator)  # fmt: skip
+        self.train(was_training)
+        if self.is_image and self.n_bins is None:  # a density in [-1, 1]: back to [0, 1] units
+            shift = event_size(self.input_shape) * math.log(2)
+            bound = Bound(bound.total - shift, bound.prior, bound.steps, bound.decoder - shift)
+        return bound
+
+    epoch_nll_kwargs = {"steps": 20, "seed": 0}
+    """What ``mpenv-gen`` passes to ``log_prob`` for the per-epoch validation curve: the full bound costs ``T``
+    network passes, so the curve is a seeded 20-step estimate; ``eval`` computes every term."""
+
+    def log_prob(self, x: Tensor, steps: int | None = None, seed: int | None = 0) -> Tensor:
+        """Minus the variational bound, a lower bound on ``log p(x)`` in nats (of the discrete pixels with
+        ``n_bins``); every term by default, seeded."""
+        return -self.bound(x, None, steps, seed).total
+
+    def sampling_eps(self, y: Tensor | None, guidance: float):
+        """The noise predictor the samplers call; the conditional model adds guidance (``conditional.py``)."""
+        if guidance:
+            raise ValueError(f"{type(self).__name__} is unconditional: classifier-free guidance needs a "
+                             "class-conditional model (ddpm-cond)")  # fmt: skip
+        return lambda xt, t: self.eps(xt, t, y)
 
     @torch.no_grad()
     def sample(self, n: int, steps: int | None = None, sampler: str = "ddpm", eta: float = 0.0,
-               variance: str = "beta") -> Tensor:  # fmt: skip
-        """``n`` samples: the ancestral loop over all ``T`` steps (``sampler="ddpm"``, ``variance`` ``"beta"`` or
-        ``"posterior"``) or DDIM over ``steps`` of them (``sampler="ddim"``, ``eta``)."""
+               variance: str | None = None, guidance: float = 0.0, trajectory: list[Tensor] | None = None,
+               y: Tensor | None = None) -> Tensor:  # fmt: skip
+        """``n`` samples in data space: the ancestral loop over all ``T`` steps (``sampler="ddpm"``, ``variance``
+        ``"beta"`` or ``"posterior"``, the model's by default) or DDIM over ``steps`` of them (``sampler="ddim"``,
+        ``eta``). ``trajectory`` collects ``x_t`` (model space) after every step."""
         if n < 1:
             raise ValueError(f"{type(self).__name__}: n must be at least 1, got {n}")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; choose ddpm or ddim")
+        eps = self.sampling_eps(self.check_labels(y, n), guidance)
         was_training = self.training
         self.eval()
         x_T = torch.randn(n, *self.input_shape, device=self._anchor.device)
@@ -111,10 +221,8 @@ class DDPM(nn.Module):
             if steps not in (None, self.schedule.steps):
                 raise ValueError(f"the ancestral sampler runs all {self.schedule.steps} steps; use sampler='ddim' "
                                  f"for {steps}")  # fmt: skip
-            x = ddpm_sample(self.eps, self.schedule, x_T, variance)
-        elif sampler == "ddim":
-            x = ddim_sample(self.eps, self.schedule, x_T, steps or 50, eta)
+            x = ddpm_sample(eps, self.schedule, x_T, variance or self.variance, trajectory)
         else:
-            raise ValueError(f"unknown sampler {sampler!r}; choose ddpm or ddim")
+            x = ddim_sample(eps, self.schedule, x_T, steps or 50, eta, trajectory)
         self.train(was_training)
-        return x
+        return self.to_data_space(x)

@@ -44,8 +44,7 @@ def ddpm_sample(eps: EpsFn, schedule: NoiseSchedule, x_T: Tensor, variance: str 
     sigmas2 = schedule.betas if variance == "beta" else schedule.posterior_variance
     for step in range(schedule.steps, 0, -1):
         t = torch.full((len(x),), step, dtype=torch.long, device=x.device)
-        beta, alpha, ab = (schedule.at(v, t, x) for v in (schedule.betas, schedule.alphas, schedule.alphas_cumprod))
-        x = (x - beta / (1 - ab).sqrt() * eps(x, t)) / alpha.sqrt()
+        x = schedule.mean_from_eps(x, t, eps(x, t))
         if step > 1:
             x = x + schedule.at(sigmas2, t, x).sqrt() * torch.randn_like(x)
         if trajectory is not None:

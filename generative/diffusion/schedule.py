@@ -94,6 +94,12 @@ class NoiseSchedule:
         mean = self.at(self.posterior_mean_coef1, t, x0) * x0 + self.at(self.posterior_mean_coef2, t, xt) * xt
         return mean, self.at(self.posterior_variance, t, x0).expand_as(x0)
 
+    def mean_from_eps(self, xt: Tensor, t: Tensor, eps: Tensor) -> Tensor:
+        """``mu = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t)``: the posterior mean with ``x_0``
+        written through the noise, which is the reverse step's mean when ``eps`` is predicted."""
+        beta, alpha, ab = (self.at(v, t, xt) for v in (self.betas, self.alphas, self.alphas_cumprod))
+        return (xt - beta / (1 - ab).sqrt() * eps) / alpha.sqrt()
+
     def x0_from_eps(self, xt: Tensor, t: Tensor, eps: Tensor) -> Tensor:
         """``x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)``."""
         ab = self.at(self.alphas_cumprod, t, xt)
