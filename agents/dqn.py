@@ -59,6 +59,7 @@ from agents.optim import gradient_step, make_optimizer
 from agents.run import RunContext, check_config_fields, load_network
 from agents.tabular import agent_rng, linear_schedule
 from mpenv.device import module_device, seed_everything
+from mpenv.networks import polyak_update
 
 LOG_EVERY = 100  # env steps between logged losses and epsilons
 SAMPLE_BYTES = 32 * 2**20  # memory for the minibatches drawn at once (see minibatches)
@@ -241,13 +242,6 @@ def hard_update(target_net: nn.Module, q_net: nn.Module) -> None:
     with torch.no_grad():
         for target_param, param in zip(target_net.parameters(), q_net.parameters(), strict=True):
             target_param.copy_(param)
-
-
-def polyak_update(target_net: nn.Module, q_net: nn.Module, tau: float) -> None:
-    """theta_target <- (1 - tau) theta_target + tau theta."""
-    with torch.no_grad():
-        for target_param, param in zip(target_net.parameters(), q_net.parameters(), strict=True):
-            target_param.lerp_(param, tau)
 
 
 def update_target(target_net: nn.Module, q_net: nn.Module, config: DQNConfig) -> None:

@@ -19,7 +19,8 @@ Submodules:
   conditional flows, SRFlow, C-Flow.
 - :mod:`generative.gans` -- GANs: minimax, non-saturating, Wasserstein-GP and hinge losses, DCGAN, unrolled GAN,
   one adversarial training loop, StyleGAN and StyleFlow, inversion, pix2pix and CycleGAN.
-- :mod:`generative.diffusion` -- noise schedules, DDPM and DDIM sampling, DDPM (points so far).
+- :mod:`generative.diffusion` -- noise schedules, DDPM and DDIM sampling, the variational bound, DDPM on points
+  and images, classifier-free guidance, ControlNet, latent diffusion, inpainting.
 - :mod:`generative.fit` -- the one training loop (Adam, early stopping on validation).
 - :mod:`generative.metrics` -- Frechet distance, KID, precision/recall on shipped digits classifiers' features
   (8x8 and 28x28), mode coverage.
@@ -27,7 +28,7 @@ Submodules:
 
 Every likelihood model: ``Model(input_shape, ...)``, ``loss(x)``, ``log_prob(x)`` (nats per example) and
 ``sample(n)``; the GANs have ``sample(n)`` and the two players' losses, and no likelihood; the diffusion models
-``loss(x)`` and ``sample(n)``.
+``loss(x)``, ``sample(n)`` and ``log_prob(x)``, minus their variational bound (a lower bound).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ _EXPORTS = {  # public name -> the module that defines it
     **dict.fromkeys(["RealNVP", "SplineFlow", "Glow", "ConditionalFlow", "SRFlow", "CFlow"], "generative.flows"),
     **dict.fromkeys(["GAN", "DCGAN", "WGANGP", "UnrolledGAN", "StyleGAN", "Pix2Pix", "CycleGAN", "fit_gan"],
                     "generative.gans"),  # fmt: skip
-    "DDPM": "generative.diffusion",
+    **dict.fromkeys(["DDPM", "ConditionalDDPM", "ControlNet", "LatentDDPM", "inpaint"], "generative.diffusion"),
     **dict.fromkeys(["FitHistory", "mean_loss"], "generative.fit"),
     **dict.fromkeys(["frechet_distance", "kernel_distance", "precision_recall", "sample_quality"],
                     "generative.metrics"),  # fmt: skip

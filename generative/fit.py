@@ -74,7 +74,8 @@ def fit(model: nn.Module, train: Data, val: Data, *, epochs: int = 200, batch_si
 
     The model is not re-initialised: seed torch before building it (``mpenv.device.seed_everything``); ``seed``
     fixes the minibatch order. ``optimizer`` and ``history`` resume a run (epoch ``history.epochs + 1`` on);
-    ``on_epoch(history)`` runs after every epoch (logging, checkpoints). Ctrl-C propagates after the epoch in
+    ``on_epoch(history)`` runs after every epoch (logging, checkpoints); a model's ``after_step()``, if it has one,
+    after every optimizer step. Ctrl-C propagates after the epoch in
     progress is lost, with the weights as they are (the caller's last checkpoint stays valid).
 
     ``threads``: torch's CPU threads while fitting, restored afterwards; 1 by default, as in the ``mpenv-gen``
@@ -117,6 +118,8 @@ def _fit(model: nn.Module, train: Data, val: Data, epochs: int, batch_size: int,
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if hasattr(model, "after_step"):  # e.g. a diffusion model's average of weights
+                model.after_step()
             total, n = total + loss.item() * len(batch[0]), n + len(batch[0])
         history.train_loss.append(total / n)
         history.val_loss.append(mean_loss(model, val))

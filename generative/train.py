@@ -7,6 +7,10 @@
     mpenv-gen sample runs/<run-dir> --temperature 0.7     # flows: z ~ N(0, 0.7^2 I)
     mpenv-gen train srflow --data digits          # super-resolution: p(x | its 2x average-pooled image)
     mpenv-gen train cflow --data digits           # C-Flow: p(low-res) p(x | low-res's latent)
+    mpenv-gen train ddpm --data digits-binary     # diffusion; ddpm-cond: class labels and guidance
+    mpenv-gen sample runs/<run-dir> --sampler ddim --steps 50 --guidance 2    # DDIM; guided (ddpm-cond)
+    mpenv-gen train controlnet --data digits-binary --model-kwargs '{"base": "runs/<ddpm run>"}'
+    mpenv-gen train latent-ddpm --data digits-binary --model-kwargs '{"autoencoder": "runs/<vae run>"}'
     mpenv-gen eval runs/<run-dir>                 # test NLL in nats and bits/dim
     mpenv-gen list                                # models and data sets
 
@@ -32,7 +36,10 @@ comparable with the unconditional rows; its ``sample`` super-resolves the test i
 ``p(u) p(x | u)``, a bound on the image's own NLL as ``u`` is a function of ``x``); for the VAEs ``train``
 and ``eval`` report the importance-weighted bound with ``--iwae-k`` samples (default 1000, seeded: the same
 number from both), an upper bound on the NLL, while ``nll/val`` logs the negative ELBO; the VQ-VAE's is its ELBO
-(one-hot q).
+(one-hot q). The diffusion models' is their variational bound, all ``T`` terms in ``eval`` (seeded; ``nll/val`` is
+a seeded 20-term estimate), with DDPM's discrete decoder on the data's grey levels; ``eval`` also reports sample
+quality (Frechet distance on 8x8 and 28x28 digits, the samples' class accuracy for ``ddpm-cond``, their agreement
+with the control for ``controlnet``) with the ``sample`` flags ``--sampler``, ``--steps``, ``--eta``, ``--guidance``.
 """
 
 from __future__ import annotations
@@ -86,6 +93,10 @@ MODELS: dict[str, str] = {
     "stylegan": "generative.gans:StyleGAN",
     "pix2pix": "generative.gans:Pix2Pix",
     "cyclegan": "generative.gans:CycleGAN",
+    "ddpm": "generative.diffusion:DDPM",
+    "ddpm-cond": "generative.diffusion:ConditionalDDPM",
+    "controlnet": "generative.diffusion:ControlNet",
+    "latent-ddpm": "generative.diffusion:LatentDDPM",
 }
 """``mpenv-gen`` model name -> ``module:class``; every class takes ``input_shape`` first."""
 
@@ -240,17 +251,35 @@ def density_figure(model: nn.Module, device: torch.device, title: str = "model d
     return fig
 
 
-def draw_samples(model: nn.Module, n: int, seed: int, device: torch.device, temperature: float = 1.0,
-                 inputs: Tensor | None = None) -> Tensor:  # fmt: skip
-    """``n`` samples; ``temperature`` only for models whose ``sample`` takes one (the flows). Super-resolution
-    models (``srflow``) sample for the low-res images of ``inputs``: rows of 8, the low-res input (upscaled) then 7
-    high-res samples for it."""
+SAMPLER_FLAGS = {"temperature": ("--temperature", 1.0, "the flows take one"),
+                 "sampler": ("--sampler", "ddpm", "the diffusion models take one"),
+                 "steps": ("--steps", None, "the diffusion models take it"),
+                 "eta": ("--eta", 0.0, "the diffusion models take it"),
+                 "guidance": ("--guidance", 0.0, "ddpm-cond takes it")}  # fmt: skip
+"""``sample`` keyword -> (flag, default, which models take it)."""
+
+
+def sampler_kwargs(model: nn.Module, **given: Any) -> dict[str, Any]:
+    """The keywords of ``model.sample`` that differ from their defaults; a flag the model's ``sample`` does not
+    take is a usage error naming the models that do."""
     kwargs = {}
-    if temperature != 1.0:
-        if "temperature" not in inspect.signature(model.sample).parameters:
-            raise ValueError(f"--temperature: {type(model).__name__} samples at temperature 1 only (the flows take "
-                             "one)")  # fmt: skip
-        kwargs["temperature"] = temperature
+    for key, value in given.items():
+        flag, default, models = SAMPLER_FLAGS[key]
+        if value == default:
+            continue
+        if key not in inspect.signature(model.sample).parameters:
+            raise ValueError(f"{flag}: {type(model).__name__} does not take it ({models})")
+        kwargs[key] = value
+    return kwargs
+
+
+def draw_samples(model: nn.Module, n: int, seed: int, device: torch.device, temperature: float = 1.0,
+                 inputs: Tensor | None = None, **options: Any) -> Tensor:  # fmt: skip
+    """``n`` samples; ``temperature`` only for models whose ``sample`` takes one (the flows), and ``options``
+    (``sampler``, ``steps``, ``eta``, ``guidance``) for the diffusion models. Super-resolution models (``srflow``)
+    sample for the low-res images of ``inputs``: rows of 8, the low-res input (upscaled) then 7 high-res samples
+    for it; ControlNet likewise for the controls of ``inputs``."""
+    kwargs = sampler_kwargs(model, temperature=temperature, **options)
     torch.manual_seed(seed)
     with torch.no_grad():
         if getattr(model, "translates", False):  # rows of 8: 4 (task image, translation) pairs of test digits
@@ -265,6 +294,13 @@ def draw_samples(model: nn.Module, n: int, seed: int, device: torch.device, temp
             low_res = model.low_res(inputs[:rows].to(device))
             upscaled = torch.nn.functional.interpolate(low_res, scale_factor=model.factor, mode="nearest")
             return torch.cat([upscaled[:, None], model.super_resolve(low_res, 7, temperature)], 1).flatten(0, 1)[:n]
+        if hasattr(model, "control_of"):  # rows of 8: a test digit's control, then 7 samples following it
+            rows = -(-n // 8)
+            if inputs is None or len(inputs) < rows:
+                raise ValueError(f"{type(model).__name__} samples for the controls of test images: {rows} needed")
+            control = model.control_of(inputs[:rows].to(device)).repeat_interleave(7, 0)
+            samples = model.sample(len(control), control, **kwargs).view(rows, 7, *model.input_shape)
+            return torch.cat([control.view(rows, 7, *model.input_shape)[:, :1], samples], 1).flatten(0, 1)[:n]
         if is_conditional(model):
             return model.sample(n, torch.arange(n, device=device) % 10, **kwargs)
         return model.sample(n, **kwargs)
@@ -340,8 +376,9 @@ def is_adversarial(model: nn.Module | type[nn.Module]) -> bool:
 
 
 def new_config(args: argparse.Namespace) -> dict[str, Any]:
-    defaults = {**TRAIN_DEFAULTS, **(GAN_DEFAULTS if args.model in MODELS and is_adversarial(model_class(args.model))
-                                    else {})}  # fmt: skip
+    cls = model_class(args.model) if args.model in MODELS else None
+    defaults = {**TRAIN_DEFAULTS, **(GAN_DEFAULTS if cls is not None and is_adversarial(cls) else {}),
+                **getattr(cls, "training_defaults", {})}  # fmt: skip
     settings = {key: defaults[key] if getattr(args, key) is None else getattr(args, key) for key in RESUMABLE}
     return {
         "model": args.model, "model_kwargs": parse_model_kwargs(args.model_kwargs or "{}"),
@@ -370,7 +407,8 @@ def train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     cls = model_class(config["model"])  # fails on unknown names before loading data
-    if getattr(cls, "dequantizes", False) and not config["data"].startswith("toy:"):  # flows on discrete pixels
+    discrete = getattr(cls, "dequantizes", False) or getattr(cls, "discrete_decoder", False)
+    if discrete and not config["data"].startswith("toy:"):  # flows and diffusion on discrete pixels
         config["model_kwargs"].setdefault("n_bins", pixel_levels(config["data"], config["binarize"]))
     conditional = is_conditional(cls)
     train_split, val_split, test_split = load_data(config["data"], config["seed"], conditional, config["binarize"])
@@ -400,7 +438,8 @@ def train(args: argparse.Namespace) -> int:
             log.log("loss/val", h.val_loss[-1], epoch)
             log.log("charts/learning_rate", optimizer.param_groups[0]["lr"], epoch)
             with torch.random.fork_rng(devices=[]):  # a VAE's ELBO draws noise: logging must not move training
-                nll = mean_nll(model, val_split)  # the model is in eval mode here (fit's validation pass)
+                # eval mode here (fit's validation pass); a diffusion model's bound is a seeded estimate per epoch
+                nll = mean_nll(model, val_split, **getattr(model, "epoch_nll_kwargs", {}))
             if nll is not None:
                 log.log("nll/val", nll, epoch)
                 log.log("nll/val_bits_per_dim", bits_per_dim(nll, input_shape), epoch)
@@ -410,7 +449,8 @@ def train(args: argparse.Namespace) -> int:
                                epoch)  # fmt: skip
                 if hasattr(model, "reconstruct") and first.ndim == 4:
                     log.figure("reconstructions", reconstruction_figure(model, probe), epoch)
-                if nll is not None and input_shape == (2,):  # toy densities: what the model learned, as a heatmap
+                if nll is not None and input_shape == (2,) and not getattr(model, "diffusion", False):
+                    # toy densities: what the model learned, as a heatmap (a diffusion bound costs T passes a point)
                     with torch.random.fork_rng(devices=[]):
                         log.figure("density", density_figure(model, device), epoch)
             save_checkpoint(run_dir, model, optimizer, h)
@@ -447,13 +487,16 @@ def open_run(args: argparse.Namespace, config: dict[str, Any], restore: Callable
     return run_dir, history
 
 
-def report(model: nn.Module, config: dict[str, Any], test_split: Data, k: int) -> None:
+def report(model: nn.Module, config: dict[str, Any], test_split: Data, k: int,
+           sample_options: dict[str, Any] | None = None) -> None:  # fmt: skip
     """Print the test NLL; the VAEs' IWAE bound is seeded with the run's seed, so ``train`` and ``eval`` agree.
     A GAN has none: its sample quality instead."""
     if is_adversarial(model):
         from generative.gans.train import print_quality
 
         return print_quality(model, config, test_split)
+    if getattr(model, "diffusion", False):
+        return report_diffusion(model, config, test_split, **(sample_options or {}))
     kwargs = {"k": k} if config["model"] in ("vae", "beta-vae", "cvae") else {}
     torch.manual_seed(config["seed"])
     nll = mean_nll(model, test_split, **kwargs)
@@ -466,6 +509,51 @@ def report(model: nn.Module, config: dict[str, Any], test_split: Data, k: int) -
         bound = f" ({kind}dequantization bound, {config['model_kwargs']['n_bins']} levels)"
     print(f"{config['model']} on {config['data']}: test NLL {nll:.3f} nats, "
           f"{bits_per_dim(nll, tuple(config['input_shape'])):.4f} bits/dim{bound}")
+
+
+@torch.no_grad()
+def report_diffusion(model: nn.Module, config: dict[str, Any], test_split: Data, **options: Any) -> None:
+    """A diffusion model's test bound (every term, seeded) and the quality of as many samples as test images
+    (``options``: the ``sample`` flags): the Frechet distance on 8x8 and 28x28 digits, the samples' accuracy as
+    their labels by the shipped classifier (``ddpm-cond``), the agreement with the controls (``controlnet``:
+    mean IoU of the samples' control maps with the test images' controls given, and the base's for comparison)."""
+    from generative import metrics
+
+    name, shape = f"{config['model']} on {config['data']}", tuple(config["input_shape"])
+    torch.manual_seed(config["seed"])
+    nll = None if not hasattr(model, "bound") else mean_nll(model, test_split, seed=config["seed"])
+    if nll is not None:
+        variance = getattr(model, "base", model).variance
+        print(f"{name}: test NLL <= {nll:.3f} nats, {bits_per_dim(nll, shape):.4f} bits/dim (variational bound, "
+              f"all {model.schedule.steps} terms, sigma_t^2: {variance})")  # fmt: skip
+    else:
+        print(f"{name}: no likelihood (latent diffusion decodes deterministically)")
+    if shape not in ((1, 8, 8), (1, 28, 28)):
+        return
+    x, y = test_split if isinstance(test_split, tuple) else (test_split, None)
+    device = module_device(model)
+    kwargs = sampler_kwargs(model, **options)
+    torch.manual_seed(config["seed"])
+    parts = []
+    if is_conditional(model):
+        fake = model.sample(len(x), y.to(device), **kwargs).cpu()
+        accuracy = metrics.accuracy(metrics.load_classifier(image_size=shape[-1]), fake, y)
+        parts.append(f"classified as their labels {accuracy:.3f}")
+    elif hasattr(model, "control_of"):
+        control = model.control_of(x.to(device))
+        fake = model.sample(len(x), control, **kwargs)
+        torch.manual_seed(config["seed"])
+        free = model.base.sample(len(x), **kwargs)
+        parts.append(f"{model.control} agreement (mean IoU) {model.agreement(fake, control):.3f}, the base's "
+                     f"{model.agreement(free, control):.3f}")  # fmt: skip
+        fake = fake.cpu()
+    else:
+        fake = model.sample(len(x), **kwargs).cpu()
+    quality = metrics.sample_quality(x, fake)
+    sampler = ", ".join(f"{k} {v}" for k, v in kwargs.items()) or "ancestral sampling"
+    print(f"{name}: {len(x)} samples ({sampler}) against the test images: FD {quality['fd']:.2f}, KID "
+          f"{quality['kid']:.4f}, precision {quality['precision']:.3f}, recall {quality['recall']:.3f}"
+          + "".join(f", {p}" for p in parts))  # fmt: skip
 
 
 def load_run(run_dir: str, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
@@ -528,15 +616,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="seed of the samples")
     s.add_argument("--temperature", type=float, default=1.0,
                    help="flows: latents z ~ N(0, T^2 I); T < 1 trades diversity for typical samples")  # fmt: skip
-    e = commands.add_parser("eval", help="test NLL (nats and bits/dim) of a trained model; GANs: sample quality",
-                            formatter_class=HelpFormatter)  # fmt: skip
+    e = commands.add_parser("eval", help="test NLL (nats and bits/dim) of a trained model; GANs: sample quality; "
+                            "diffusion: both", formatter_class=HelpFormatter)  # fmt: skip
     e.add_argument("run_dir", help="a run directory of mpenv-gen train")
     e.add_argument("--iwae-k", type=int, default=IWAE_K, help="importance samples for VAEs")
+    for command in (s, e):
+        command.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm",
+                             help="diffusion: the ancestral loop over all T steps, or DDIM")  # fmt: skip
+        command.add_argument("--steps", type=int, default=None, help="diffusion, --sampler ddim: number of steps "
+                             "(default: 50)")  # fmt: skip
+        command.add_argument("--eta", type=float, default=0.0, help="diffusion, --sampler ddim: 0 deterministic, "
+                             "1 stochastic")  # fmt: skip
+        command.add_argument("--guidance", type=float, default=0.0,
+                             help="ddpm-cond: classifier-free guidance rho, eps = (1 + rho) eps(x, c) - rho eps(x)")
     for command in (t, s, e):
         command.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (mpenv.device)")
         command.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
     commands.add_parser("list", help="the models and data sets")
     return parser
+
+
+def sample_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The diffusion sampler flags of ``sample`` and ``eval``."""
+    return {key: getattr(args, key) for key in ("sampler", "steps", "eta", "guidance")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -561,15 +663,15 @@ def main(argv: list[str] | None = None) -> int:
         model, config = load_run(args.run_dir, device)
         if args.command == "sample":
             inputs = None
-            if hasattr(model, "super_resolve") or getattr(model, "translates", False):  # works on the test images
+            if any(hasattr(model, a) for a in ("super_resolve", "translates", "control_of")):  # on the test images
                 inputs = load_data(config["data"], config["seed"], False, config.get("binarize", "none"))[2]
-            samples = draw_samples(model, args.n, args.seed, device, args.temperature, inputs)
+            samples = draw_samples(model, args.n, args.seed, device, args.temperature, inputs, **sample_options(args))
             sample_figure(samples, f"{config['model']} on {config['data']}").savefig(args.out, dpi=120)
             print(f"wrote {args.n} samples to {args.out}")
             return 0
         _, _, test_split = load_data(config["data"], config["seed"], is_conditional(model),
                                      config.get("binarize", "none"))  # fmt: skip
-        report(model, config, test_split, k=args.iwae_k)
+        report(model, config, test_split, k=args.iwae_k, sample_options=sample_options(args))
         return 0
     except (ValueError, CheckpointError, NotImplementedError) as err:
         print(f"mpenv-gen: error: {err}", file=sys.stderr)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import torch
 from torch import nn
 
-__all__ = ["mlp"]
+__all__ = ["mlp", "polyak_update"]
 
 LayerInit = Callable[[nn.Linear], nn.Module]
 
@@ -41,3 +42,14 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int | None = None, activati
 
 def _keep(layer: nn.Linear) -> nn.Linear:
     return layer
+
+
+def polyak_update(target: nn.Module, source: nn.Module, tau: float, copy_buffers: bool = False) -> None:
+    """``theta_target <- (1 - tau) theta_target + tau theta`` (a DQN target network, an EMA of weights with
+    ``tau = 1 - decay``); ``copy_buffers`` also copies buffers (batch-norm statistics) as they are."""
+    with torch.no_grad():
+        for target_param, param in zip(target.parameters(), source.parameters(), strict=True):
+            target_param.lerp_(param, tau)
+        if copy_buffers:
+            for target_buffer, buffer in zip(target.buffers(), source.buffers(), strict=True):
+                target_buffer.copy_(buffer)

@@ -8,18 +8,26 @@
 | UNet | ``unet.py`` | the time- (and class-) conditioned noise predictor for images |
 | DDPM | ``ddpm.py`` | epsilon (or ``x_0``, ``v``) prediction with the simple loss; points and images |
 | ConditionalDDPM | ``conditional.py`` | class labels with label dropout; classifier-free guidance |
+| ControlNet | ``controlnet.py`` | a frozen base steered by an edge map or mask through zero-initialized convolutions |
+| LatentDDPM | ``latent.py`` | diffusion in a trained autoencoder's code space, decoded at the end |
+| inpaint | ``inpaint.py`` | fill unknown pixels by conditioning the reverse process (RePaint resampling) |
 
-Every model: ``Model(input_shape, ...)``, ``loss(x)``, ``sample(n, steps=None, sampler="ddpm"|"ddim")``; trained by
-``generative.fit.fit``.
+Every model: ``Model(input_shape, ...)``, ``loss(x)`` (``loss(x, y)`` conditional), ``sample(n, ...,
+steps=None, sampler="ddpm"|"ddim", eta=0)``, ``log_prob(x)`` minus the variational bound (not the latent model);
+trained by ``generative.fit.fit`` or ``mpenv-gen train ddpm|ddpm-cond|controlnet|latent-ddpm``.
 """
 
 from generative.diffusion.conditional import ConditionalDDPM
-from generative.diffusion.ddpm import DDPM, PREDICTIONS, SAMPLERS
+from generative.diffusion.controlnet import CONTROLS, ControlNet, coarse_mask, edge_map, mean_iou
+from generative.diffusion.ddpm import DDPM, PREDICTIONS
 from generative.diffusion.elbo import Bound, discretized_gaussian_log_prob, normal_kl, variational_bound
-from generative.diffusion.sampling import ddim_sample, ddim_timesteps, ddpm_sample
+from generative.diffusion.inpaint import inpaint
+from generative.diffusion.latent import LatentDDPM
+from generative.diffusion.sampling import SAMPLERS, ddim_sample, ddim_timesteps, ddpm_sample, reverse_process
 from generative.diffusion.schedule import SCHEDULES, ContinuousSchedule, NoiseSchedule
 from generative.diffusion.unet import UNet, sinusoidal_embedding
 
-__all__ = ["DDPM", "PREDICTIONS", "SAMPLERS", "SCHEDULES", "Bound", "ConditionalDDPM", "ContinuousSchedule",
-           "NoiseSchedule", "UNet", "ddim_sample", "ddim_timesteps", "ddpm_sample", "discretized_gaussian_log_prob",
-           "normal_kl", "sinusoidal_embedding", "variational_bound"]  # fmt: skip
+__all__ = ["CONTROLS", "DDPM", "PREDICTIONS", "SAMPLERS", "SCHEDULES", "Bound", "ConditionalDDPM",
+           "ContinuousSchedule", "ControlNet", "LatentDDPM", "NoiseSchedule", "UNet", "coarse_mask", "ddim_sample",
+           "ddim_timesteps", "ddpm_sample", "discretized_gaussian_log_prob", "edge_map", "inpaint", "mean_iou",
+           "normal_kl", "reverse_process", "sinusoidal_embedding", "variational_bound"]  # fmt: skip

@@ -81,6 +81,13 @@ class ConditionalDDPM(DDPM):
 
         return guided
 
+    @torch.no_grad()
+    def sample(self, n: int, y: Tensor | None = None, steps: int | None = None, sampler: str = "ddpm", eta: float = 0.0,
+               variance: str | None = None, guidance: float = 0.0,
+               trajectory: list[Tensor] | None = None) -> Tensor:  # fmt: skip
+        """``n`` samples of classes ``y`` (``None``: unconditional) with guidance ``rho``; the rest as ``DDPM``."""
+        return super().sample(n, steps, sampler, eta, variance, guidance, trajectory, y)
+
     def check_labels(self, y: Tensor | None, n: int) -> Tensor | None:
         """Labels ``0..num_classes - 1``; ``None`` stays ``None`` (sampling without a label)."""
         return None if y is None else super().check_labels(y, n)

@@ -19,6 +19,7 @@ discrete NLL and samples are rounded to the levels.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 
@@ -27,15 +28,14 @@ from torch import Tensor, nn
 
 from generative.common import check_input, event_size
 from generative.diffusion.elbo import Bound, variational_bound
-from generative.diffusion.sampling import ddim_sample, ddpm_sample
+from generative.diffusion.sampling import SAMPLERS, reverse_process
 from generative.diffusion.schedule import NoiseSchedule
 from generative.diffusion.unet import UNet, sinusoidal_embedding
-from mpenv.networks import mlp
+from mpenv.networks import mlp, polyak_update
 
-__all__ = ["DDPM", "PREDICTIONS", "SAMPLERS", "PointDenoiser"]
+__all__ = ["DDPM", "PREDICTIONS", "PointDenoiser"]
 
 PREDICTIONS = ("eps", "x0", "v")
-SAMPLERS = ("ddpm", "ddim")
 
 
 class PointDenoiser(nn.Module):
@@ -69,14 +69,22 @@ class DDPM(nn.Module):
         hidden, time_dim: the point MLP's widths and step embedding.
         channels, mults, blocks, dropout: the image U-Net's (``unet.py``).
         num_classes: class-conditional with labels ``0..num_classes - 1`` (``conditional.py``); ``None``: not.
+        ema_decay: the network used in eval mode (sampling, the bound, validation) is an exponential moving
+            average of the trained one's weights with this decay, updated after every optimizer step (what
+            diffusion models sample with: the raw weights' samples are noisier); ``None``: the weights themselves.
     """
 
     conditional = False
+    diffusion = True
+    discrete_decoder = True  # mpenv-gen sets n_bins to the data's grey levels
+    training_defaults = {"epochs": 400, "patience": 50}
+    """``mpenv-gen``'s: diffusion trains for long (the validation loss is a noisy estimate, so patience is long)."""
 
     def __init__(self, input_shape: Sequence[int], steps: int = 1000, schedule: str = "linear", prediction: str = "eps",
                  variance: str = "beta", n_bins: int | None = None, hidden: Sequence[int] = (128, 128, 128),
-                 time_dim: int = 64, channels: int = 32, mults: Sequence[int] | None = None, blocks: int = 1,
-                 dropout: float = 0.0, num_classes: int | None = None) -> None:  # fmt: skip
+                 time_dim: int = 64, channels: int = 16, mults: Sequence[int] | None = None, blocks: int = 1,
+                 dropout: float = 0.0, num_classes: int | None = None,
+                 ema_decay: float | None = 0.999) -> None:  # fmt: skip
         super().__init__()
         self.input_shape = tuple(int(d) for d in input_shape)
         name = type(self).__name__
@@ -97,7 +105,21 @@ class DDPM(nn.Module):
         else:
             c, size, _ = self.input_shape
             self.net = UNet(c, size, channels, mults, blocks, num_classes, dropout)
+        if ema_decay is not None and not 0 < ema_decay < 1:
+            raise ValueError(f"{name}: ema_decay must lie in (0, 1) or be None, got {ema_decay}")
+        self.ema_decay = ema_decay
+        self.ema = None if ema_decay is None else copy.deepcopy(self.net).requires_grad_(False)
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
+
+    def after_step(self) -> None:
+        """``theta_ema <- decay theta_ema + (1 - decay) theta`` (``generative.fit`` calls it after each step)."""
+        if self.ema is not None:
+            polyak_update(self.ema, self.net, 1 - self.ema_decay)
+
+    @property
+    def denoiser(self) -> nn.Module:
+        """The network in use: the trained one in train mode, its average in eval mode."""
+        return self.net if self.training or self.ema is None else self.ema
 
     @property
     def is_image(self) -> bool:
@@ -138,7 +160,7 @@ class DDPM(nn.Module):
 
     def network(self, xt: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
         """The raw output (``eps``, ``x_0`` or ``v`` by ``prediction``) for steps ``t`` ``[N]``."""
-        return self.net(xt, t, y) if self.num_classes is not None else self.net(xt, t)
+        return self.denoiser(xt, t, y) if self.num_classes is not None else self.denoiser(xt, t)
 
     def eps(self, xt: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
         """The predicted noise, whatever the network predicts."""
@@ -211,18 +233,12 @@ class DDPM(nn.Module):
         ``eta``). ``trajectory`` collects ``x_t`` (model space) after every step."""
         if n < 1:
             raise ValueError(f"{type(self).__name__}: n must be at least 1, got {n}")
-        if sampler not in SAMPLERS:
+        if sampler not in SAMPLERS:  # before the labels are checked
             raise ValueError(f"unknown sampler {sampler!r}; choose ddpm or ddim")
         eps = self.sampling_eps(self.check_labels(y, n), guidance)
         was_training = self.training
         self.eval()
         x_T = torch.randn(n, *self.input_shape, device=self._anchor.device)
-        if sampler == "ddpm":
-            if steps not in (None, self.schedule.steps):
-                raise ValueError(f"the ancestral sampler runs all {self.schedule.steps} steps; use sampler='ddim' "
-                                 f"for {steps}")  # fmt: skip
-            x = ddpm_sample(eps, self.schedule, x_T, variance or self.variance, trajectory)
-        else:
-            x = ddim_sample(eps, self.schedule, x_T, steps or 50, eta, trajectory)
+        x = reverse_process(eps, self.schedule, x_T, sampler, steps, eta, variance or self.variance, trajectory)
         self.train(was_training)
         return self.to_data_space(x)

@@ -29,7 +29,7 @@ __all__ = ["Bound", "discretized_gaussian_log_prob", "normal_kl", "variational_b
 
 class Bound(NamedTuple):
     """The bound's terms per example, nats: ``total = prior + steps.sum(1) + decoder``; ``steps[:, t - 2]`` is
-    ``L_{t-1}`` for ``t = 2..T`` (zero where a subset estimate skipped it, see ``variational_bound``)."""
+    ``L_{t-1}`` for ``t = 2..T`` (weighted, and zero where a subset estimate skipped it: ``variational_bound``)."""
 
     total: Tensor
     prior: Tensor
@@ -64,6 +64,21 @@ def _sum_per_example(v: Tensor) -> Tensor:
     return v.flatten(1).sum(1)
 
 
+def _middle_steps(T: int, steps: int | None, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    """The steps ``t`` whose ``L_{t-1}`` is evaluated and the weight of each: all of ``2..T`` with weight 1, or for
+    ``steps = K`` the first ``K // 2`` exactly (the small-``t`` terms dominate the bound and vary the most) and
+    ``K - K // 2`` of the rest drawn without replacement, weighted by how many each stands for."""
+    every = torch.arange(2, T + 1)
+    if steps is None or steps >= T - 1:
+        return every, torch.ones(len(every), dtype=torch.float64)
+    if steps < 2:
+        raise ValueError(f"a subset estimate of the bound needs at least 2 steps, got {steps}")
+    exact, rest = every[: steps // 2], every[steps // 2 :]
+    drawn = rest[torch.randperm(len(rest), generator=generator)[: steps - steps // 2]]
+    weights = torch.cat([torch.ones(len(exact)), torch.full((len(drawn),), len(rest) / len(drawn))])
+    return torch.cat([exact, drawn]), weights.double()
+
+
 @torch.no_grad()
 def variational_bound(eps: Callable[[Tensor, Tensor], Tensor], schedule: NoiseSchedule, x0: Tensor,
                       variance: str = "beta", n_bins: int | None = None, steps: int | None = None,
@@ -71,8 +86,8 @@ def variational_bound(eps: Callable[[Tensor, Tensor], Tensor], schedule: NoiseSc
     """The bound for ``x0`` (already in the model's space: [-1, 1] for pixels) in nats per example.
 
     ``steps=None`` evaluates every ``L_{t-1}``, ``t = 2..T`` (``T - 1`` network calls on the batch); ``steps=K``
-    draws ``K`` of them uniformly without replacement and scales their sum by ``(T - 1) / K``, an unbiased
-    estimate for cheap monitoring. ``n_bins=None``: a continuous Gaussian decoder (a bound on a density).
+    evaluates ``K`` of them, an unbiased estimate for cheap monitoring (``_middle_steps``). ``n_bins=None``: a
+    continuous Gaussian decoder (a bound on a density).
     """
     if variance not in ("beta", "posterior"):
         raise ValueError(f"variance must be 'beta' or 'posterior', got {variance!r}")
@@ -83,12 +98,10 @@ def variational_bound(eps: Callable[[Tensor, Tensor], Tensor], schedule: NoiseSc
     ab_T = schedule.at(schedule.alphas_cumprod, torch.full((n,), T), x0)
     prior = _sum_per_example(normal_kl(ab_T.sqrt() * x0, (1 - ab_T).expand_as(x0), torch.zeros_like(x0),
                                        torch.ones_like(x0)))  # fmt: skip
-    all_steps = torch.arange(2, T + 1)
-    chosen = all_steps if steps is None else all_steps[torch.randperm(T - 1, generator=generator)[:steps]]
-    weight = 1.0 if steps is None else (T - 1) / len(chosen)
+    chosen, weights = _middle_steps(T, steps, generator)
     sigmas2 = schedule.betas if variance == "beta" else schedule.posterior_variance
     per_step = torch.zeros(n, T - 1, dtype=x0.dtype, device=x0.device)
-    for step in chosen.tolist():
+    for step, weight in zip(chosen.tolist(), weights.tolist(), strict=True):
         t = torch.full((n,), step, dtype=torch.long, device=x0.device)
         xt = schedule.q_sample(x0, t, torch.randn(x0.shape, generator=generator).to(x0))
         mean_q, var_q = schedule.posterior_mean_variance(x0, xt, t)

@@ -28,7 +28,9 @@ from torch import Tensor
 
 from generative.diffusion.schedule import NoiseSchedule
 
-__all__ = ["EpsFn", "ddim_sample", "ddim_timesteps", "ddpm_sample"]
+__all__ = ["SAMPLERS", "EpsFn", "ddim_sample", "ddim_timesteps", "ddpm_sample", "reverse_process"]
+
+SAMPLERS = ("ddpm", "ddim")
 
 EpsFn = Callable[[Tensor, Tensor], Tensor]
 """``eps(x_t [N, ...], t [N] int64) -> [N, ...]``."""
@@ -85,3 +87,17 @@ def ddim_sample(eps: EpsFn, schedule: NoiseSchedule, x_T: Tensor, steps: int = 5
         if trajectory is not None:
             trajectory.append(x)
     return x
+
+
+def reverse_process(eps: EpsFn, schedule: NoiseSchedule, x_T: Tensor, sampler: str = "ddpm",
+                    steps: int | None = None, eta: float = 0.0, variance: str = "beta",
+                    trajectory: list[Tensor] | None = None) -> Tensor:  # fmt: skip
+    """What the models' ``sample`` runs: the ancestral loop over all ``T`` steps (``sampler="ddpm"``, ``variance``)
+    or DDIM over ``steps`` of them (default 50, or ``T`` if fewer; ``eta``)."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose ddpm or ddim")
+    if sampler == "ddim":
+        return ddim_sample(eps, schedule, x_T, steps or min(50, schedule.steps), eta, trajectory)
+    if steps not in (None, schedule.steps):
+        raise ValueError(f"the ancestral sampler runs all {schedule.steps} steps; use sampler='ddim' for {steps}")
+    return ddpm_sample(eps, schedule, x_T, variance, trajectory)

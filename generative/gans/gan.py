@@ -26,6 +26,7 @@ from generative.common import check_input
 from generative.gans.losses import check_loss, discriminator_loss, generator_loss, gradient_penalty
 from generative.gans.networks import DCGANDiscriminator, DCGANGenerator, mlp_discriminator, mlp_generator
 from generative.gans.unrolled import unrolled_generator_loss
+from mpenv.networks import polyak_update
 
 __all__ = ["DCGAN", "GAN", "UnrolledGAN", "WGANGP"]
 
@@ -145,10 +146,7 @@ class GAN(nn.Module):
         """``theta_ema <- decay * theta_ema + (1 - decay) * theta`` (buffers copied)."""
         if self.generator_ema is None:
             return
-        for ema, current in zip(self.generator_ema.parameters(), self.generator.parameters(), strict=True):
-            ema.lerp_(current, 1 - self.ema_decay)
-        for ema, current in zip(self.generator_ema.buffers(), self.generator.buffers(), strict=True):
-            ema.copy_(current)
+        polyak_update(self.generator_ema, self.generator, 1 - self.ema_decay, copy_buffers=True)
 
 
 class DCGAN(GAN):
