@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_likelihoods.py
 	$(PY) benchmarks/bench_vs_pythae.py
 	$(PY) benchmarks/bench_flows.py
+	$(PY) benchmarks/bench_diffusion.py --parts train
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info .pytest_cache .ruff_cache

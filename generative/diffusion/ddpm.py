@@ -151,9 +151,10 @@ class DDPM(nn.Module):
 
     def check_data(self, x: Tensor) -> Tensor:
         x = check_input(x, self.input_shape, model=type(self).__name__)
-        if not torch.isfinite(x).all():
-            raise ValueError(f"{type(self).__name__}: the input contains NaN or infinite values")
-        if self.is_image and ((x < 0).any() or (x > 1).any()):
+        valid = ((x >= 0) & (x <= 1)).all() if self.is_image else torch.isfinite(x).all()  # one pass: NaN fails both
+        if not valid:
+            if not torch.isfinite(x).all():
+                raise ValueError(f"{type(self).__name__}: the input contains NaN or infinite values")
             raise ValueError(f"{type(self).__name__}: images must lie in [0, 1], got {x.min().item():.3g}.."
                              f"{x.max().item():.3g}")  # fmt: skip
         return self.to_model_space(x.to(self._anchor))

@@ -1,0 +1,251 @@
+"""Diffusion side by side in one process: training speed against diffusers, DDIM against the ancestral loop,
+and latent against pixel diffusion, on binarized 8x8 digits.
+
+Parts (``--parts``, all by default):
+
+- ``train``: training steps/s, batch ``--batch`` of digits, Adam 1e-3, single-threaded torch, float32, CPU,
+  ``--rounds`` alternating rounds of ``--steps`` steps each (the order flips every round; medians). A step is
+  drawing ``t`` and ``eps``, noising, the network, the MSE and Adam. Three contenders:
+  ours (``DDPM.loss``: our schedule and U-Net), diffusers' ``DDPMScheduler.add_noise`` driving the very same U-Net
+  (same network: the difference is the training-step code), and diffusers' own ``UNet2DModel`` of matching shape
+  (block widths 16 and 32, one ResNet block per level, attention at 4x4, GroupNorm of 8) with its scheduler.
+- ``quality``: trains the pixel DDPM (``DDPM((1, 8, 8), n_bins=2)``, seed 0, ``--epochs`` epochs of
+  ``generative.fit``) and reports, for DDPM with all 1000 steps and DDIM with 50 (and 100), the sampling time of
+  360 samples and their Frechet distance to the 360 test images in the shipped classifier's features (the
+  likelihood table's protocol), and the full variational bound on the test images in nats.
+- ``latent``: trains a VAE (``generative.vae.VAE``, latent 8) and a DDPM on its codes (``LatentDDPM``, MLP
+  denoiser), and the pixel DDPM again, each evaluated every ``--eval-every`` epochs by the FD of 360 DDIM-50
+  samples; prints both curves (FD against cumulative training seconds, the VAE's included in the latent model's)
+  and the time each first reaches FD ``--target``.
+
+    python benchmarks/bench_diffusion.py --parts train              # about 1 minute
+    python benchmarks/bench_diffusion.py --parts quality --epochs 400
+    python benchmarks/bench_diffusion.py                            # everything, about an hour on 2 busy cores
+
+Needs ``pip install diffusers`` (``pip install -e .[bench]``) for the ``train`` part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+from collections.abc import Callable
+from importlib.metadata import version
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from generative import data
+from generative.diffusion import DDPM, LatentDDPM
+from generative.fit import FitHistory, fit
+from generative.metrics import sample_quality
+from generative.vae import VAE
+from mpenv.device import seed_everything
+
+DATA = "digits-binary"
+
+
+# ------------------------------------------------------------------------------------------------ training speed
+
+
+def ours_step(model: DDPM, optimizer: torch.optim.Optimizer) -> Callable[[Tensor], None]:
+    def step(x: Tensor) -> None:
+        loss = model.loss(x)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def diffusers_step(net: nn.Module, optimizer: torch.optim.Optimizer, ours_net: bool) -> Callable[[Tensor], None]:
+    """diffusers' scheduler (its ``t`` is 0-based: step ``t + 1`` of ours) driving ``net``."""
+    from diffusers import DDPMScheduler
+
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear")
+
+    def step(x: Tensor) -> None:
+        x0 = 2 * x - 1
+        noise = torch.randn_like(x0)
+        t = torch.randint(0, 1000, (len(x0),))
+        noisy = scheduler.add_noise(x0, noise, t)
+        prediction = net(noisy, t + 1) if ours_net else net(noisy, t).sample
+        loss = F.mse_loss(prediction, noise)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def diffusers_unet() -> nn.Module:
+    from diffusers import UNet2DModel
+
+    return UNet2DModel(sample_size=8, in_channels=1, out_channels=1, layers_per_block=1,
+                       block_out_channels=(16, 32), down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+                       up_block_types=("AttnUpBlock2D", "UpBlock2D"), norm_num_groups=8,
+                       attention_head_dim=8)  # fmt: skip
+
+
+def parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+def bench_train(args: argparse.Namespace) -> None:
+    train_x = data.load(DATA, seed=0).train
+    torch.manual_seed(0)
+    ours = DDPM((1, 8, 8), n_bins=2, ema_decay=None)  # EMA is an extra the others lack: off for like for like
+    twin = DDPM((1, 8, 8), n_bins=2, ema_decay=None).net
+    twin.load_state_dict(ours.net.state_dict())
+    theirs = diffusers_unet()
+    steps = {"ours": ours_step(ours, torch.optim.Adam(ours.parameters(), 1e-3)),
+             "diffusers scheduler + our U-Net": diffusers_step(twin, torch.optim.Adam(twin.parameters(), 1e-3), True),
+             "diffusers scheduler + UNet2DModel": diffusers_step(theirs, torch.optim.Adam(theirs.parameters(), 1e-3),
+                                                                 False)}  # fmt: skip
+    sizes = {"ours": parameters(ours.net), "diffusers scheduler + our U-Net": parameters(twin),
+             "diffusers scheduler + UNet2DModel": parameters(theirs)}  # fmt: skip
+    g = torch.Generator().manual_seed(0)
+    batches = [train_x[torch.randint(0, len(train_x), (args.batch,), generator=g)] for _ in range(args.steps)]
+    for step in steps.values():  # warm-up
+        step(batches[0])
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for r in range(args.rounds):
+        order = list(steps) if r % 2 == 0 else list(steps)[::-1]
+        for name in order:
+            start = time.perf_counter()
+            for x in batches:
+                steps[name](x)
+            times[name].append(args.steps / (time.perf_counter() - start))
+    print(f"training steps/s, batch {args.batch}, {args.rounds} alternating rounds of {args.steps} steps, "
+          f"1 thread, diffusers {version('diffusers')}")  # fmt: skip
+    print("| contender | parameters | steps/s (median) | ours / it |")
+    print("| --- | --- | --- | --- |")
+    base = statistics.median(times["ours"])
+    for name, values in times.items():
+        rate = statistics.median(values)
+        print(f"| {name} | {sizes[name]:,} | {rate:.1f} | {base / rate:.2f}x |")
+
+
+# ------------------------------------------------------------------------------------------------ sample quality
+
+
+def quality(model: nn.Module, test: Tensor, seed: int, **sample_kwargs) -> tuple[float, float]:
+    """(seconds, FD) of as many samples as test images."""
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    samples = model.sample(len(test), **sample_kwargs)
+    seconds = time.perf_counter() - start
+    return seconds, sample_quality(test, samples)["fd"]
+
+
+def train_pixel(epochs: int, on_epoch: Callable[[FitHistory], None] | None = None) -> DDPM:
+    train_x, val_x, _ = data.load(DATA, seed=0)
+    seed_everything(0)
+    model = DDPM((1, 8, 8), n_bins=2)
+    fit(model, train_x, val_x, epochs=epochs, patience=epochs, on_epoch=on_epoch)
+    return model
+
+
+def bench_quality(args: argparse.Namespace) -> None:
+    _, _, test = data.load(DATA, seed=0)
+    start = time.perf_counter()
+    model = train_pixel(args.epochs)
+    print(f"pixel DDPM on {DATA}: {args.epochs} epochs in {time.perf_counter() - start:.0f} s")
+    print("| sampler | seconds for 360 samples | FD to test |")
+    print("| --- | --- | --- |")
+    for label, kwargs in [("DDPM, 1000 steps", {}), ("DDIM, 100 steps", {"sampler": "ddim", "steps": 100}),
+                          ("DDIM, 50 steps", {"sampler": "ddim", "steps": 50})]:  # fmt: skip
+        seconds, fd = quality(model, test, 1, **kwargs)
+        print(f"| {label} | {seconds:.1f} | {fd:.1f} |", flush=True)
+    bound = model.bound(test, seed=0)
+    nats = float(bound.total.mean())
+    first = float(bound.steps[:, :10].sum(1).mean())
+    print(f"test variational bound: {nats:.2f} nats ({nats / 64 / math.log(2):.4f} bits/dim; L_T "
+          f"{float(bound.prior.mean()):.4f}, L_0 {float(bound.decoder.mean()):.3f}, L_1..L_10 {first:.2f})")
+
+
+# ------------------------------------------------------------------------------------------------ latent vs pixel
+
+
+Trainer = Callable[[Callable[[FitHistory], None], dict[str, nn.Module]], None]
+"""``trainer(on_epoch, holder)`` builds a model into ``holder["model"]`` and fits it, calling ``on_epoch``."""
+
+
+def curve(train_model: Trainer, test: Tensor, every: int, offset: float = 0.0) -> list[tuple[int, float, float]]:
+    """(epoch, cumulative training seconds, FD of DDIM-50 samples) every ``every`` epochs (evaluation untimed)."""
+    points: list[tuple[int, float, float]] = []
+    holder: dict[str, nn.Module] = {}
+    elapsed = [offset, time.perf_counter()]
+
+    def on_epoch(h: FitHistory) -> None:
+        now = time.perf_counter()
+        elapsed[0] += now - elapsed[1]
+        if h.epochs % every == 0:
+            model = holder["model"]
+            was_training = model.training
+            model.eval()
+            with torch.random.fork_rng(devices=[]):
+                points.append((h.epochs, elapsed[0], quality(model, test, 1, sampler="ddim", steps=50)[1]))
+            model.train(was_training)
+            print(f"  epoch {h.epochs}: {elapsed[0]:.0f} s, FD {points[-1][2]:.1f}", flush=True)
+        elapsed[1] = time.perf_counter()
+
+    train_model(on_epoch, holder)
+    return points
+
+
+def bench_latent(args: argparse.Namespace) -> None:
+    train_x, val_x, test = data.load(DATA, seed=0)
+    seed_everything(0)
+    vae = VAE((1, 8, 8), latent_dim=8)
+    start = time.perf_counter()
+    fit(vae, train_x, val_x, epochs=500, lr=3e-3, patience=15)
+    vae_seconds = time.perf_counter() - start
+    print(f"VAE (latent 8): {vae_seconds:.0f} s; FD of its own samples {quality(vae, test, 1)[1]:.1f}")
+
+    def latent(on_epoch, holder):
+        seed_everything(0)
+        holder["model"] = model = LatentDDPM((1, 8, 8), vae, hidden=(256, 256, 256))
+        fit(model, train_x, val_x, epochs=args.epochs, patience=args.epochs, on_epoch=on_epoch)
+
+    def pixel(on_epoch, holder):
+        seed_everything(0)
+        holder["model"] = model = DDPM((1, 8, 8), n_bins=2)
+        fit(model, train_x, val_x, epochs=args.epochs, patience=args.epochs, on_epoch=on_epoch)
+
+    print("latent DDPM (VAE codes, MLP 256-256-256):")
+    latent_points = curve(latent, test, args.eval_every, offset=vae_seconds)
+    print("pixel DDPM (U-Net):")
+    pixel_points = curve(pixel, test, args.eval_every)
+    for name, points in (("latent", latent_points), ("pixel", pixel_points)):
+        reached = [(e, s) for e, s, fd in points if fd <= args.target]
+        when = f"epoch {reached[0][0]}, {reached[0][1]:.0f} s" if reached else "not reached"
+        best = min(fd for _, _, fd in points)
+        print(f"{name}: FD <= {args.target} at {when}; best FD {best:.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--parts", nargs="+", default=["train", "quality", "latent"],
+                        choices=["train", "quality", "latent"])  # fmt: skip
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=50, help="training steps per round (train)")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=400, help="training epochs (quality, latent)")
+    parser.add_argument("--eval-every", type=int, default=50)
+    parser.add_argument("--target", type=float, default=40.0, help="the FD the latent part times")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if "train" in args.parts:
+        bench_train(args)
+    if "quality" in args.parts:
+        bench_quality(args)
+    if "latent" in args.parts:
+        bench_latent(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Diffusion models learning binarized digits (slow): one DDPM trained once for the module, measured by the
+Frechet distance in the shipped classifier's features (the likelihood table's protocol: 360 samples against the
+360 test digits), DDIM against the ancestral loop, ControlNet following its control, class-conditional samples
+with guidance classified as their labels, and RePaint completing half-hidden digits."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from generative import data, metrics
+from generative.diffusion import DDPM, ConditionalDDPM, ControlNet, inpaint
+from generative.fit import fit
+from mpenv.device import seed_everything
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
+
+EPOCHS = 200
+VAE_FD = 32.0
+"""The VAE's Frechet distance on binarized digits in the README's likelihood table (NADE's is also 32, the best
+of the autoregressive models; the independent-pixel baseline 261)."""
+
+
+def fd(samples: torch.Tensor, test: torch.Tensor) -> float:
+    return metrics.sample_quality(test, samples)["fd"]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load("digits-binary", seed=0)
+
+
+@pytest.fixture(scope="module")
+def digits_ddpm(digits) -> DDPM:
+    """The package's defaults (U-Net of 16 and 32 channels, T = 1000, linear schedule, eps prediction, EMA 0.999)
+    trained for 200 epochs of the simple loss (Adam 1e-3, batch 64, seed 0)."""
+    train, val, _ = digits
+    seed_everything(0)
+    model = DDPM((1, 8, 8), n_bins=2)
+    fit(model, train, val, epochs=EPOCHS, patience=EPOCHS)
+    return model
+
+
+def test_ddpm_samples_digits_better_than_the_vae_and_ddim_keeps_up(digits, digits_ddpm) -> None:
+    """The ancestral loop's FD is below the VAE's 32; DDIM with 50 steps (eta = 1) is within 5 of it at 1/20 of
+    the network calls."""
+    test = digits.test
+    torch.manual_seed(1)
+    ancestral = fd(digits_ddpm.sample(len(test)), test)
+    torch.manual_seed(1)
+    ddim = fd(digits_ddpm.sample(len(test), sampler="ddim", steps=50, eta=1.0), test)
+    print(f"FD: DDPM-1000 {ancestral:.1f}, DDIM-50 (eta 1) {ddim:.1f}")
+    assert ancestral < VAE_FD and ddim < ancestral + 5.0, (ancestral, ddim)
+
+
+def test_controlnet_samples_follow_the_mask(digits, digits_ddpm) -> None:
+    """ControlNet (coarse-mask control) trained 40 epochs on the frozen DDPM: its samples' masks overlap the test
+    digits' masks they were given (mean IoU) at least 0.2 more than the base's samples from the same noise."""
+    train, val, test = digits
+    seed_everything(0)
+    model = ControlNet((1, 8, 8), digits_ddpm, control="mask")
+    fit(model, train, val, epochs=40, patience=40)
+    control = model.control_of(test)
+    torch.manual_seed(1)
+    controlled = model.sample(len(test), control, sampler="ddim", steps=50, eta=1.0)
+    torch.manual_seed(1)
+    free = digits_ddpm.sample(len(test), sampler="ddim", steps=50, eta=1.0)
+    with_control, without = model.agreement(controlled, control), model.agreement(free, control)
+    print(f"mask IoU: controlled {with_control:.3f}, base {without:.3f}")
+    assert with_control > without + 0.2, (with_control, without)
+
+
+def test_repaint_completes_half_hidden_digits(digits, digits_ddpm) -> None:
+    """The bottom half of the 360 test digits hidden and filled by RePaint (5 rounds a step): the classifier reads
+    at least 70% as the original digit, more than from replacement alone."""
+    x, y = data.load("digits-binary", seed=0, labels=True).test
+    mask = torch.zeros_like(x)
+    mask[..., :4, :] = 1
+    classifier = metrics.load_classifier()
+    scores = {}
+    for resample in (1, 5):
+        torch.manual_seed(0)
+        scores[resample] = metrics.accuracy(classifier, inpaint(digits_ddpm, x, mask, resample=resample), y)
+    print(f"inpainting accuracy: replacement {scores[1]:.3f}, RePaint x5 {scores[5]:.3f}")
+    assert scores[5] >= 0.7 and scores[5] > scores[1], scores
+
+
+def test_guided_class_conditional_samples_are_their_class(digits) -> None:
+    """Class-conditional DDPM (label dropout 0.1), 200 epochs: with guidance rho = 2 at least 90% of 360 samples
+    (the test labels) are classified as their label, and more than without guidance."""
+    (train, train_y), (val, val_y), (_, test_y) = data.load("digits-binary", seed=0, labels=True)
+    seed_everything(0)
+    model = ConditionalDDPM((1, 8, 8), n_bins=2)
+    fit(model, (train, train_y), (val, val_y), epochs=EPOCHS, patience=EPOCHS)
+    classifier = metrics.load_classifier()
+    accuracy = {}
+    for rho in (0.0, 2.0):
+        torch.manual_seed(1)
+        samples = model.sample(len(test_y), test_y, sampler="ddim", steps=50, eta=1.0, guidance=rho)
+        accuracy[rho] = metrics.accuracy(classifier, samples, test_y)
+    print(f"classified as their label: rho 0 {accuracy[0.0]:.3f}, rho 2 {accuracy[2.0]:.3f}")
+    assert accuracy[2.0] >= 0.9 and accuracy[2.0] > accuracy[0.0], accuracy
