@@ -528,6 +528,11 @@ def report_diffusion(model: nn.Module, config: dict[str, Any], test_split: Data,
               f"all {model.schedule.steps} terms, sigma_t^2: {variance})")  # fmt: skip
     else:
         print(f"{name}: no likelihood (latent diffusion decodes deterministically)")
+    if shape == (2,):  # points: modes covered on the mixtures, precision and recall
+        from generative.gans.train import describe_quality, sample_quality_report
+
+        quality = sample_quality_report(model, config["data"], test_split, seed=config["seed"])
+        print(f"{name}: {describe_quality(quality, len(test_split))}")
     if shape not in ((1, 8, 8), (1, 28, 28)):
         return
     x, y = test_split if isinstance(test_split, tuple) else (test_split, None)

@@ -222,3 +222,12 @@ def test_cli_diffusion_flags_are_checked(tmp_path, capsys) -> None:
         assert train.main(["sample", str(run_dir), "--out", str(tmp_path / "s.png"), *flags]) == 2
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def test_cli_ddpm_on_points_reports_the_bound_and_the_modes(tmp_path, capsys) -> None:
+    argv = ["train", "ddpm", "--data", "toy:eight_gaussians", "--epochs", "1", "--logdir", str(tmp_path / "runs"),
+            "--model-kwargs", '{"steps": 20, "hidden": [16]}']  # fmt: skip
+    assert train.main(argv) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"test NLL <= [\d.]+ nats, [\d.]+ bits/dim \(variational bound, all 20 terms", out)
+    assert re.search(r"modes covered \d/8, high-quality fraction [\d.]+", out)

@@ -77,8 +77,9 @@ class DDPM(nn.Module):
     conditional = False
     diffusion = True
     discrete_decoder = True  # mpenv-gen sets n_bins to the data's grey levels
-    training_defaults = {"epochs": 400, "patience": 50}
-    """``mpenv-gen``'s: diffusion trains for long (the validation loss is a noisy estimate, so patience is long)."""
+    training_defaults = {"epochs": 400, "patience": 400}
+    """``mpenv-gen``'s: diffusion trains long, and its validation loss (the simple loss at random steps and noise)
+    is too noisy to stop on: by default no early stop within the 400 epochs (the best epoch's weights are kept)."""
 
     def __init__(self, input_shape: Sequence[int], steps: int = 1000, schedule: str = "linear", prediction: str = "eps",
                  variance: str = "beta", n_bins: int | None = None, hidden: Sequence[int] = (128, 128, 128),
