@@ -10,14 +10,15 @@ Parts (``--parts``, all by default):
   (same network: the difference is the training-step code), and diffusers' own ``UNet2DModel`` of matching shape
   (block widths 16 and 32, one ResNet block per level, attention at 4x4, GroupNorm of 8) with its scheduler.
 - ``quality``: trains the pixel DDPM (``DDPM((1, 8, 8), n_bins=2)``, seed 0, ``--epochs`` epochs of
-  ``generative.fit``) and reports, for DDPM with all 1000 steps and DDIM with 50 (and 100), the sampling time of
-  360 samples and their Frechet distance to the 360 test images in the shipped classifier's features (the
-  likelihood table's protocol), and the full variational bound on the test images in nats, with the reverse
-  steps' variance ``beta_t`` (the course's) and the posterior's (tighter; the same network).
+  ``generative.fit``), evaluated every ``--eval-every`` epochs by the Frechet distance of 360 DDIM-50 samples
+  (eta 1) to the 360 test images in the shipped classifier's features (the likelihood table's protocol); then,
+  for DDPM with all 1000 steps and DDIM with 100 and 50, the sampling time of 360 samples and their FD, and the
+  full variational bound on the test images in nats, with the reverse steps' variance ``beta_t`` (the course's)
+  and the posterior's (tighter; the same network).
 - ``latent``: trains a VAE (``generative.vae.VAE``, latent 8) and a DDPM on its codes (``LatentDDPM``, MLP
-  denoiser), and the pixel DDPM again, each evaluated every ``--eval-every`` epochs by the FD of 360 DDIM-50
-  samples; prints both curves (FD against cumulative training seconds, the VAE's included in the latent model's)
-  and the time each first reaches FD ``--target``.
+  denoiser) for ``--epochs``, its curve evaluated the same way with the VAE's training time included.
+
+With both, a table of the training time each first reached FD ``--target``.
 
     python benchmarks/bench_diffusion.py --parts train              # about 1 minute
     python benchmarks/bench_diffusion.py --parts quality --epochs 400
@@ -142,23 +143,55 @@ def quality(model: nn.Module, test: Tensor, seed: int, **sample_kwargs) -> tuple
     return seconds, sample_quality(test, samples)["fd"]
 
 
-def train_pixel(epochs: int, on_epoch: Callable[[FitHistory], None] | None = None) -> DDPM:
-    train_x, val_x, _ = data.load(DATA, seed=0)
-    seed_everything(0)
-    model = DDPM((1, 8, 8), n_bins=2)
-    fit(model, train_x, val_x, epochs=epochs, patience=epochs, on_epoch=on_epoch)
-    return model
+# ------------------------------------------------------------------------------------------------ pixel and latent
 
 
-def bench_quality(args: argparse.Namespace) -> None:
-    _, _, test = data.load(DATA, seed=0)
-    start = time.perf_counter()
-    model = train_pixel(args.epochs)
-    print(f"pixel DDPM on {DATA}: {args.epochs} epochs in {time.perf_counter() - start:.0f} s")
+Trainer = Callable[[Callable[[FitHistory], None], dict[str, nn.Module]], None]
+"""``trainer(on_epoch, holder)`` builds a model into ``holder["model"]`` and fits it, calling ``on_epoch``."""
+
+Curve = list[tuple[int, float, float]]
+"""(epoch, cumulative training seconds, FD of 360 DDIM-50 samples with eta 1)."""
+
+
+def curve(train_model: Trainer, test: Tensor, every: int, offset: float = 0.0) -> tuple[Curve, nn.Module]:
+    """The FD every ``every`` epochs (the evaluation untimed), and the trained model."""
+    points: Curve = []
+    holder: dict[str, nn.Module] = {}
+    elapsed = [offset, time.perf_counter()]
+
+    def on_epoch(h: FitHistory) -> None:
+        now = time.perf_counter()
+        elapsed[0] += now - elapsed[1]
+        if h.epochs % every == 0:
+            model = holder["model"]
+            model.eval()
+            with torch.random.fork_rng(devices=[]):
+                fd = quality(model, test, 1, sampler="ddim", steps=50, eta=1.0)[1]
+            model.train()
+            points.append((h.epochs, elapsed[0], fd))
+            print(f"  epoch {h.epochs}: {elapsed[0]:.0f} s, FD {fd:.1f}", flush=True)
+        elapsed[1] = time.perf_counter()
+
+    train_model(on_epoch, holder)
+    return points, holder["model"]
+
+
+def bench_pixel(args: argparse.Namespace) -> Curve:
+    """The pixel DDPM's curve, then its samplers and its bound."""
+    train_x, val_x, test = data.load(DATA, seed=0)
+
+    def pixel(on_epoch, holder):
+        seed_everything(0)
+        holder["model"] = model = DDPM((1, 8, 8), n_bins=2)
+        fit(model, train_x, val_x, epochs=args.epochs, patience=args.epochs, on_epoch=on_epoch)
+
+    print(f"pixel DDPM (U-Net) on {DATA}, {args.epochs} epochs:")
+    points, model = curve(pixel, test, args.eval_every)
     print("| sampler | seconds for 360 samples | FD to test |")
     print("| --- | --- | --- |")
-    for label, kwargs in [("DDPM, 1000 steps", {}), ("DDIM, 100 steps", {"sampler": "ddim", "steps": 100}),
-                          ("DDIM, 50 steps", {"sampler": "ddim", "steps": 50})]:  # fmt: skip
+    for label, kwargs in [("DDPM, 1000 steps", {}), ("DDIM, 100 steps, eta 0", {"sampler": "ddim", "steps": 100}),
+                          ("DDIM, 50 steps, eta 0", {"sampler": "ddim", "steps": 50}),
+                          ("DDIM, 50 steps, eta 1", {"sampler": "ddim", "steps": 50, "eta": 1.0})]:  # fmt: skip
         seconds, fd = quality(model, test, 1, **kwargs)
         print(f"| {label} | {seconds:.1f} | {fd:.1f} |", flush=True)
     for variance in ("beta", "posterior"):  # the same network; the reverse steps' fixed variance differs
@@ -168,39 +201,10 @@ def bench_quality(args: argparse.Namespace) -> None:
         print(f"test variational bound, sigma_t^2 = {variance}: {nats:.2f} nats ({nats / 64 / math.log(2):.4f} "
               f"bits/dim; L_T {float(bound.prior.mean()):.4f}, L_0 {float(bound.decoder.mean()):.3f}, L_1..L_10 "
               f"{first:.2f})", flush=True)  # fmt: skip
-
-
-# ------------------------------------------------------------------------------------------------ latent vs pixel
-
-
-Trainer = Callable[[Callable[[FitHistory], None], dict[str, nn.Module]], None]
-"""``trainer(on_epoch, holder)`` builds a model into ``holder["model"]`` and fits it, calling ``on_epoch``."""
-
-
-def curve(train_model: Trainer, test: Tensor, every: int, offset: float = 0.0) -> list[tuple[int, float, float]]:
-    """(epoch, cumulative training seconds, FD of DDIM-50 samples) every ``every`` epochs (evaluation untimed)."""
-    points: list[tuple[int, float, float]] = []
-    holder: dict[str, nn.Module] = {}
-    elapsed = [offset, time.perf_counter()]
-
-    def on_epoch(h: FitHistory) -> None:
-        now = time.perf_counter()
-        elapsed[0] += now - elapsed[1]
-        if h.epochs % every == 0:
-            model = holder["model"]
-            was_training = model.training
-            model.eval()
-            with torch.random.fork_rng(devices=[]):
-                points.append((h.epochs, elapsed[0], quality(model, test, 1, sampler="ddim", steps=50)[1]))
-            model.train(was_training)
-            print(f"  epoch {h.epochs}: {elapsed[0]:.0f} s, FD {points[-1][2]:.1f}", flush=True)
-        elapsed[1] = time.perf_counter()
-
-    train_model(on_epoch, holder)
     return points
 
 
-def bench_latent(args: argparse.Namespace) -> None:
+def bench_latent(args: argparse.Namespace) -> Curve:
     train_x, val_x, test = data.load(DATA, seed=0)
     seed_everything(0)
     vae = VAE((1, 8, 8), latent_dim=8)
@@ -214,20 +218,21 @@ def bench_latent(args: argparse.Namespace) -> None:
         holder["model"] = model = LatentDDPM((1, 8, 8), vae, hidden=(256, 256, 256))
         fit(model, train_x, val_x, epochs=args.epochs, patience=args.epochs, on_epoch=on_epoch)
 
-    def pixel(on_epoch, holder):
-        seed_everything(0)
-        holder["model"] = model = DDPM((1, 8, 8), n_bins=2)
-        fit(model, train_x, val_x, epochs=args.epochs, patience=args.epochs, on_epoch=on_epoch)
+    print(f"latent DDPM (the VAE's codes, MLP 256-256-256), {args.epochs} epochs (the VAE's time included):")
+    points, model = curve(latent, test, args.eval_every, offset=vae_seconds)
+    seconds, fd = quality(model, test, 1, sampler="ddim", steps=50, eta=1.0)
+    print(f"latent DDIM-50 sampling: {seconds:.2f} s for 360 samples")
+    return points
 
-    print("latent DDPM (VAE codes, MLP 256-256-256):")
-    latent_points = curve(latent, test, args.eval_every, offset=vae_seconds)
-    print("pixel DDPM (U-Net):")
-    pixel_points = curve(pixel, test, args.eval_every)
-    for name, points in (("latent", latent_points), ("pixel", pixel_points)):
-        reached = [(e, s) for e, s, fd in points if fd <= args.target]
+
+def time_to_target(curves: dict[str, Curve], target: float) -> None:
+    print(f"| model | first at FD <= {target:g} | best FD (epoch, s) |")
+    print("| --- | --- | --- |")
+    for name, points in curves.items():
+        reached = [(e, s) for e, s, fd in points if fd <= target]
         when = f"epoch {reached[0][0]}, {reached[0][1]:.0f} s" if reached else "not reached"
-        best = min(fd for _, _, fd in points)
-        print(f"{name}: FD <= {args.target} at {when}; best FD {best:.1f}")
+        epoch, seconds, best = min(points, key=lambda p: p[2])
+        print(f"| {name} | {when} | {best:.1f} ({epoch}, {seconds:.0f} s) |")
 
 
 def main() -> None:
@@ -239,15 +244,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=400, help="training epochs (quality, latent)")
     parser.add_argument("--eval-every", type=int, default=50)
-    parser.add_argument("--target", type=float, default=40.0, help="the FD the latent part times")
+    parser.add_argument("--target", type=float, default=40.0, help="the FD whose first time is reported")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if "train" in args.parts:
         bench_train(args)
+    curves = {}
     if "quality" in args.parts:
-        bench_quality(args)
+        curves["pixel"] = bench_pixel(args)
     if "latent" in args.parts:
-        bench_latent(args)
+        curves["latent"] = bench_latent(args)
+    if curves:
+        time_to_target(curves, args.target)
 
 
 if __name__ == "__main__":

@@ -582,6 +582,10 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return action.help if action.default is None else super()._get_help_string(action)
 
 
+DIFFUSION_EPOCHS = 400
+"""The diffusion models' ``training_defaults`` epochs (kept in step by a test), for ``--help``."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mpenv-gen", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -599,7 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
     resumable = "; on --resume: the run's unless given"
     t.add_argument("--epochs", type=int, default=None,
                    help=f"total epochs (default: {TRAIN_DEFAULTS['epochs']}; GANs: {GAN_DEFAULTS['epochs']} of "
-                   f"ceil(N / batch size) generator steps each{resumable})")  # fmt: skip
+                   f"ceil(N / batch size) generator steps each; diffusion: {DIFFUSION_EPOCHS}{resumable})")  # fmt: skip
     t.add_argument("--batch-size", type=int, default=None,
                    help=f"minibatch size (default: {TRAIN_DEFAULTS['batch_size']}{resumable})")  # fmt: skip
     t.add_argument("--learning-rate", type=float, default=None,
@@ -607,7 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
                    f"for both players{resumable})")  # fmt: skip
     t.add_argument("--patience", type=int, default=None,
                    help="early stop after this many epochs without a better validation loss (default: "
-                   f"{TRAIN_DEFAULTS['patience']}{resumable}; GANs run all epochs)")  # fmt: skip
+                   f"{TRAIN_DEFAULTS['patience']}{resumable}; GANs and diffusion run all epochs)")  # fmt: skip
     t.add_argument("--seed", type=int, default=None, help="torch's seed and the validation split (default: 0)")
     t.add_argument("--logdir", default="runs", help="where the run directory is made")
     t.add_argument("--sample-every", type=int, default=10, help="epochs between sample grids in TensorBoard")

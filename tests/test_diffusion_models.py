@@ -231,3 +231,11 @@ def test_cli_ddpm_on_points_reports_the_bound_and_the_modes(tmp_path, capsys) ->
     out = capsys.readouterr().out
     assert re.search(r"test NLL <= [\d.]+ nats, [\d.]+ bits/dim \(variational bound, all 20 terms", out)
     assert re.search(r"modes covered \d/8, high-quality fraction [\d.]+", out)
+
+
+def test_cli_help_states_the_diffusion_defaults() -> None:
+    from generative.diffusion import DDPM
+
+    assert DDPM.training_defaults == {"epochs": train.DIFFUSION_EPOCHS, "patience": train.DIFFUSION_EPOCHS}
+    help_text = train.build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    assert f"diffusion: {train.DIFFUSION_EPOCHS}" in " ".join(help_text.split())
