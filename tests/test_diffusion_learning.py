@@ -42,14 +42,15 @@ def digits_ddpm(digits) -> DDPM:
 
 
 def test_ddpm_samples_digits_better_than_the_vae_and_ddim_keeps_up(digits, digits_ddpm) -> None:
-    """The ancestral loop's FD is below the VAE's 32; DDIM with 50 steps (eta = 1) is within 5 of it at 1/20 of
-    the network calls."""
+    """The ancestral loop's FD is below the VAE's 32; DDIM with 50 steps (eta 0) is within 5 of it at 1/20 of
+    the network calls. One sampling seed: the FD of 360 samples moves by about 4 between seeds (the 400-epoch
+    model of the README: 23.7 and 31.1 at seeds 0 and 1), which the bars do not average out."""
     test = digits.test
     torch.manual_seed(1)
     ancestral = fd(digits_ddpm.sample(len(test)), test)
     torch.manual_seed(1)
-    ddim = fd(digits_ddpm.sample(len(test), sampler="ddim", steps=50, eta=1.0), test)
-    print(f"FD: DDPM-1000 {ancestral:.1f}, DDIM-50 (eta 1) {ddim:.1f}")
+    ddim = fd(digits_ddpm.sample(len(test), sampler="ddim", steps=50), test)
+    print(f"FD: DDPM-1000 {ancestral:.1f}, DDIM-50 {ddim:.1f}")
     assert ancestral < VAE_FD and ddim < ancestral + 5.0, (ancestral, ddim)
 
 

@@ -169,6 +169,6 @@ class ControlNet(nn.Module):
         self.eval()
         x_T = torch.randn(n, *self.input_shape, device=control.device)
         x = reverse_process(lambda xt, t: self.eps(xt, t, control), self.schedule, x_T, sampler, steps, eta,
-                            self.base.variance)  # fmt: skip
+                            self.base.variance, clip=self.base.clip)  # fmt: skip
         self.train(was_training)
         return self.base.to_data_space(x)

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from generative.diffusion.ddpm import DDPM
+from generative.diffusion.sampling import reverse_mean
 
 __all__ = ["inpaint"]
 
@@ -43,7 +44,7 @@ def inpaint(model: DDPM, known: Tensor, mask: Tensor, resample: int = 1, y: Tens
     for step in range(schedule.steps, 0, -1):
         t = torch.full((len(x0),), step, dtype=torch.long, device=x0.device)
         for round_ in range(resample):
-            unknown = schedule.mean_from_eps(x, t, eps(x, t))
+            unknown = reverse_mean(schedule, x, t, eps(x, t), model.clip)
             if step > 1:
                 unknown = unknown + schedule.at(sigmas2, t, x).sqrt() * torch.randn_like(x)
             previous = m * schedule.q_sample(x0, t - 1) + (1 - m) * unknown

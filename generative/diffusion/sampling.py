@@ -28,7 +28,7 @@ from torch import Tensor
 
 from generative.diffusion.schedule import NoiseSchedule
 
-__all__ = ["SAMPLERS", "EpsFn", "ddim_sample", "ddim_timesteps", "ddpm_sample", "reverse_process"]
+__all__ = ["SAMPLERS", "EpsFn", "ddim_sample", "ddim_timesteps", "ddpm_sample", "reverse_mean", "reverse_process"]
 
 SAMPLERS = ("ddpm", "ddim")
 
@@ -36,17 +36,27 @@ EpsFn = Callable[[Tensor, Tensor], Tensor]
 """``eps(x_t [N, ...], t [N] int64) -> [N, ...]``."""
 
 
+def reverse_mean(schedule: NoiseSchedule, xt: Tensor, t: Tensor, eps: Tensor, clip: float | None = None) -> Tensor:
+    """The mean of ``p_theta(x_{t-1} | x_t)``: the ``eps`` form, or with ``clip`` the posterior mean of the
+    predicted ``x_0`` clipped to ``[-clip, clip]`` (the same when nothing is clipped)."""
+    if clip is None:
+        return schedule.mean_from_eps(xt, t, eps)
+    return schedule.posterior_mean_variance(schedule.x0_from_eps(xt, t, eps).clamp(-clip, clip), xt, t)[0]
+
+
 @torch.no_grad()
 def ddpm_sample(eps: EpsFn, schedule: NoiseSchedule, x_T: Tensor, variance: str = "beta",
-                trajectory: list[Tensor] | None = None) -> Tensor:  # fmt: skip
-    """Ancestral sampling from ``x_T`` through all ``T`` steps; ``trajectory`` collects ``x_t`` after each step."""
+                trajectory: list[Tensor] | None = None, clip: float | None = None) -> Tensor:  # fmt: skip
+    """Ancestral sampling from ``x_T`` through all ``T`` steps; ``trajectory`` collects ``x_t`` after each step.
+    ``clip``: data known to lie in ``[-clip, clip]`` (images): each step's mean is the posterior mean
+    ``mu_q(x_t, x_0^)`` of the predicted ``x_0`` clipped to that range (equal to the ``eps`` form unclipped)."""
     if variance not in ("beta", "posterior"):
         raise ValueError(f"variance must be 'beta' or 'posterior', got {variance!r}")
     x = x_T
     sigmas2 = schedule.betas if variance == "beta" else schedule.posterior_variance
     for step in range(schedule.steps, 0, -1):
         t = torch.full((len(x),), step, dtype=torch.long, device=x.device)
-        x = schedule.mean_from_eps(x, t, eps(x, t))
+        x = reverse_mean(schedule, x, t, eps(x, t), clip)
         if step > 1:
             x = x + schedule.at(sigmas2, t, x).sqrt() * torch.randn_like(x)
         if trajectory is not None:
@@ -63,8 +73,9 @@ def ddim_timesteps(total: int, steps: int) -> list[int]:
 
 @torch.no_grad()
 def ddim_sample(eps: EpsFn, schedule: NoiseSchedule, x_T: Tensor, steps: int = 50, eta: float = 0.0,
-                trajectory: list[Tensor] | None = None) -> Tensor:  # fmt: skip
-    """DDIM from ``x_T`` over ``steps`` of the schedule's steps, ``eta`` in [0, 1]."""
+                trajectory: list[Tensor] | None = None, clip: float | None = None) -> Tensor:  # fmt: skip
+    """DDIM from ``x_T`` over ``steps`` of the schedule's steps, ``eta`` in [0, 1]; ``clip`` clips ``x_0^`` to
+    ``[-clip, clip]`` (the predicted noise is kept, as diffusers does by default)."""
     if not 0 <= eta <= 1:
         raise ValueError(f"DDIM's eta must lie in [0, 1], got {eta}")
     x = x_T
@@ -80,6 +91,8 @@ def ddim_sample(eps: EpsFn, schedule: NoiseSchedule, x_T: Tensor, steps: int = 5
         ab_t, ab_s = schedule.at(schedule.alphas_cumprod, t, x), schedule.at(schedule.alphas_cumprod, s, x)
         e = eps(x, t)
         x0 = (x - (1 - ab_t).sqrt() * e) / ab_t.sqrt()
+        if clip is not None:
+            x0 = x0.clamp(-clip, clip)
         sigma = eta * ((1 - ab_s) / (1 - ab_t)).sqrt() * (1 - ab_t / ab_s).sqrt()
         x = ab_s.sqrt() * x0 + (1 - ab_s - sigma**2).clamp(min=0).sqrt() * e
         if previous > 0 and eta > 0:
@@ -91,13 +104,13 @@ def ddim_sample(eps: EpsFn, schedule: NoiseSchedule, x_T: Tensor, steps: int = 5
 
 def reverse_process(eps: EpsFn, schedule: NoiseSchedule, x_T: Tensor, sampler: str = "ddpm",
                     steps: int | None = None, eta: float = 0.0, variance: str = "beta",
-                    trajectory: list[Tensor] | None = None) -> Tensor:  # fmt: skip
+                    trajectory: list[Tensor] | None = None, clip: float | None = None) -> Tensor:  # fmt: skip
     """What the models' ``sample`` runs: the ancestral loop over all ``T`` steps (``sampler="ddpm"``, ``variance``)
     or DDIM over ``steps`` of them (default 50, or ``T`` if fewer; ``eta``)."""
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose ddpm or ddim")
     if sampler == "ddim":
-        return ddim_sample(eps, schedule, x_T, steps or min(50, schedule.steps), eta, trajectory)
+        return ddim_sample(eps, schedule, x_T, steps or min(50, schedule.steps), eta, trajectory, clip)
     if steps not in (None, schedule.steps):
         raise ValueError(f"the ancestral sampler runs all {schedule.steps} steps; use sampler='ddim' for {steps}")
-    return ddpm_sample(eps, schedule, x_T, variance, trajectory)
+    return ddpm_sample(eps, schedule, x_T, variance, trajectory, clip)
