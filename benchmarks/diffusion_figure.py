@@ -10,11 +10,12 @@ images' labels (seed 0, ``--sampler``), their Frechet distance to the 360 test i
 classifier reads as their label; a row of samples of the digits 0-9 per ``rho``.
 
 ControlNet (``--controlnet RUN``): 10 test digits' controls, the base's samples from the same noise (which ignore
-them) and the controlled samples, titled with the mean IoU of the samples' own control maps with the controls
-over the 360 test images, controlled against the base's.
+them) and the controlled samples (``--sampler``), titled with the mean IoU of the samples' own control maps with
+the controls over the 360 test images, controlled against the base's.
 
-Inpainting (``--ddpm RUN``): 10 test digits with the bottom half hidden, filled by replacement (``resample=1``)
-and by RePaint (``resample=5``), titled with the share the classifier reads as the original digit.
+Inpainting (``--ddpm RUN``): the first 120 test digits with the bottom half hidden, filled by replacement
+(``resample=1``) and by RePaint (``resample=5``); 10 shown, titled with the share of the 120 the classifier reads as
+the original digit.
 
     python benchmarks/diffusion_figure.py --ddpm runs/<ddpm> --cond runs/<ddpm-cond> --controlnet runs/<controlnet>
 """
@@ -93,14 +94,14 @@ def guidance_figure(run: str, out: Path, rhos: list[float], sampler: str) -> Non
     save_figure(fig, out / "diffusion_guidance.png")
 
 
-def controlnet_figure(run: str, out: Path) -> None:
+def controlnet_figure(run: str, out: Path, sampler: str) -> None:
     model, config = load_run(run, torch.device("cpu"))
     x = test_split(config)
     control = model.control_of(x)
     torch.manual_seed(0)
-    controlled = model.sample(len(x), control)
+    controlled = model.sample(len(x), control, sampler=sampler)
     torch.manual_seed(0)
-    free = model.base.sample(len(x))
+    free = model.base.sample(len(x), sampler=sampler)
     with_control, without = model.agreement(controlled, control), model.agreement(free, control)
     grid = torch.cat([control[:10], free[:10], controlled[:10]])
     fig = Figure(figsize=(6, 2.4), layout="constrained")
@@ -108,14 +109,15 @@ def controlnet_figure(run: str, out: Path) -> None:
     ax.imshow(image_grid(grid, columns=10), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([(i + 0.5) * (x.shape[-1] + 1) for i in range(3)], [f"{model.control}", "base", "ControlNet"])
-    ax.set_title(f"{model.control} control: IoU {with_control:.2f} controlled, {without:.2f} base (360 test digits)")
+    ax.set_title(f"{model.control} control: IoU {with_control:.2f} controlled, {without:.2f} base (360 test digits)",
+                 fontsize=9)  # fmt: skip
     save_figure(fig, out / "diffusion_controlnet.png")
     print(f"controlnet: IoU {with_control:.3f} against the base's {without:.3f}")
 
 
 def inpaint_figure(run: str, out: Path) -> None:
     model, config = load_run(run, torch.device("cpu"))
-    x, y = test_split(config, labels=True)
+    x, y = (part[:120] for part in test_split(config, labels=True))
     mask = torch.zeros_like(x)
     mask[..., : x.shape[-2] // 2, :] = 1
     classifier = metrics.load_classifier(image_size=x.shape[-1])
@@ -142,7 +144,8 @@ def main() -> None:
     parser.add_argument("--cond", help="a ddpm-cond run: the guidance sweep")
     parser.add_argument("--controlnet", help="a controlnet run")
     parser.add_argument("--rhos", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0, 4.0])
-    parser.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm")
+    parser.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm", help="guidance sweep and ControlNet "
+                        "(DDIM: 50 steps)")  # fmt: skip
     parser.add_argument("--out-dir", default="docs")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -153,7 +156,7 @@ def main() -> None:
     if args.cond:
         guidance_figure(args.cond, out, args.rhos, args.sampler)
     if args.controlnet:
-        controlnet_figure(args.controlnet, out)
+        controlnet_figure(args.controlnet, out, args.sampler)
 
 
 if __name__ == "__main__":

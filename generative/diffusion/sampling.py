@@ -75,7 +75,8 @@ def ddim_timesteps(total: int, steps: int) -> list[int]:
 def ddim_sample(eps: EpsFn, schedule: NoiseSchedule, x_T: Tensor, steps: int = 50, eta: float = 0.0,
                 trajectory: list[Tensor] | None = None, clip: float | None = None) -> Tensor:  # fmt: skip
     """DDIM from ``x_T`` over ``steps`` of the schedule's steps, ``eta`` in [0, 1]; ``clip`` clips ``x_0^`` to
-    ``[-clip, clip]`` (the predicted noise is kept, as diffusers does by default)."""
+    ``[-clip, clip]`` and recomputes the noise from it (diffusers' ``use_clipped_model_output``: keeping the
+    unclipped noise beside a clipped ``x_0^`` sends guided samples off the data)."""
     if not 0 <= eta <= 1:
         raise ValueError(f"DDIM's eta must lie in [0, 1], got {eta}")
     x = x_T
@@ -91,8 +92,9 @@ def ddim_sample(eps: EpsFn, schedule: NoiseSchedule, x_T: Tensor, steps: int = 5
         ab_t, ab_s = schedule.at(schedule.alphas_cumprod, t, x), schedule.at(schedule.alphas_cumprod, s, x)
         e = eps(x, t)
         x0 = (x - (1 - ab_t).sqrt() * e) / ab_t.sqrt()
-        if clip is not None:
+        if clip is not None:  # and the noise consistent with the clipped x_0 (else guided eps drives x off)
             x0 = x0.clamp(-clip, clip)
+            e = (x - ab_t.sqrt() * x0) / (1 - ab_t).sqrt()
         sigma = eta * ((1 - ab_s) / (1 - ab_t)).sqrt() * (1 - ab_t / ab_s).sqrt()
         x = ab_s.sqrt() * x0 + (1 - ab_s - sigma**2).clamp(min=0).sqrt() * e
         if previous > 0 and eta > 0:
