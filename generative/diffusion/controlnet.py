@@ -77,7 +77,6 @@ class ControlNet(nn.Module):
         if isinstance(base, str):
             from generative.train import load_run  # a run directory: the CLI's loader checks config and weights
 
-            self.base_run = base
             base = load_run(base, torch.device("cpu"))[0]
         if not isinstance(base, DDPM) or not base.is_image or base.num_classes is not None:
             raise ValueError(f"ControlNet needs an unconditional image DDPM as its base, got {type(base).__name__}")

@@ -49,7 +49,6 @@ class LatentDDPM(nn.Module):
         if isinstance(autoencoder, str):
             from generative.train import load_run  # a run directory: the CLI's loader checks config and weights
 
-            self.autoencoder_run = autoencoder
             autoencoder = load_run(autoencoder, torch.device("cpu"))[0]
         if not all(hasattr(autoencoder, a) for a in ("encode", "decode", "latent_dim", "input_shape")):
             raise ValueError(f"LatentDDPM needs an autoencoder with encode, decode and latent_dim, got "
