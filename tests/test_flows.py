@@ -403,7 +403,7 @@ def test_cli_temperature_is_for_flows_only(tmp_path, capsys) -> None:
     (run_dir,) = [p for p in logdir.iterdir() if p.is_dir()]
     out = tmp_path / "s.png"
     assert train.main(["sample", str(run_dir), "--out", str(out), "--temperature", "0.5"]) == 2
-    assert "--temperature: FVSBN samples at temperature 1 only" in capsys.readouterr().err and not out.exists()
+    assert "--temperature: FVSBN does not take it (the flows take one)" in capsys.readouterr().err and not out.exists()
     assert train.main(["sample", str(run_dir), "--out", str(out), "--temperature", "-1"]) == 2
     assert "--temperature must be a positive number" in capsys.readouterr().err
 
