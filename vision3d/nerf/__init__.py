@@ -1,0 +1,43 @@
+"""Neural radiance fields: volume rendering, ray sampling and input encodings.
+
+The main names are re-exported here and loaded on first use, so ``import vision3d.nerf`` imports no torch::
+
+    from vision3d.nerf import volume_render, stratified_samples, hierarchical_samples, HashGrid, make_encoding
+
+Submodules:
+
+- :mod:`vision3d.nerf.rendering` -- NeRF's quadrature of the volume rendering integral
+  (:func:`~vision3d.nerf.rendering.volume_render`, :class:`~vision3d.nerf.rendering.RenderResult`), stratified
+  samples, inverse-CDF importance sampling and NeRF's coarse-to-fine hierarchical samples.
+- :mod:`vision3d.nerf.encodings` -- interchangeable input encodings (NeRF's positional encoding, random Fourier
+  features, Instant-NGP's multiresolution hash grid) with :func:`~vision3d.nerf.encodings.make_encoding`, and
+  Instant-NGP's occupancy grid for empty-space skipping.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Re-exported names by home submodule; a new submodule adds one line here.
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "rendering": ("RenderResult", "hierarchical_samples", "sample_pdf", "stratified_samples", "volume_render"),
+    "encodings": ("FourierFeatures", "HashGrid", "OccupancyGrid", "PositionalEncoding", "make_encoding"),
+}
+_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
+_SUBMODULES = tuple(sorted(_EXPORTS))
+
+__all__ = sorted(_HOME) + list(_SUBMODULES)
+
+
+def __getattr__(name: str) -> Any:
+    """Load a re-exported name's submodule on first access (a submodule itself, too, without an import)."""
+    if name in _HOME:
+        return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
