@@ -49,22 +49,16 @@ def random_rays(n: int, seed: int, radius: float = 3.0) -> tuple[torch.Tensor, t
 def first_crossing_by_bisection(sdf, origins, directions, t_max=6.0, steps=5_000):
     """Brute force: the first sign change of the SDF on a dense grid along each ray, refined by bisection."""
     t = torch.linspace(0, t_max, steps, dtype=F64)
-    values = torch.stack([sdf(origins + ti * directions) for ti in t], dim=1)  # [N, steps]
-    inside = values < 0
-    first = torch.where(inside.any(1), inside.float().argmax(1), -1)
-    result = torch.full((len(origins),), math.inf, dtype=F64)
-    for i in range(len(origins)):
-        if first[i] <= 0:
-            continue
-        lo, hi = t[first[i] - 1].item(), t[first[i]].item()
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            if sdf((origins[i] + mid * directions[i])[None])[0] < 0:
-                hi = mid
-            else:
-                lo = mid
-        result[i] = 0.5 * (lo + hi)
-    return result
+    points = origins[:, None] + t[None, :, None] * directions[:, None]
+    inside = sdf(points.reshape(-1, 3)).reshape(len(origins), steps) < 0
+    hit = inside.any(dim=1) & ~inside[:, 0]
+    first = inside.double().argmax(dim=1).clamp_min(1)
+    lo, hi = t[first - 1], t[first]
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        below = sdf(origins + mid[:, None] * directions) < 0
+        lo, hi = torch.where(below, lo, mid), torch.where(below, mid, hi)
+    return torch.where(hit, 0.5 * (lo + hi), torch.full_like(lo, math.inf))
 
 
 # --- cameras -----------------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 The main names are re-exported here and loaded on first use, so ``import vision3d.nerf`` imports no torch::
 
-    from vision3d.nerf import volume_render, stratified_samples, hierarchical_samples, HashGrid, make_encoding
+    from vision3d.nerf import volume_render, HashGrid, make_encoding, preset, train_nerf
 
 Submodules:
 
@@ -12,6 +12,9 @@ Submodules:
 - :mod:`vision3d.nerf.encodings` -- interchangeable input encodings (NeRF's positional encoding, random Fourier
   features, Instant-NGP's multiresolution hash grid) with :func:`~vision3d.nerf.encodings.make_encoding`, and
   Instant-NGP's occupancy grid for empty-space skipping.
+- :mod:`vision3d.nerf.model` -- the radiance field: density before the view direction, one colour layer after.
+- :mod:`vision3d.nerf.train` -- training from posed images (NeRF, Fourier-feature and hash-grid presets, the
+  sparse-view depth-smoothness prior), held-out PSNR/SSIM, checkpoints with resume.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import Any
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "rendering": ("RenderResult", "hierarchical_samples", "sample_pdf", "stratified_samples", "volume_render"),
     "encodings": ("FourierFeatures", "HashGrid", "OccupancyGrid", "PositionalEncoding", "make_encoding"),
+    "model": ("RadianceField",),
+    "train": ("NeRFConfig", "evaluate", "preset", "render_image", "train_nerf"),
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
 _SUBMODULES = tuple(sorted(_EXPORTS))

@@ -146,6 +146,15 @@ def level_resolutions(
     return tuple(math.floor(base_resolution * growth_factor**level + 1e-9) for level in range(n_levels))
 
 
+def _corner_combine(per_axis: tuple[Tensor, ...], op) -> Tensor:
+    """Combine per-axis values [..., 2] (lower, upper vertex) into the 2^d cell corners [..., 2^d] with ``op``,
+    corner ``k`` taking axis ``i``'s upper value when bit ``i`` of ``k`` is set."""
+    combined = per_axis[0]
+    for values in per_axis[1:]:
+        combined = op(values[..., :, None], combined[..., None, :]).flatten(-2)
+    return combined
+
+
 class HashGrid(nn.Module):
     """Instant-NGP's multiresolution hash encoding (module docstring), ``out_dim = n_levels * n_features``.
 
@@ -208,6 +217,7 @@ class HashGrid(nn.Module):
         self.resolutions = level_resolutions(n_levels, base_resolution, max_resolution, growth_factor)
         n_vertices = [(n + 1) ** in_dim for n in self.resolutions]
         self.dense_levels = tuple(count <= self.table_size for count in n_vertices)
+        self.n_dense_levels = sum(self.dense_levels)
         self.level_sizes = tuple(min(count, self.table_size) for count in n_vertices)
         offsets = [0, *itertools.accumulate(self.level_sizes)][:-1]
 
@@ -215,7 +225,6 @@ class HashGrid(nn.Module):
         # Buffers (not persistent: they follow from the constructor arguments) so that .to(device) moves them.
         self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.int64), persistent=False)
         self.register_buffer("_resolution", torch.tensor(self.resolutions, dtype=torch.int64), persistent=False)
-        self.register_buffer("_dense", torch.tensor(self.dense_levels), persistent=False)
         # Dense row strides (N_l + 1)^i: [L, d].
         strides = [[(n + 1) ** i for i in range(in_dim)] for n in self.resolutions]
         self.register_buffer("_strides", torch.tensor(strides, dtype=torch.int64), persistent=False)
@@ -225,9 +234,11 @@ class HashGrid(nn.Module):
 
     def table_rows(self, vertices: Tensor) -> Tensor:
         """Rows in :attr:`table` of integer ``vertices [..., L, K, d]`` (``K`` per level): ``[..., L, K]``."""
-        dense = (vertices * self._strides[:, None, :]).sum(dim=-1)
-        hashed = spatial_hash(vertices, self.table_size)
-        return torch.where(self._dense[:, None], dense, hashed) + self.offsets[:, None]
+        # Levels grow finer, so the dense ones are a prefix: index each group only the way it needs.
+        n_dense = self.n_dense_levels
+        dense = (vertices[..., :n_dense, :, :] * self._strides[:n_dense, None, :]).sum(dim=-1)
+        hashed = spatial_hash(vertices[..., n_dense:, :, :], self.table_size)
+        return torch.cat([dense, hashed], dim=-2) + self.offsets[:, None]
 
     def forward(self, x: Tensor) -> Tensor:
         _check_points(x, self.in_dim)
@@ -239,15 +250,21 @@ class HashGrid(nn.Module):
         cell = torch.minimum(scaled.detach().floor().long(), resolution - 1)
         fraction = scaled - cell.to(x.dtype)  # differentiable in x: the gradient of d-linear interpolation
 
-        # All levels and corners at once: vertices [N, L, 2^d, d], one gather into the flat table.
-        bits = self._corner_bits
-        vertices = cell[:, :, None, :] + bits
-        rows = self.table_rows(vertices)  # [N, L, 2^d]
-        corner_features = self.table[rows]  # [N, L, 2^d, F]
-        # d-linear weight of corner k: prod_i (fraction_i if bit_i else 1 - fraction_i).
-        fraction = fraction[:, :, None, :]
-        weights = torch.where(bits.bool(), fraction, 1 - fraction).prod(dim=-1)  # [N, L, 2^d]
-        features = (weights[..., None] * corner_features).sum(dim=-2)  # [N, L, F]
+        # Rows and weights of the 2^d corners are built axis by axis on [N, L, 2] pieces and combined by
+        # broadcasting (x the lowest bit of the corner index, as table_rows numbers them): the same result as
+        # indexing explicit corner vertices [N, L, 2^d, d], at a fraction of the memory traffic.
+        n_dense = self.n_dense_levels
+        offset = torch.arange(2, device=x.device)
+        corner = cell[..., None] + offset  # [N, L, d, 2]: the lower and upper vertex along each axis
+        dense_terms = corner[:, :n_dense] * self._strides[:n_dense, :, None]
+        hash_terms = corner[:, n_dense:] * torch.tensor(HASH_PRIMES[: self.in_dim], device=x.device)[:, None]
+        rows = torch.cat([
+            _corner_combine(dense_terms.unbind(dim=-2), torch.add),
+            _corner_combine(hash_terms.unbind(dim=-2), torch.bitwise_xor) & (self.table_size - 1),
+        ], dim=1) + self.offsets[:, None]  # [N, L, 2^d]  # fmt: skip
+        axis_weights = torch.stack([1 - fraction, fraction], dim=-1)  # [N, L, d, 2]
+        weights = _corner_combine(axis_weights.unbind(dim=-2), torch.mul)  # [N, L, 2^d]
+        features = (weights[..., None, :] @ self.table[rows]).squeeze(-2)  # [N, L, F], a batched matmul
         return features.reshape(*x.shape[:-1], self.out_dim)
 
     def extra_repr(self) -> str:

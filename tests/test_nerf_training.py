@@ -1,0 +1,144 @@
+"""NeRF end to end: image metrics against scikit-image, the renderer on an exact density field against the exact
+renderer, checkpoints that resume bit for bit, the CLI, and learning bars on exact scenes."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mpenv.device import torch_threads
+from vision3d.image_metrics import psnr, ssim
+from vision3d.nerf.train import NeRFConfig, preset, render_image, sphere_bounds, train_nerf
+from vision3d.scenes import hemisphere_cameras, make_scene, orbit_cameras, pixel_rays, render, render_views
+
+
+def test_psnr_and_ssim_match_scikit_image():
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(40, 36, 3, generator=g)
+    noisy = (target + 0.1 * torch.randn(40, 36, 3, generator=g)).clamp(0, 1)
+    assert psnr(noisy, target) == pytest.approx(peak_signal_noise_ratio(target.numpy(), noisy.numpy(), data_range=1))
+    expected = structural_similarity(target.numpy(), noisy.numpy(), channel_axis=-1, data_range=1.0,
+                                     gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    assert ssim(noisy, target) == pytest.approx(expected, abs=1e-6)
+    assert ssim(target, target) == pytest.approx(1.0) and psnr(target, target) == math.inf
+    with pytest.raises(ValueError, match="differ in shape"):
+        psnr(target, target[:-1])
+    with pytest.raises(ValueError, match="window"):
+        ssim(target[:8, :8], target[:8, :8])
+
+
+def test_sphere_bounds_are_where_rays_cross_the_sphere():
+    origins, directions = pixel_rays(orbit_cameras(1, width=16, height=16)[0])
+    near, far = sphere_bounds(origins, directions, 1.0)
+    crossing = far - near > 1e-2
+    for t in (near, far):
+        points = origins[crossing] + t[crossing, None] * directions[crossing]
+        torch.testing.assert_close(points.norm(dim=-1), torch.ones(int(crossing.sum()), dtype=torch.float64))
+    assert (~crossing).any() and ((far - near)[~crossing] <= 1e-3 + 1e-12).all()
+
+
+class ExactField(nn.Module):
+    """A radiance field that *is* the scene: a very dense medium inside the shape with the shape's shaded colour."""
+
+    def __init__(self, scene, density: float = 2000.0):
+        super().__init__()
+        self.scene, self.sigma = scene, density
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, d):
+        from vision3d.scenes.rendering import shade
+
+        x64 = x.double()
+        inside = self.scene.shape.sdf(x64) < 0
+        color = shade(self.scene, x64, self.scene.shape.normal(x64), d.double())
+        return (self.sigma * inside).float() + 0 * self.dummy, color.float()
+
+
+def test_volume_rendering_an_exact_density_reproduces_the_exact_render():
+    scene = make_scene("blocks")
+    camera = orbit_cameras(1, width=32, height=32, start_degrees=40)[0]
+    exact = render(scene, camera)
+    config = NeRFConfig(n_samples=256, scene_radius=1.3)
+    image, depth = render_image(ExactField(scene), camera, config, torch.ones(3))
+    opacity_agrees = ((image - 1).abs().sum(-1) > 1e-3) == exact.mask
+    assert opacity_agrees.double().mean() > 0.97  # only silhouette pixels may disagree at 256 samples
+    spacing = 2 * 1.3 / 256
+    inner = exact.mask & opacity_agrees
+    assert (depth[inner] - exact.depth[inner].float()).abs().median() < spacing
+
+
+def small_views(scene_name: str, n_train: int, size: int = 32, seed: int = 0):
+    scene = make_scene(scene_name)
+    train = render_views(scene, hemisphere_cameras(n_train, seed=seed, width=size, height=size))
+    test = render_views(scene, orbit_cameras(3, elevation_degrees=25, start_degrees=30, width=size, height=size))
+    return train, test
+
+
+def test_a_checkpoint_resumes_to_the_same_weights_and_ctrl_c_keeps_it(tmp_path, monkeypatch):
+    # One thread: the hash table's backward adds gradients in thread order, which differs in the last bits.
+    with torch_threads(1):
+        resume_after_ctrl_c(tmp_path, monkeypatch)
+
+
+def resume_after_ctrl_c(tmp_path, monkeypatch):
+    train, test = small_views("sphere", 6, size=16)
+    config = preset("hash-nerf", steps=12, batch_rays=64, n_samples=16, eval_every=6, checkpoint_every=4)
+    straight = train_nerf(train, test, config, run_dir=tmp_path / "straight")
+
+    import vision3d.nerf.train as nerf_train
+
+    real_render_rays, calls = nerf_train.render_rays, {"n": 0}
+
+    def interrupt_at_step_7(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 10:
+            raise KeyboardInterrupt
+        return real_render_rays(*args, **kwargs)
+
+    monkeypatch.setattr(nerf_train, "render_rays", interrupt_at_step_7)
+    with pytest.raises(KeyboardInterrupt):
+        train_nerf(train, test, config, run_dir=tmp_path / "resumed")
+    monkeypatch.setattr(nerf_train, "render_rays", real_render_rays)
+    saved = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
+    assert saved["step"] == 6  # the last completed step, not the interrupted one
+    resumed = train_nerf(train, test, config, run_dir=tmp_path / "resumed", resume=True)
+    for a, b in zip(straight.field.parameters(), resumed.field.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert [h["step"] for h in resumed.history] == [6, 12]
+    assert json.loads((tmp_path / "straight" / "config.json").read_text())["nerf"]["steps"] == 12
+    assert list((tmp_path / "straight").glob("events.out.tfevents.*"))
+
+
+def test_the_cli_trains_evaluates_and_renders(tmp_path, capsys):
+    from vision3d.cli import main
+
+    main(["train", "hash-nerf", "--scene", "sphere", "--views", "4", "--test-views", "2", "--resolution", "16",
+          "--steps", "20", "--batch-rays", "64", "--samples", "16", "--logdir", str(tmp_path), "--no-progress"])
+    (run_dir,) = tmp_path.iterdir()
+    assert "held-out PSNR" in capsys.readouterr().out
+    main(["eval", str(run_dir)])
+    report = json.loads(capsys.readouterr().out)
+    assert report["scene"] == "sphere" and math.isfinite(report["psnr"])
+    main(["render", str(run_dir), "--out", str(tmp_path / "frames.gif"), "--frames", "3"])
+    main(["render", str(run_dir), "--out", str(tmp_path / "view.png")])
+    import imageio.v2 as imageio
+
+    assert np.asarray(imageio.imread(tmp_path / "view.png")).shape == (16, 16, 3)
+    with pytest.raises(SystemExit):
+        main(["train", "teapot-nerf"])
+
+
+@pytest.mark.slow
+def test_positional_encoding_nerf_learns_a_scene():
+    """Learning bar at 32x32 within a CPU test budget; the issue's 25 dB at 64x64 is measured by
+    benchmarks/bench_nerf.py."""
+    train, test = small_views("blocks", 30)
+    run = train_nerf(train, test, preset("nerf", steps=600, batch_rays=512, n_samples=48, eval_every=600))
+    assert run.history[-1]["psnr"] >= 24.0

@@ -1,0 +1,213 @@
+"""``mpenv-3d``: train, evaluate and render 3D vision models on the exact scenes of :mod:`vision3d.scenes`.
+
+    mpenv-3d scenes                                    # the scene library
+    mpenv-3d train nerf --scene blocks --steps 3000    # a run directory under runs/
+    mpenv-3d train hash-nerf --scene body --views 40
+    mpenv-3d train nerf --scene blocks --views 4 --depth-smoothness 0.1   # sparse views, RegNeRF's prior
+    mpenv-3d train nerf --resume runs/blocks__nerf__0__...                 # continue an interrupted run
+    mpenv-3d eval RUN_DIR                              # PSNR / SSIM on the held-out views
+    mpenv-3d render RUN_DIR --out turntable.mp4        # a turntable video (or .png for one frame)
+    mpenv-3d mesh RUN_DIR --out scene.ply              # marching cubes of the density
+
+Training views are drawn uniformly on the upper hemisphere (seeded); held-out views sit on an orbit at 25 degrees
+elevation between them. Every run stores its data recipe in ``config.json``, so ``eval``/``render`` rebuild the
+same views.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+NERF_MODELS = ("nerf", "fourier-nerf", "hash-nerf")
+
+
+def scene_views(scene_name: str, views: int, test_views: int, resolution: int, seed: int, specular: float = 0.0):
+    """Training views on the upper hemisphere and held-out views on an orbit, rendered exactly."""
+    from vision3d.scenes import hemisphere_cameras, make_scene, orbit_cameras, render_views
+
+    scene = make_scene(scene_name, specular=specular)
+    train = render_views(scene, hemisphere_cameras(views, seed=seed, width=resolution, height=resolution))
+    test = render_views(scene, orbit_cameras(test_views, elevation_degrees=25.0, start_degrees=360.0 / test_views / 2,
+                                             width=resolution, height=resolution))
+    return train, test
+
+
+def _data_config(args: argparse.Namespace) -> dict:
+    return {"scene": args.scene, "views": args.views, "test_views": args.test_views, "resolution": args.resolution,
+            "specular": args.specular, "data_seed": args.seed}
+
+
+def _load_run(run_dir: str):
+    """Config, data recipe and trained field of a run directory (weights only, shapes checked)."""
+    from mpenv.checkpoint import load_config, load_state_dict_checked, load_torch
+    from vision3d.nerf.train import NeRFConfig, build_field
+
+    config = load_config(run_dir)
+    if config.get("model") not in NERF_MODELS:
+        raise SystemExit(f"{run_dir}: not a NeRF run (model {config.get('model')!r})")
+    fields = {k: v for k, v in config["nerf"].items() if k in NeRFConfig.__dataclass_fields__}
+    nerf_config = NeRFConfig(**fields)
+    state = load_torch(run_dir)
+    field_ = build_field(nerf_config)
+    load_state_dict_checked(field_, state["modules"]["field"], f"{run_dir}/checkpoint.pt")
+    grid = None
+    if nerf_config.occupancy_grid and "grid" in state["modules"]:
+        from vision3d.nerf.encodings import OccupancyGrid
+
+        grid = OccupancyGrid(nerf_config.grid_resolution, (-nerf_config.scene_radius, nerf_config.scene_radius))
+        load_state_dict_checked(grid, state["modules"]["grid"], f"{run_dir}/checkpoint.pt")
+    field_.eval()
+    return config, nerf_config, field_, grid
+
+
+def cmd_scenes(args: argparse.Namespace) -> None:
+    from vision3d.scenes import make_scene, scene_names
+
+    for name in scene_names():
+        scene = make_scene(name)
+        print(f"{name:10s} {type(scene.shape).__name__:12s} bounding radius {scene.bounding_radius():.2f}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from mpenv.checkpoint import load_config
+    from mpenv.logger import make_run_dir
+    from vision3d.nerf.train import NeRFConfig, preset, train_nerf
+
+    if args.resume:
+        saved = load_config(args.resume)
+        data = saved["data"]
+        config = NeRFConfig(**{k: v for k, v in saved["nerf"].items() if k in NeRFConfig.__dataclass_fields__})
+        if args.steps is not None:
+            config.steps = args.steps
+        run_dir = Path(args.resume)
+    else:
+        if args.model not in NERF_MODELS:
+            raise SystemExit(f"unknown model {args.model!r}; choose one of {', '.join(NERF_MODELS)}")
+        overrides = {key: value for key, value in {
+            "steps": args.steps, "batch_rays": args.batch_rays, "n_samples": args.samples, "lr": args.learning_rate,
+            "n_importance": args.importance, "depth_smoothness": args.depth_smoothness, "seed": args.seed,
+            "eval_every": args.eval_every}.items() if value is not None}  # fmt: skip
+        config = preset(args.model, **overrides)
+        data = _data_config(args)
+        run_dir = make_run_dir(args.logdir, data["scene"], args.model, args.seed)
+    train, test = scene_views(data["scene"], data["views"], data["test_views"], data["resolution"],
+                              data["data_seed"], data["specular"])
+    model = args.model if not args.resume else load_config(args.resume)["model"]
+    print(f"run directory: {run_dir}", file=sys.stderr)
+    run = train_nerf(train, test, config, run_dir=run_dir, progress=None if not args.no_progress else False,
+                     resume=bool(args.resume), run_config={"model": model, "nerf": asdict(config), "data": data})
+    last = run.history[-1]
+    print(f"{model} on {data['scene']}: step {last['step']}, held-out PSNR {last['psnr']:.2f} dB, "
+          f"SSIM {last['ssim']:.3f}, {last['train_seconds']:.0f} s of training")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from vision3d.nerf.train import evaluate
+
+    config, nerf_config, field_, grid = _load_run(args.run_dir)
+    data = config["data"]
+    _, test = scene_views(data["scene"], data["views"], data["test_views"], data["resolution"], data["data_seed"],
+                          data["specular"])
+    result = evaluate(field_, test, nerf_config, grid)
+    print(json.dumps({"scene": data["scene"], "model": config["model"], "test_views": len(test),
+                      "psnr": round(result["psnr"], 3), "ssim": round(result["ssim"], 4)}))
+
+
+def cmd_render(args: argparse.Namespace) -> None:
+    import imageio.v2 as imageio
+    import torch
+
+    from vision3d.nerf.train import render_image
+    from vision3d.scenes import orbit_cameras
+
+    config, nerf_config, field_, grid = _load_run(args.run_dir)
+    size = args.resolution or config["data"]["resolution"]
+    background = torch.ones(3)
+    frames = []
+    cameras = orbit_cameras(1 if args.out.endswith(".png") else args.frames, elevation_degrees=args.elevation,
+                            width=size, height=size)
+    from tqdm.auto import tqdm
+
+    for camera in tqdm(cameras, desc="render", disable=len(cameras) == 1):
+        image, _ = render_image(field_, camera, nerf_config, background, grid=grid)
+        frames.append((image.clamp(0, 1).numpy() * 255).round().astype("uint8"))
+    if args.out.endswith(".png"):
+        imageio.imwrite(args.out, frames[0])
+    elif args.out.endswith(".gif"):
+        imageio.mimwrite(args.out, frames, duration=1000 / args.fps, loop=0)
+    else:
+        imageio.mimwrite(args.out, frames, fps=args.fps, macro_block_size=1)
+    print(f"wrote {args.out} ({len(frames)} frame{'s' if len(frames) > 1 else ''})")
+
+
+def cmd_mesh(args: argparse.Namespace) -> None:
+    from vision3d.implicit import extract_mesh
+
+    _, nerf_config, field_, _ = _load_run(args.run_dir)
+    radius = nerf_config.scene_radius
+    mesh = extract_mesh(field_.density, bounds=(-radius, radius), resolution=args.resolution, level=args.density,
+                        inside="positive")
+    mesh.save(args.out)
+    print(f"wrote {args.out}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mpenv-3d", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("scenes", help="list the scene library").set_defaults(func=cmd_scenes)
+
+    t = commands.add_parser("train", help="train a model on a scene; writes a run directory")
+    t.add_argument("model", nargs="?", help=f"one of: {', '.join(NERF_MODELS)}")
+    t.add_argument("--scene", default="blocks", help="a library scene (mpenv-3d scenes)")
+    t.add_argument("--views", type=int, default=40, help="training views on the upper hemisphere")
+    t.add_argument("--test-views", type=int, default=8, help="held-out views on an orbit")
+    t.add_argument("--resolution", type=int, default=64, help="image width and height in pixels")
+    t.add_argument("--specular", type=float, default=0.0, help="strength of the view-dependent highlight")
+    t.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the model's)")
+    t.add_argument("--batch-rays", type=int, default=None, help="rays per step")
+    t.add_argument("--samples", type=int, default=None, help="stratified samples per ray")
+    t.add_argument("--importance", type=int, default=None, help="hierarchical (fine) samples per ray")
+    t.add_argument("--learning-rate", type=float, default=None, help="Adam's initial step size")
+    t.add_argument("--depth-smoothness", type=float, default=None,
+                   help="weight of RegNeRF's depth smoothness on unobserved patches (sparse views)")
+    t.add_argument("--eval-every", type=int, default=None, help="steps between held-out evaluations")
+    t.add_argument("--seed", type=int, default=0, help="seed of the network, the batches and the training views")
+    t.add_argument("--logdir", default="runs", help="where the run directory is made")
+    t.add_argument("--resume", default=None, help="continue this run directory")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    e = commands.add_parser("eval", help="PSNR and SSIM of a run on its held-out views")
+    e.add_argument("run_dir")
+    e.set_defaults(func=cmd_eval)
+
+    r = commands.add_parser("render", help="a turntable video (.mp4/.gif) or one view (.png) of a trained run")
+    r.add_argument("run_dir")
+    r.add_argument("--out", default="turntable.mp4")
+    r.add_argument("--frames", type=int, default=60)
+    r.add_argument("--fps", type=int, default=20)
+    r.add_argument("--elevation", type=float, default=25.0, help="camera elevation in degrees")
+    r.add_argument("--resolution", type=int, default=None, help="frame size (default: the training resolution)")
+    r.set_defaults(func=cmd_render)
+
+    m = commands.add_parser("mesh", help="marching cubes of a trained field's density")
+    m.add_argument("run_dir")
+    m.add_argument("--out", default="scene.ply", help=".ply or .obj")
+    m.add_argument("--resolution", type=int, default=128)
+    m.add_argument("--density", type=float, default=10.0, help="the density level set that is meshed")
+    m.set_defaults(func=cmd_mesh)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

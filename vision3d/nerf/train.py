@@ -1,0 +1,316 @@
+"""Training a radiance field from posed images: NeRF, Fourier-feature NeRF and the hash-grid NeRF.
+
+Each step draws a batch of pixels from the training views, renders their rays (:func:`render_rays`) and lowers
+the photometric loss of NeRF (eq. 6), with one network queried at the coarse and, when ``n_importance > 0``, the
+fine samples (NeRF trains two networks; sharing one, as mip-NeRF does, halves the cost)::
+
+    L = sum_r || C_hat_c(r) - C(r) ||^2 + || C_hat_f(r) - C(r) ||^2
+
+Rays are cut to the scene's bounding sphere, so samples never fall where nothing is. With an occupancy grid
+(Instant-NGP) the network is only queried at samples in occupied cells; the rest have ``sigma = 0``.
+
+Sparse views (RegNeRF, Niemeyer et al. 2022): with few training views the field explains each image with floaters
+that no other view sees. ``depth_smoothness > 0`` renders small patches from random *unobserved* cameras on the
+same sphere each step and adds ``lambda sum (d_ij - d_i+1,j)^2 + (d_ij - d_i,j+1)^2`` over neighbouring expected
+depths, which prefers piecewise smooth geometry. RegNeRF's second term, a normalizing-flow likelihood of the
+patches' colours, is not included.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mpenv.checkpoint import load_torch, save_torch
+from mpenv.device import get_device, seed_everything
+from vision3d.image_metrics import psnr, ssim
+from vision3d.nerf.encodings import OccupancyGrid
+from vision3d.nerf.model import RadianceField
+from vision3d.nerf.rendering import RenderResult, hierarchical_samples, stratified_samples, volume_render
+from vision3d.scenes.cameras import Camera, hemisphere_cameras, pixel_rays
+from vision3d.scenes.rendering import ViewSet
+
+
+@dataclass
+class NeRFConfig:
+    """Everything that defines a run; stored as JSON beside the checkpoint."""
+
+    encoding: str = "positional"
+    encoding_kwargs: dict = field(default_factory=lambda: {"n_frequencies": 8})
+    hidden: int = 128
+    depth: int = 4
+    color_hidden: int = 64
+    steps: int = 3000
+    batch_rays: int = 1024
+    n_samples: int = 64
+    n_importance: int = 0
+    lr: float = 5e-4
+    final_lr_fraction: float = 0.1
+    scene_radius: float = 1.3
+    occupancy_grid: bool = False
+    grid_resolution: int = 32
+    grid_every: int = 16
+    depth_smoothness: float = 0.0
+    patch_size: int = 8
+    n_patches: int = 4
+    eval_every: int = 500
+    checkpoint_every: int = 500
+    seed: int = 0
+
+
+PRESETS: dict[str, dict] = {
+    "nerf": {},
+    "fourier-nerf": {"encoding": "fourier", "encoding_kwargs": {"n_features": 128, "scale": 4.0}},
+    "hash-nerf": {
+        "encoding": "hash", "hidden": 64, "depth": 1, "lr": 1e-2, "occupancy_grid": True,
+        "encoding_kwargs": {"n_levels": 12, "log2_table_size": 15, "n_features": 2, "base_resolution": 4,
+                            "max_resolution": 128},
+    },
+}  # fmt: skip
+
+
+def preset(name: str, **overrides: object) -> NeRFConfig:
+    """The configuration of a named model (``nerf``, ``fourier-nerf``, ``hash-nerf``) with overrides."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown NeRF model {name!r}; choose one of {sorted(PRESETS)}")
+    config = NeRFConfig(**PRESETS[name])
+    for key, value in overrides.items():
+        if not hasattr(config, key):
+            raise ValueError(f"NeRFConfig has no field {key!r}")
+        setattr(config, key, value)
+    if config.encoding == "hash":
+        config.encoding_kwargs = {**config.encoding_kwargs, "bounds": (-config.scene_radius, config.scene_radius)}
+    return config
+
+
+def build_field(config: NeRFConfig) -> RadianceField:
+    return RadianceField(config.encoding, config.encoding_kwargs, hidden=config.hidden, depth=config.depth,
+                         color_hidden=config.color_hidden)
+
+
+def sphere_bounds(origins: Tensor, directions: Tensor, radius: float) -> tuple[Tensor, Tensor]:
+    """``near, far`` [R] where each ray crosses the sphere of ``radius`` around the origin. A ray that misses it
+    gets a millimetre at its closest approach, where the field is empty, so it renders as background."""
+    closest = -(origins * directions).sum(-1)
+    squared_gap = (origins * origins).sum(-1) - closest**2
+    half_chord = (radius**2 - squared_gap).clamp_min(0.0).sqrt()
+    near = (closest - half_chord).clamp_min(0.0)
+    return near, torch.maximum(closest + half_chord, near + 1e-3)
+
+
+def _query(
+    field_: RadianceField, points: Tensor, directions: Tensor, grid: OccupancyGrid | None
+) -> tuple[Tensor, Tensor]:
+    """Density and colour at points [R, S, 3]; with a grid, only the occupied ones are evaluated."""
+    flat_points = points.reshape(-1, 3)
+    flat_dirs = directions[:, None].expand_as(points).reshape(-1, 3)
+    if grid is None:
+        sigma, rgb = field_(flat_points, flat_dirs)
+    else:
+        keep = grid.mask(flat_points)
+        sigma = flat_points.new_zeros(len(flat_points))
+        rgb = flat_points.new_zeros(len(flat_points), 3)
+        if keep.any():
+            sigma_kept, rgb_kept = field_(flat_points[keep], flat_dirs[keep])
+            sigma = sigma.index_put((keep.nonzero()[:, 0],), sigma_kept)
+            rgb = rgb.index_put((keep.nonzero()[:, 0],), rgb_kept)
+    return sigma.reshape(points.shape[:2]), rgb.reshape(*points.shape[:2], 3)
+
+
+def render_rays(
+    field_: RadianceField,
+    origins: Tensor,
+    directions: Tensor,
+    config: NeRFConfig,
+    background: Tensor,
+    perturb: bool = False,
+    generator: torch.Generator | None = None,
+    grid: OccupancyGrid | None = None,
+) -> tuple[RenderResult, RenderResult | None]:
+    """The coarse render of rays [R, 3] and, with ``n_importance > 0``, the fine render (else ``None``)."""
+    near, far = sphere_bounds(origins, directions, config.scene_radius)
+    t = stratified_samples(near, far, config.n_samples, perturb=perturb, generator=generator, device=origins.device)
+    sigma, rgb = _query(field_, origins[:, None] + t[..., None] * directions[:, None], directions, grid)
+    coarse = volume_render(sigma, rgb, t, background=background)
+    if config.n_importance == 0:
+        return coarse, None
+    t_fine = hierarchical_samples(t, coarse.weights.detach(), config.n_importance, deterministic=not perturb,
+                                  generator=generator)
+    sigma, rgb = _query(field_, origins[:, None] + t_fine[..., None] * directions[:, None], directions, grid)
+    return coarse, volume_render(sigma, rgb, t_fine, background=background)
+
+
+@torch.no_grad()
+def render_image(
+    field_: RadianceField, camera: Camera, config: NeRFConfig, background: Tensor, chunk: int = 4096,
+    grid: OccupancyGrid | None = None,
+) -> tuple[Tensor, Tensor]:
+    """The field's image [H, W, 3] and expected depth [H, W] through ``camera`` (deterministic samples)."""
+    device = next(field_.parameters()).device
+    origins, directions = (x.float().to(device) for x in pixel_rays(camera))
+    colors, depths = [], []
+    for start in range(0, len(origins), chunk):
+        coarse, fine = render_rays(field_, origins[start : start + chunk], directions[start : start + chunk],
+                                   config, background, grid=grid)
+        result = fine if fine is not None else coarse
+        colors.append(result.rgb)
+        depths.append(result.depth)
+    return (torch.cat(colors).reshape(camera.height, camera.width, 3).cpu(),
+            torch.cat(depths).reshape(camera.height, camera.width).cpu())
+
+
+def evaluate(field_: RadianceField, views: ViewSet, config: NeRFConfig, grid: OccupancyGrid | None = None
+             ) -> dict[str, float | list[Tensor]]:
+    """Mean PSNR and SSIM over ``views`` and the rendered images."""
+    background = torch.tensor(views.background, dtype=torch.float32, device=next(field_.parameters()).device)
+    images = [render_image(field_, camera, config, background, grid=grid)[0] for camera in views.cameras]
+    return {
+        "psnr": sum(psnr(image, target) for image, target in zip(images, views.rgb, strict=True)) / len(images),
+        "ssim": sum(ssim(image, target) for image, target in zip(images, views.rgb, strict=True)) / len(images),
+        "images": images,
+    }
+
+
+def _patch_rays(cameras: list[Camera], size: int, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Rays of ``n`` random ``size`` x ``size`` pixel patches seen from random cameras of the pool."""
+    origins, directions = [], []
+    for _ in range(n):
+        camera = cameras[int(torch.randint(len(cameras), (1,), generator=generator))]
+        top = int(torch.randint(camera.height - size + 1, (1,), generator=generator))
+        left = int(torch.randint(camera.width - size + 1, (1,), generator=generator))
+        v, u = torch.meshgrid(torch.arange(top, top + size), torch.arange(left, left + size), indexing="ij")
+        o, d = pixel_rays(camera, torch.stack([u.reshape(-1), v.reshape(-1)], -1).double() + 0.5)
+        origins.append(o)
+        directions.append(d)
+    return torch.cat(origins).float(), torch.cat(directions).float()
+
+
+def depth_smoothness_loss(depth: Tensor, size: int) -> Tensor:
+    """RegNeRF's depth smoothness over patches: squared differences of neighbouring depths [n * size^2]."""
+    patches = depth.reshape(-1, size, size)
+    return ((patches[:, 1:] - patches[:, :-1]) ** 2).mean() + ((patches[:, :, 1:] - patches[:, :, :-1]) ** 2).mean()
+
+
+@dataclass
+class NeRFRun:
+    field: RadianceField
+    config: NeRFConfig
+    grid: OccupancyGrid | None
+    history: list[dict[str, float]]
+
+
+def train_nerf(
+    train: ViewSet,
+    test: ViewSet,
+    config: NeRFConfig,
+    run_dir: str | Path | None = None,
+    device: str | torch.device | None = "cpu",
+    progress: bool | None = False,
+    resume: bool = False,
+    run_config: dict | None = None,
+) -> NeRFRun:
+    """Fit a radiance field to ``train``; every ``eval_every`` steps measure PSNR/SSIM on ``test``.
+
+    ``history`` holds ``step``, ``train_seconds`` (wall time spent in training steps, evaluations excluded),
+    ``psnr`` and ``ssim``. With ``run_dir`` the run writes TensorBoard events, ``config.json`` and a checkpoint
+    every ``checkpoint_every`` steps and on Ctrl-C; ``resume=True`` continues from that checkpoint. ``run_config``
+    is what ``config.json`` records (default: the model and this config)."""
+    from mpenv.logger import RunLogger
+
+    device = get_device(device)
+    seed_everything(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    field_ = build_field(config).to(device)
+    grid = OccupancyGrid(config.grid_resolution, (-config.scene_radius, config.scene_radius)).to(device) \
+        if config.occupancy_grid else None
+    optimizer = torch.optim.Adam(field_.parameters(), lr=config.lr, eps=1e-15 if config.encoding == "hash" else 1e-8)
+    gamma = config.final_lr_fraction ** (1.0 / max(config.steps, 1))
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
+    origins, directions = train.rays()
+    colors = train.rgb.reshape(-1, 3)
+    background = torch.tensor(train.background, dtype=torch.float32, device=device)
+    virtual_cameras = hemisphere_cameras(64, radius=float(train.cameras[0].center.norm()), seed=config.seed + 1,
+                                         width=train.cameras[0].width, height=train.cameras[0].height)
+    start_step, train_seconds, history = 0, 0.0, []
+    if resume:
+        if run_dir is None:
+            raise ValueError("resume needs the run directory")
+        state = load_torch(run_dir, required=("step", "modules", "optimizer", "history"))
+        field_.load_state_dict(state["modules"]["field"])
+        if grid is not None:
+            grid.load_state_dict(state["modules"]["grid"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        start_step, history = state["step"], state["history"]
+        train_seconds = history[-1]["train_seconds"] if history else 0.0
+
+    def save(step: int) -> None:
+        if run_dir is not None:
+            modules = {"field": field_.state_dict(), **({"grid": grid.state_dict()} if grid is not None else {})}
+            save_torch(run_dir, {"step": step, "modules": modules, "optimizer": optimizer.state_dict(),
+                                 "scheduler": scheduler.state_dict(), "generator": generator_state,
+                                 "history": history, "config": asdict(config)})
+
+    def log_evaluation(step: int, logger: RunLogger | None) -> None:
+        field_.eval()
+        result = evaluate(field_, test, config, grid)
+        field_.train()
+        history.append({"step": step, "train_seconds": train_seconds, "psnr": result["psnr"], "ssim": result["ssim"]})
+        if logger is not None:
+            logger.log("eval/psnr", result["psnr"], step)
+            logger.log("eval/ssim", result["ssim"], step)
+            logger.log("eval/train_seconds", train_seconds, step)
+            logger.writer.add_images("eval/views", torch.stack(result["images"][:4]).clamp(0, 1), step,
+                                     dataformats="NHWC")
+
+    run_config = run_config or {"model": "nerf", "nerf": asdict(config)}
+    logger = RunLogger(Path(run_dir), run_config, config.steps, progress) if run_dir is not None else None
+    # The last step whose update was applied and the random state after it: what a checkpoint on Ctrl-C records.
+    completed, generator_state = start_step, generator.get_state()
+    try:
+        for step in range(start_step + 1, config.steps + 1):
+            began = time.perf_counter()
+            if grid is not None and (step - 1) % config.grid_every == 0:
+                grid.update(field_.density, generator=generator)
+            batch = torch.randint(len(origins), (config.batch_rays,), generator=generator)
+            coarse, fine = render_rays(field_, origins[batch].to(device), directions[batch].to(device), config,
+                                       background, perturb=True, generator=generator, grid=grid)
+            target = colors[batch].to(device)
+            loss = F.mse_loss(coarse.rgb, target) + (F.mse_loss(fine.rgb, target) if fine is not None else 0.0)
+            if config.depth_smoothness > 0:
+                patch_o, patch_d = _patch_rays(virtual_cameras, config.patch_size, config.n_patches, generator)
+                patch, _ = render_rays(field_, patch_o.to(device), patch_d.to(device), config, background,
+                                       perturb=True, generator=generator, grid=grid)
+                loss = loss + config.depth_smoothness * depth_smoothness_loss(patch.depth, config.patch_size)
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"NeRF loss became {loss.item()} at step {step}; the last checkpoint is kept")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            train_seconds += time.perf_counter() - began
+            completed, generator_state = step, generator.get_state()
+            if logger is not None and step % 50 == 0:
+                logger.log("losses/photometric", loss.item(), step)
+                logger.log("charts/psnr_train_batch", -10 * math.log10(max(F.mse_loss(
+                    (fine if fine is not None else coarse).rgb, target).item(), 1e-12)), step)
+                if grid is not None:
+                    logger.log("charts/occupied_fraction", grid.occupied_fraction, step)
+            if step % config.eval_every == 0 or step == config.steps:
+                log_evaluation(step, logger)
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                save(step)
+    except KeyboardInterrupt:
+        save(completed)
+        raise
+    finally:
+        if logger is not None:
+            logger.close()
+    return NeRFRun(field_, config, grid, history)
