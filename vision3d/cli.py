@@ -56,9 +56,9 @@ def _load_run(run_dir: str):
     load_state_dict_checked(field_, state["modules"]["field"], f"{run_dir}/checkpoint.pt")
     grid = None
     if nerf_config.occupancy_grid and "grid" in state["modules"]:
-        from vision3d.nerf.encodings import OccupancyGrid
+        from vision3d.nerf.train import make_grid
 
-        grid = OccupancyGrid(nerf_config.grid_resolution, (-nerf_config.scene_radius, nerf_config.scene_radius))
+        grid = make_grid(nerf_config)
         load_state_dict_checked(grid, state["modules"]["grid"], f"{run_dir}/checkpoint.pt")
     field_.eval()
     return config, nerf_config, field_, grid

@@ -55,7 +55,9 @@ class NeRFConfig:
     scene_radius: float = 1.3
     occupancy_grid: bool = False
     grid_resolution: int = 32
-    grid_every: int = 16
+    grid_threshold: float = 0.1
+    grid_decay: float = 0.8
+    grid_every: int = 8
     depth_smoothness: float = 0.0
     patch_size: int = 8
     n_patches: int = 4
@@ -87,6 +89,14 @@ def preset(name: str, **overrides: object) -> NeRFConfig:
     if config.encoding == "hash":
         config.encoding_kwargs = {**config.encoding_kwargs, "bounds": (-config.scene_radius, config.scene_radius)}
     return config
+
+
+def make_grid(config: NeRFConfig) -> OccupancyGrid:
+    """The occupancy grid of a run. Its threshold is a density whose opacity over one cell is below a percent: a
+    cell that thin is skipped, and the grid's updates bring it back if the field grows dense there. Instant-NGP's
+    decay of 0.95 per update needs thousands of steps to forget the initial density; runs here are shorter."""
+    return OccupancyGrid(config.grid_resolution, (-config.scene_radius, config.scene_radius), config.grid_threshold,
+                         config.grid_decay)
 
 
 def build_field(config: NeRFConfig) -> RadianceField:
@@ -227,8 +237,7 @@ def train_nerf(
     seed_everything(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     field_ = build_field(config).to(device)
-    grid = OccupancyGrid(config.grid_resolution, (-config.scene_radius, config.scene_radius)).to(device) \
-        if config.occupancy_grid else None
+    grid = make_grid(config).to(device) if config.occupancy_grid else None
     optimizer = torch.optim.Adam(field_.parameters(), lr=config.lr, eps=1e-15 if config.encoding == "hash" else 1e-8)
     gamma = config.final_lr_fraction ** (1.0 / max(config.steps, 1))
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
@@ -262,7 +271,8 @@ def train_nerf(
         field_.eval()
         result = evaluate(field_, test, config, grid)
         field_.train()
-        history.append({"step": step, "train_seconds": train_seconds, "psnr": result["psnr"], "ssim": result["ssim"]})
+        history.append({"step": step, "train_seconds": train_seconds, "psnr": result["psnr"], "ssim": result["ssim"],
+                        **({"occupied": grid.occupied_fraction} if grid is not None else {})})
         if logger is not None:
             logger.log("eval/psnr", result["psnr"], step)
             logger.log("eval/ssim", result["ssim"], step)
