@@ -13,8 +13,9 @@ from torch import nn
 
 from mpenv.device import torch_threads
 from vision3d.image_metrics import psnr, ssim
-from vision3d.nerf.train import NeRFConfig, preset, render_image, sphere_bounds, train_nerf
+from vision3d.nerf.train import NeRFConfig, preset, render_image, train_nerf
 from vision3d.scenes import hemisphere_cameras, make_scene, orbit_cameras, pixel_rays, render, render_views
+from vision3d.scenes.cameras import sphere_bounds
 
 
 def test_psnr_and_ssim_match_scikit_image():

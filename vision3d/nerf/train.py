@@ -33,7 +33,7 @@ from vision3d.image_metrics import psnr, ssim
 from vision3d.nerf.encodings import OccupancyGrid
 from vision3d.nerf.model import RadianceField
 from vision3d.nerf.rendering import RenderResult, hierarchical_samples, stratified_samples, volume_render
-from vision3d.scenes.cameras import Camera, hemisphere_cameras, pixel_rays
+from vision3d.scenes.cameras import Camera, hemisphere_cameras, pixel_rays, sphere_bounds
 from vision3d.scenes.rendering import ViewSet
 
 
@@ -102,16 +102,6 @@ def make_grid(config: NeRFConfig) -> OccupancyGrid:
 def build_field(config: NeRFConfig) -> RadianceField:
     return RadianceField(config.encoding, config.encoding_kwargs, hidden=config.hidden, depth=config.depth,
                          color_hidden=config.color_hidden)
-
-
-def sphere_bounds(origins: Tensor, directions: Tensor, radius: float) -> tuple[Tensor, Tensor]:
-    """``near, far`` [R] where each ray crosses the sphere of ``radius`` around the origin. A ray that misses it
-    gets a millimetre at its closest approach, where the field is empty, so it renders as background."""
-    closest = -(origins * directions).sum(-1)
-    squared_gap = (origins * origins).sum(-1) - closest**2
-    half_chord = (radius**2 - squared_gap).clamp_min(0.0).sqrt()
-    near = (closest - half_chord).clamp_min(0.0)
-    return near, torch.maximum(closest + half_chord, near + 1e-3)
 
 
 def _query(

@@ -187,6 +187,16 @@ def project(camera: Camera, points: Tensor) -> tuple[Tensor, Tensor]:
     return uvw[:, :2] / z[:, None], z
 
 
+def sphere_bounds(origins: Tensor, directions: Tensor, radius: float) -> tuple[Tensor, Tensor]:
+    """``near, far`` [R] where each ray crosses the sphere of ``radius`` around the origin. A ray that misses it
+    gets a millimetre at its closest approach, where the field is empty, so it renders as background."""
+    closest = -(origins * directions).sum(-1)
+    squared_gap = (origins * origins).sum(-1) - closest**2
+    half_chord = (radius**2 - squared_gap).clamp_min(0.0).sqrt()
+    near = (closest - half_chord).clamp_min(0.0)
+    return near, torch.maximum(closest + half_chord, near + 1e-3)
+
+
 def z_depth(camera: Camera, ray_depth: Tensor) -> Tensor:
     """Distance along each pixel's unit ray [H, W] -> the camera-space depth ``z`` [H, W] of the same point."""
     _, directions = pixel_rays(camera)
