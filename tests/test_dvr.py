@@ -83,7 +83,7 @@ def test_dvr_learns_a_silhouette_from_images_and_masks():
     scene = make_scene("sphere")
     train = render_views(scene, hemisphere_cameras(20, seed=0, width=24, height=24))
     test = render_views(scene, orbit_cameras(3, elevation_degrees=25, start_degrees=30, width=24, height=24))
-    config = DVRConfig(steps=600, batch_rays=512, hidden=64, depth=3)
+    config = DVRConfig(steps=1000, batch_rays=512, hidden=64, depth=3)
     field, history = fit_dvr(train, config)
     ious = []
     for camera, mask in zip(test.cameras, test.mask, strict=True):

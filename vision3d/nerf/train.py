@@ -42,16 +42,16 @@ class NeRFConfig:
     """Everything that defines a run; stored as JSON beside the checkpoint."""
 
     encoding: str = "positional"
-    encoding_kwargs: dict = field(default_factory=lambda: {"n_frequencies": 8})
+    encoding_kwargs: dict = field(default_factory=lambda: {"n_frequencies": 6})
     hidden: int = 128
     depth: int = 4
     color_hidden: int = 64
     steps: int = 3000
     batch_rays: int = 1024
-    n_samples: int = 64
+    n_samples: int = 48
     n_importance: int = 0
-    lr: float = 5e-4
-    final_lr_fraction: float = 0.1
+    lr: float = 5e-3
+    final_lr_fraction: float = 0.05
     scene_radius: float = 1.3
     occupancy_grid: bool = False
     grid_resolution: int = 32
