@@ -21,8 +21,8 @@ import time
 
 import torch
 
-from vision3d.cli import scene_views
 from vision3d.nerf.train import preset, render_image, train_nerf
+from vision3d.scenes.library import scene_views
 
 
 def time_to(history: list[dict], level: float) -> float:

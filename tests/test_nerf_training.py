@@ -143,3 +143,25 @@ def test_positional_encoding_nerf_learns_a_scene():
     train, test = small_views("blocks", 30)
     run = train_nerf(train, test, preset("nerf", steps=600, batch_rays=512, eval_every=600))
     assert run.history[-1]["psnr"] >= 22.0, run.history
+
+
+def test_the_cli_trains_evaluates_and_meshes_implicit_models(tmp_path, capsys):
+    from vision3d.cli import main
+
+    main(["train", "igr", "--scene", "sphere", "--points", "500", "--steps", "30", "--logdir", str(tmp_path),
+          "--no-progress"])
+    (run_dir,) = tmp_path.iterdir()
+    assert "chamfer_l1" in capsys.readouterr().out
+    main(["eval", str(run_dir)])
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"] == "igr" and 0 <= report["iou"] <= 1 and report["chamfer_l1"] < 0.2
+    main(["mesh", str(run_dir), "--out", str(tmp_path / "sphere.ply"), "--resolution", "32"])
+    from vision3d.scenes import load_mesh
+
+    assert len(load_mesh(tmp_path / "sphere.ply").faces) > 100
+    with pytest.raises(SystemExit, match="mesh"):
+        main(["render", str(run_dir), "--out", str(tmp_path / "x.png")])
+    main(["train", "dvr", "--scene", "sphere", "--views", "3", "--resolution", "12", "--steps", "5",
+          "--batch-rays", "64", "--logdir", str(tmp_path / "dvr"), "--no-progress"])
+    (dvr_dir,) = (tmp_path / "dvr").iterdir()
+    main(["render", str(dvr_dir), "--out", str(tmp_path / "dvr.png")])

@@ -3,11 +3,15 @@
     mpenv-3d scenes                                    # the scene library
     mpenv-3d train nerf --scene blocks --steps 3000    # a run directory under runs/
     mpenv-3d train hash-nerf --scene body --views 40
+    mpenv-3d train igr --scene torus --points 3000     # a signed distance from a point cloud alone
+    mpenv-3d train occupancy --scene body              # an occupancy network on labelled points
+    mpenv-3d train dvr --scene sphere --views 20 --resolution 24   # a surface from images and masks
     mpenv-3d train nerf --scene blocks --views 4 --depth-smoothness 0.1   # sparse views, RegNeRF's prior
     mpenv-3d train nerf --resume runs/blocks__nerf__0__...                 # continue an interrupted run
-    mpenv-3d eval RUN_DIR                              # PSNR / SSIM on the held-out views
+    mpenv-3d eval RUN_DIR                              # PSNR / SSIM on the held-out views (NeRF), or
+                                                       # Chamfer-L1, normal consistency, F-score, IoU
     mpenv-3d render RUN_DIR --out turntable.mp4        # a turntable video (or .png for one frame)
-    mpenv-3d mesh RUN_DIR --out scene.ply              # marching cubes of the density
+    mpenv-3d mesh RUN_DIR --out scene.ply              # marching cubes of the density or the surface
 
 Training views are drawn uniformly on the upper hemisphere (seeded); held-out views sit on an orbit at 25 degrees
 elevation between them. Every run stores its data recipe in ``config.json``, so ``eval``/``render`` rebuild the
@@ -22,18 +26,10 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from vision3d.scenes.library import scene_views
+
 NERF_MODELS = ("nerf", "fourier-nerf", "hash-nerf")
-
-
-def scene_views(scene_name: str, views: int, test_views: int, resolution: int, seed: int, specular: float = 0.0):
-    """Training views on the upper hemisphere and held-out views on an orbit, rendered exactly."""
-    from vision3d.scenes import hemisphere_cameras, make_scene, orbit_cameras, render_views
-
-    scene = make_scene(scene_name, specular=specular)
-    train = render_views(scene, hemisphere_cameras(views, seed=seed, width=resolution, height=resolution))
-    test = render_views(scene, orbit_cameras(test_views, elevation_degrees=25.0, start_degrees=360.0 / test_views / 2,
-                                             width=resolution, height=resolution))
-    return train, test
+IMPLICIT_MODELS = ("igr", "occupancy", "dvr")
 
 
 def _data_config(args: argparse.Namespace) -> dict:
@@ -72,8 +68,27 @@ def cmd_scenes(args: argparse.Namespace) -> None:
         print(f"{name:10s} {type(scene.shape).__name__:12s} bounding radius {scene.bounding_radius():.2f}")
 
 
+def train_implicit_model(args: argparse.Namespace) -> None:
+    from mpenv.logger import make_run_dir
+    from vision3d.implicit.runs import CONFIGS, train_implicit
+
+    overrides = {"steps": args.steps, "lr": args.learning_rate}
+    if args.model == "dvr":
+        overrides["batch_rays"] = args.batch_rays
+    config = CONFIGS[args.model](**{k: v for k, v in overrides.items() if v is not None})
+    data = ({"views": args.views, "resolution": args.resolution} if args.model == "dvr"
+            else {"points": args.points, "normals": args.normals})
+    run_dir = make_run_dir(args.logdir, args.scene, args.model, args.seed)
+    print(f"run directory: {run_dir}", file=sys.stderr)
+    report = train_implicit(args.model, args.scene, run_dir, config, data, args.seed, not args.no_progress)
+    print(f"{args.model} on {args.scene}: " + ", ".join(f"{k} {v:.4f}" for k, v in report.items()))
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from mpenv.checkpoint import load_config
+
+    if args.model in IMPLICIT_MODELS and not args.resume:
+        return train_implicit_model(args)
     from mpenv.logger import make_run_dir
     from vision3d.nerf.train import NeRFConfig, preset, train_nerf
 
@@ -86,7 +101,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         run_dir = Path(args.resume)
     else:
         if args.model not in NERF_MODELS:
-            raise SystemExit(f"unknown model {args.model!r}; choose one of {', '.join(NERF_MODELS)}")
+            raise SystemExit(f"unknown model {args.model!r}; choose one of {', '.join(NERF_MODELS + IMPLICIT_MODELS)}")
         overrides = {key: value for key, value in {
             "steps": args.steps, "batch_rays": args.batch_rays, "n_samples": args.samples, "lr": args.learning_rate,
             "n_importance": args.importance, "depth_smoothness": args.depth_smoothness, "seed": args.seed,
@@ -105,8 +120,23 @@ def cmd_train(args: argparse.Namespace) -> None:
           f"SSIM {last['ssim']:.3f}, {last['train_seconds']:.0f} s of training")
 
 
+def _model_of(run_dir: str) -> str:
+    from mpenv.checkpoint import load_config
+
+    return load_config(run_dir).get("model", "")
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
     from vision3d.nerf.train import evaluate
+
+    if _model_of(args.run_dir) in IMPLICIT_MODELS:
+        from vision3d.implicit.runs import load_implicit, surface_report
+
+        config, network = load_implicit(args.run_dir)
+        report, _ = surface_report(config["model"], network, config["data"]["scene"])
+        print(json.dumps({"scene": config["data"]["scene"], "model": config["model"],
+                          **{k: round(v, 5) for k, v in report.items()}}))
+        return
 
     config, nerf_config, field_, grid = _load_run(args.run_dir)
     data = config["data"]
@@ -117,24 +147,39 @@ def cmd_eval(args: argparse.Namespace) -> None:
                       "psnr": round(result["psnr"], 3), "ssim": round(result["ssim"], 4)}))
 
 
-def cmd_render(args: argparse.Namespace) -> None:
-    import imageio.v2 as imageio
+def _renderer(run_dir: str):
+    """``(image size, camera -> image [H, W, 3])`` of a NeRF or DVR run."""
     import torch
 
-    from vision3d.nerf.train import render_image
-    from vision3d.scenes import orbit_cameras
+    if _model_of(run_dir) == "dvr":
+        from vision3d.implicit.dvr import render_dvr
+        from vision3d.implicit.runs import config_from_json, load_implicit
 
-    config, nerf_config, field_, grid = _load_run(args.run_dir)
-    size = args.resolution or config["data"]["resolution"]
+        config, network = load_implicit(run_dir)
+        dvr_config = config_from_json("dvr", config["dvr"])
+        return config["data"]["resolution"], lambda camera: render_dvr(network, camera, dvr_config)[0]
+    if _model_of(run_dir) in IMPLICIT_MODELS:
+        raise SystemExit(f"{run_dir}: render draws NeRF and DVR runs; mesh this one with `mpenv-3d mesh`")
+    from vision3d.nerf.train import render_image
+
+    config, nerf_config, field_, grid = _load_run(run_dir)
     background = torch.ones(3)
-    frames = []
-    cameras = orbit_cameras(1 if args.out.endswith(".png") else args.frames, elevation_degrees=args.elevation,
-                            width=size, height=size)
+    return config["data"]["resolution"], lambda camera: render_image(field_, camera, nerf_config, background,
+                                                                    grid=grid)[0]
+
+
+def cmd_render(args: argparse.Namespace) -> None:
+    import imageio.v2 as imageio
     from tqdm.auto import tqdm
 
-    for camera in tqdm(cameras, desc="render", disable=len(cameras) == 1):
-        image, _ = render_image(field_, camera, nerf_config, background, grid=grid)
-        frames.append((image.clamp(0, 1).numpy() * 255).round().astype("uint8"))
+    from vision3d.scenes import orbit_cameras
+
+    size, draw = _renderer(args.run_dir)
+    size = args.resolution or size
+    cameras = orbit_cameras(1 if args.out.endswith(".png") else args.frames, elevation_degrees=args.elevation,
+                            width=size, height=size)
+    frames = [(draw(camera).clamp(0, 1).numpy() * 255).round().astype("uint8")
+              for camera in tqdm(cameras, desc="render", disable=len(cameras) == 1)]
     if args.out.endswith(".png"):
         imageio.imwrite(args.out, frames[0])
     elif args.out.endswith(".gif"):
@@ -147,6 +192,14 @@ def cmd_render(args: argparse.Namespace) -> None:
 def cmd_mesh(args: argparse.Namespace) -> None:
     from vision3d.implicit import extract_mesh
 
+    if _model_of(args.run_dir) in IMPLICIT_MODELS:
+        from vision3d.implicit.runs import load_implicit, surface_report
+
+        config, network = load_implicit(args.run_dir)
+        _, mesh = surface_report(config["model"], network, config["data"]["scene"], resolution=args.resolution)
+        mesh.save(args.out)
+        print(f"wrote {args.out}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces")
+        return
     _, nerf_config, field_, _ = _load_run(args.run_dir)
     radius = nerf_config.scene_radius
     mesh = extract_mesh(field_.density, bounds=(-radius, radius), resolution=args.resolution, level=args.density,
@@ -162,9 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("scenes", help="list the scene library").set_defaults(func=cmd_scenes)
 
     t = commands.add_parser("train", help="train a model on a scene; writes a run directory")
-    t.add_argument("model", nargs="?", help=f"one of: {', '.join(NERF_MODELS)}")
+    t.add_argument("model", nargs="?", help=f"one of: {', '.join(NERF_MODELS + IMPLICIT_MODELS)}")
     t.add_argument("--scene", default="blocks", help="a library scene (mpenv-3d scenes)")
-    t.add_argument("--views", type=int, default=40, help="training views on the upper hemisphere")
+    t.add_argument("--views", type=int, default=40, help="training views on the upper hemisphere (NeRF, DVR)")
+    t.add_argument("--points", type=int, default=3000,
+                   help="surface points (igr) or labelled points (occupancy) drawn from the exact shape")
+    t.add_argument("--normals", action="store_true", help="give IGR the surface normals too")
     t.add_argument("--test-views", type=int, default=8, help="held-out views on an orbit")
     t.add_argument("--resolution", type=int, default=64, help="image width and height in pixels")
     t.add_argument("--specular", type=float, default=0.0, help="strength of the view-dependent highlight")

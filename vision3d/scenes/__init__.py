@@ -28,7 +28,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "Camera", "hemisphere_cameras", "look_at", "opencv_to_opengl", "opengl_to_opencv", "orbit_cameras",
         "pixel_rays", "project", "random_cameras",
     ),
-    "library": ("body_mesh", "make_scene", "scene_names"),
+    "library": ("body_mesh", "make_scene", "scene_names", "scene_views"),
     "mesh": ("TriangleMesh", "load_mesh", "sample_mesh_surface", "save_mesh"),
     "rendering": ("Scene", "View", "ViewSet", "render", "render_views"),
     "samplers": ("PointSamples", "occupancy_samples", "sdf_samples", "surface_samples"),

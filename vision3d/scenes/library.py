@@ -54,3 +54,17 @@ def make_scene(name: str, specular: float = 0.0, background: tuple[float, float,
     if name not in SCENE_SHAPES:
         raise ValueError(f"unknown scene {name!r}; choose one of {scene_names()}")
     return Scene(SCENE_SHAPES[name](), name=name, specular=specular, background=background)
+
+
+def scene_views(name: str, views: int, test_views: int, resolution: int, seed: int, specular: float = 0.0):
+    """The posed image sets every learned method is trained and measured on: ``views`` training views drawn
+    uniformly on the upper hemisphere (seeded) and ``test_views`` held-out views on an orbit at 25 degrees
+    elevation, azimuths between them; rendered exactly. Returns ``(train, test)`` :class:`ViewSet`s."""
+    from vision3d.scenes.cameras import hemisphere_cameras, orbit_cameras
+    from vision3d.scenes.rendering import render_views
+
+    scene = make_scene(name, specular=specular)
+    train = render_views(scene, hemisphere_cameras(views, seed=seed, width=resolution, height=resolution))
+    test = render_views(scene, orbit_cameras(test_views, elevation_degrees=25.0, start_degrees=180.0 / test_views,
+                                             width=resolution, height=resolution))
+    return train, test
