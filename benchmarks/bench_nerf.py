@@ -1,7 +1,7 @@
 """NeRF on this machine: time-to-PSNR of the three encodings, rendering speed, and empty-space skipping.
 
     python benchmarks/bench_nerf.py                       # blocks scene, 64x64, 40 views, all parts
-    python benchmarks/bench_nerf.py --parts curves --steps 2000 --rounds 3
+    python benchmarks/bench_nerf.py --parts curves --steps 2000 --hash-steps 4000 --rounds 3
     python benchmarks/bench_nerf.py --parts sparse        # 4 views with and without the depth-smoothness prior
 
 Parts:
@@ -53,6 +53,9 @@ def curves(args: argparse.Namespace, train, test) -> dict:
         print(f"{model:14s} {t20:9.1f} {t25:9.1f} {final:11.2f} {final_ssim:11.3f}")
     print(f"hash grid reaches 20 dB {summary['nerf'][0] / summary['hash-nerf'][0]:.1f}x sooner than the positional "
           f"encoding, 25 dB {summary['nerf'][1] / summary['hash-nerf'][1]:.1f}x sooner")
+    seconds = {m: statistics.median(h[-1]["train_seconds"] for h in runs) for m, runs in results.items()}
+    print(f"final: hash grid {summary['hash-nerf'][2]:.2f} dB after {seconds['hash-nerf']:.0f} s of training, "
+          f"positional encoding {summary['nerf'][2]:.2f} dB after {seconds['nerf']:.0f} s")
     return summary
 
 
@@ -90,9 +93,9 @@ def main() -> None:
     parser.add_argument("--scene", default="blocks")
     parser.add_argument("--resolution", type=int, default=64)
     parser.add_argument("--views", type=int, default=40)
-    parser.add_argument("--steps", type=int, default=3000, help="steps of the positional and Fourier NeRFs")
-    parser.add_argument("--hash-steps", type=int, default=1500, help="steps of the hash-grid NeRF")
-    parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=1200, help="steps of the positional and Fourier NeRFs")
+    parser.add_argument("--hash-steps", type=int, default=3000, help="steps of the hash-grid NeRF")
+    parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--depth-smoothness", type=float, default=0.1)
     parser.add_argument("--parts", nargs="+", default=["curves", "render", "sparse"],

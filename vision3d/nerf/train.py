@@ -56,8 +56,8 @@ class NeRFConfig:
     occupancy_grid: bool = False
     grid_resolution: int = 32
     grid_threshold: float = 0.1
-    grid_decay: float = 0.8
-    grid_every: int = 8
+    grid_decay: float = 0.6
+    grid_every: int = 4
     depth_smoothness: float = 0.0
     patch_size: int = 8
     n_patches: int = 4
@@ -191,10 +191,17 @@ def _patch_rays(cameras: list[Camera], size: int, n: int, generator: torch.Gener
     return torch.cat(origins).float(), torch.cat(directions).float()
 
 
-def depth_smoothness_loss(depth: Tensor, size: int) -> Tensor:
-    """RegNeRF's depth smoothness over patches: squared differences of neighbouring depths [n * size^2]."""
-    patches = depth.reshape(-1, size, size)
-    return ((patches[:, 1:] - patches[:, :-1]) ** 2).mean() + ((patches[:, :, 1:] - patches[:, :, :-1]) ** 2).mean()
+def depth_smoothness_loss(result: RenderResult, size: int) -> Tensor:
+    """RegNeRF's depth smoothness over patches [n * size^2 rays]: squared differences of neighbouring depths.
+
+    The depth is the surface depth ``D_hat / A_hat`` and each pair counts in proportion to both pixels' opacity,
+    so an object's silhouette against the empty background (a jump the scene really has) is not smoothed away;
+    RegNeRF's scenes have no empty background."""
+    opacity = result.opacity.reshape(-1, size, size)
+    depth = (result.depth / result.opacity.clamp_min(1e-3)).reshape(-1, size, size)
+    rows = opacity[:, 1:] * opacity[:, :-1] * (depth[:, 1:] - depth[:, :-1]) ** 2
+    columns = opacity[:, :, 1:] * opacity[:, :, :-1] * (depth[:, :, 1:] - depth[:, :, :-1]) ** 2
+    return rows.mean() + columns.mean()
 
 
 @dataclass
@@ -288,7 +295,7 @@ def train_nerf(
                 patch_o, patch_d = _patch_rays(virtual_cameras, config.patch_size, config.n_patches, generator)
                 patch, _ = render_rays(field_, patch_o.to(device), patch_d.to(device), config, background,
                                        perturb=True, generator=generator, grid=grid)
-                loss = loss + config.depth_smoothness * depth_smoothness_loss(patch.depth, config.patch_size)
+                loss = loss + config.depth_smoothness * depth_smoothness_loss(patch, config.patch_size)
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"NeRF loss became {loss.item()} at step {step}; the last checkpoint is kept")
             optimizer.zero_grad(set_to_none=True)
