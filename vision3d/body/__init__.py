@@ -33,8 +33,7 @@ Everything else lives in its submodule (``from vision3d.body.fitting import robu
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mpenv.lazy import lazy_exports
 
 # Re-exported names by home submodule (tests/test_body_imports.py checks that every one resolves). The functions
 # ``lbs.lbs`` and ``retarget.retarget`` are not re-exported: ``vision3d.body.lbs`` / ``.retarget`` are the modules.
@@ -64,20 +63,4 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "skeleton": ("JOINT_INDEX", "JOINT_NAMES", "N_JOINTS", "PARENTS"),
 }  # fmt: skip
-_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
-_SUBMODULES = tuple(sorted(_EXPORTS) + ["lbs"])
-
-__all__ = sorted(_HOME) + list(_SUBMODULES)
-
-
-def __getattr__(name: str) -> Any:
-    """Load a re-exported name's submodule on first access (a submodule itself, too, without an import)."""
-    if name in _HOME:
-        return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, ["lbs"])

@@ -30,8 +30,7 @@ Learning in a few lines::
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mpenv.lazy import lazy_exports
 
 # Re-exported names by home submodule; a new submodule adds one line here (tests/test_implicit_metrics.py checks
 # that every name resolves to its submodule's public object).
@@ -46,20 +45,4 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "networks": ("ImplicitNetwork", "flush_denormals", "gradient"),
     "occupancy": ("OccupancyConfig", "OccupancyNetwork", "fit_occupancy"),
 }  # fmt: skip
-_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
-_SUBMODULES = tuple(sorted(_EXPORTS))
-
-__all__ = sorted(_HOME) + list(_SUBMODULES)
-
-
-def __getattr__(name: str) -> Any:
-    """Load a re-exported name's submodule on first access (a submodule itself, too, without an import)."""
-    if name in _HOME:
-        return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

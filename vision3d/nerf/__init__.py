@@ -19,8 +19,7 @@ Submodules:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mpenv.lazy import lazy_exports
 
 # Re-exported names by home submodule; a new submodule adds one line here.
 _EXPORTS: dict[str, tuple[str, ...]] = {
@@ -29,20 +28,4 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "model": ("RadianceField",),
     "train": ("NeRFConfig", "evaluate", "preset", "render_image", "train_nerf"),
 }
-_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
-_SUBMODULES = tuple(sorted(_EXPORTS))
-
-__all__ = sorted(_HOME) + list(_SUBMODULES)
-
-
-def __getattr__(name: str) -> Any:
-    """Load a re-exported name's submodule on first access (a submodule itself, too, without an import)."""
-    if name in _HOME:
-        return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

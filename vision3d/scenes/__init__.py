@@ -20,8 +20,7 @@ Main names are re-exported lazily (``import vision3d.scenes`` imports no torch):
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mpenv.lazy import lazy_exports
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "cameras": (
@@ -34,15 +33,4 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "samplers": ("PointSamples", "occupancy_samples", "sdf_samples", "surface_samples"),
     "shapes": ("Box", "Capsule", "Sphere", "Torus", "Union"),
 }
-_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_HOME)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _HOME:
-        return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
