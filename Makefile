@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_vs_pythae.py
 	$(PY) benchmarks/bench_flows.py
 	$(PY) benchmarks/bench_diffusion.py --parts train
+	$(PY) benchmarks/bench_nerf.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info .pytest_cache .ruff_cache
