@@ -37,7 +37,7 @@ def curves(args: argparse.Namespace, train, test) -> dict:
         for model in models if round_ % 2 == 0 else reversed(models):
             steps = args.hash_steps if model == "hash-nerf" else args.steps
             config = preset(model, steps=steps, eval_every=args.eval_every, seed=round_)
-            history = train_nerf(train, test, config, progress=True).history
+            history = train_nerf(train, test, config, device=args.device, progress=True).history
             results[model].append(history)
             print(f"round {round_} {model}: " + ", ".join(f"{h['train_seconds']:.0f}s {h['psnr']:.1f}dB"
                                                        for h in history), flush=True)
@@ -61,8 +61,8 @@ def curves(args: argparse.Namespace, train, test) -> dict:
 
 def render_speed(args: argparse.Namespace, train, test) -> None:
     steps = min(args.hash_steps, 600)  # enough for the grid to settle; the speed is what is measured
-    run = train_nerf(train, test, preset("hash-nerf", steps=steps, eval_every=steps))
-    background = torch.ones(3)
+    run = train_nerf(train, test, preset("hash-nerf", steps=steps, eval_every=steps), device=args.device)
+    background = torch.ones(3, device=next(run.field.parameters()).device)
     camera = test.cameras[0]
     timings = {"with occupancy grid": [], "without": []}
     for _ in range(args.rounds * 2 + 1):
@@ -83,7 +83,7 @@ def sparse(args: argparse.Namespace) -> None:
         psnrs = []
         for seed in range(args.rounds):
             run = train_nerf(train, test, preset("nerf", steps=args.steps, eval_every=args.steps,
-                                                 depth_smoothness=weight, seed=seed))
+                                                 depth_smoothness=weight, seed=seed), device=args.device)
             psnrs.append(run.history[-1]["psnr"])
         print(f"4 views, depth smoothness {weight:g}: held-out PSNR {statistics.median(psnrs):.2f} dB "
               f"(seeds {', '.join(f'{p:.2f}' for p in psnrs)})")
@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument("--hash-steps", type=int, default=3000, help="steps of the hash-grid NeRF")
     parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu (the figures in the README), cuda, auto, ...")
     parser.add_argument("--depth-smoothness", type=float, default=0.1)
     parser.add_argument("--parts", nargs="+", default=["curves", "render", "sparse"],
                         choices=["curves", "render", "sparse"])

@@ -133,6 +133,16 @@ def to_device(batch: Any, device: torch.device | str, dtype: torch.dtype | None 
     return batch
 
 
+def uniform(
+    shape: Sequence[int], generator: torch.Generator | None, device: torch.device | str, dtype: torch.dtype
+) -> torch.Tensor:
+    """``U[0, 1)`` draws on ``device``, made on the generator's own device and moved: a seeded CPU generator, whose
+    state a checkpoint can store, then drives a CUDA run the same way (torch refuses a CPU generator for a CUDA
+    tensor)."""
+    source = generator.device if generator is not None else device
+    return torch.rand(tuple(shape), generator=generator, device=source, dtype=dtype).to(device)
+
+
 def module_device(module: torch.nn.Module) -> torch.device:
     """The device of a module's first parameter or buffer (CPU for a module with neither)."""
     for tensor in module.parameters():

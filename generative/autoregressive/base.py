@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from generative.common import bernoulli_log_prob, check_input, event_size
+from mpenv.device import uniform
 
 __all__ = ["AutoregressiveModel", "MaskedConv2d", "MaskedLinear", "gated_activation", "sample_in_order"]
 
@@ -147,7 +148,7 @@ class AutoregressiveModel(nn.Module):
 
     def _uniforms(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         p = self._param
-        return torch.rand(n, self.event_size, generator=generator, device=p.device, dtype=p.dtype)
+        return uniform((n, self.event_size), generator, p.device, p.dtype)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:

@@ -118,7 +118,8 @@ class MADE(AutoregressiveModel):
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Draw a mixture component per sample, then sample each group in its component's ordering."""
         u = self._uniforms(n, generator)
-        component = torch.randint(self.num_orderings, (n,), generator=generator, device=u.device)
+        source = generator.device if generator is not None else u.device  # a CPU generator may drive a GPU model
+        component = torch.randint(self.num_orderings, (n,), generator=generator, device=source).to(u.device)
         x = torch.zeros_like(u).view(n, *self.input_shape)
         for k in range(self.num_orderings):
             rows = component == k

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from mpenv.checkpoint import load_config, load_state_dict_checked, load_torch, save_torch
+from mpenv.device import module_device
 from mpenv.logger import RunLogger
 from vision3d.implicit.dvr import DVRConfig, OccupancyTextureField, fit_dvr
 from vision3d.implicit.igr import IGRConfig, fit_igr
@@ -62,13 +63,14 @@ def surface_report(model: str, network: nn.Module, scene_name: str, resolution: 
     low, high = shape.bounds()
     margin = 0.1 * float((high - low).max())
     bounds = ((low - margin).tolist(), (high + margin).tolist())
-    mesh = extract_mesh(fn, bounds=bounds, resolution=resolution, level=level, inside=inside)
+    device = module_device(network)
+    mesh = extract_mesh(fn, bounds=bounds, resolution=resolution, level=level, inside=inside, device=device)
     predicted, predicted_normals = sample_mesh_surface(mesh.vertices, mesh.faces, 50_000, seed=0)
     exact = surface_samples(shape, 50_000, seed=1)
     size = float((high - low).max())
     chamfer = chamfer_distance(predicted, exact.points)
     points = uniform_box_points(shape, 100_000, torch.Generator().manual_seed(2))
-    values = fn(points.float())
+    values = fn(points.float().to(device)).cpu()
     learned_inside = values > level if inside == "positive" else values < level
     report = {
         "chamfer_l1": chamfer.l1,

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from mpenv.device import uniform
+
 __all__ = [
     "RenderResult",
     "compositing_weights",
@@ -190,7 +192,7 @@ def stratified_samples(
         n_rays: ``R``; needed only when ``near`` and ``far`` are both scalars (checked against them otherwise).
         perturb: one uniform draw per bin; ``False`` gives the bin midpoints. (NeRF's code, unperturbed, puts the
             samples on ``linspace(near, far, S)`` instead, endpoints included.)
-        generator: for the uniform draws, on ``device``.
+        generator: for the uniform draws (on any device; they are moved to the bounds' device).
         device: defaults to that of the tensor bounds, else torch's default.
 
     Returns:
@@ -201,7 +203,7 @@ def stratified_samples(
     near_t, far_t = _ray_bounds(near, far, n_rays, device)
     shape = (near_t.shape[0], n_samples)
     if perturb:
-        u = torch.rand(shape, generator=generator, dtype=near_t.dtype, device=near_t.device)
+        u = uniform(shape, generator, near_t.device, near_t.dtype)
     else:
         u = torch.full(shape, 0.5, dtype=near_t.dtype, device=near_t.device)
     # Position within [0, 1] of the sample in bin i: (i + u_i) / S; bins are disjoint, so the samples are sorted.
@@ -268,7 +270,7 @@ def sample_pdf(
         u = u.expand(shape).contiguous()
     else:
         # Sorted u give sorted t, since F^{-1} is non-decreasing.
-        u = torch.rand(shape, generator=generator, dtype=cdf.dtype, device=cdf.device).sort(dim=-1).values
+        u = uniform(shape, generator, cdf.device, cdf.dtype).sort(dim=-1).values
 
     # right=True: u equal to an edge's cdf goes to the bin that starts there (zero-mass bins are skipped).
     upper = torch.searchsorted(cdf.contiguous(), u, right=True).clamp(1, n_bins)

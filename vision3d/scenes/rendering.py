@@ -56,7 +56,7 @@ class View:
 
 def shade(scene: Scene, points: Tensor, normals: Tensor, directions: Tensor) -> Tensor:
     """Blinn–Phong colour [N, 3] at surface points seen along ``directions``."""
-    light = torch.as_tensor(scene.light_direction, dtype=points.dtype)
+    light = torch.as_tensor(scene.light_direction, dtype=points.dtype, device=points.device)
     light = light / light.norm()
     diffuse = (normals @ light).clamp_min(0.0)
     color = scene.shape.albedo(points) * (scene.ambient + (1.0 - scene.ambient) * diffuse)[:, None]
@@ -71,7 +71,7 @@ def render_rays(scene: Scene, origins: Tensor, directions: Tensor) -> tuple[Tens
     """Colour [N, 3], depth [N], normal [N, 3] and hit mask [N] of rays (float64)."""
     depth = scene.shape.intersect(origins, directions)
     mask = torch.isfinite(depth)
-    rgb = torch.as_tensor(scene.background, dtype=origins.dtype).repeat(len(origins), 1)
+    rgb = torch.as_tensor(scene.background, dtype=origins.dtype, device=origins.device).repeat(len(origins), 1)
     normal = torch.zeros_like(origins)
     if mask.any():
         points = origins[mask] + depth[mask, None] * directions[mask]
