@@ -41,6 +41,21 @@ def test_positional_encoding_is_the_papers_formula():
         encoding(torch.zeros(4, 2))
 
 
+def test_positional_encoding_window_fades_octaves_in_coarse_to_fine():
+    x = random_points(5, 3)
+    encoding = PositionalEncoding(3, n_frequencies=4)
+    full = encoding(x)
+    assert encoding.window.item() == 4.0 and "window" in encoding.state_dict()
+    encoding.window.fill_(0.0)
+    torch.testing.assert_close(encoding(x), torch.cat([x, torch.zeros(5, 24, dtype=x.dtype)], -1), rtol=0, atol=0)
+    encoding.window.fill_(1.5)  # octave 0 fully open, octave 1 half way: (1 - cos(pi / 2)) / 2 = 1/2, the rest shut
+    torch.testing.assert_close(encoding.octave_weights(torch.float64), torch.tensor([1.0, 0.5, 0, 0], dtype=x.dtype))
+    weights = torch.tensor([1.0, 0.5, 0, 0], dtype=x.dtype).repeat_interleave(6)
+    torch.testing.assert_close(encoding(x), torch.cat([x, full[:, 3:] * weights], -1), rtol=0, atol=1e-15)
+    encoding.window.fill_(4.0)
+    assert torch.equal(encoding(x), full)
+
+
 def test_fourier_features_scale_and_formula():
     big = FourierFeatures(3, n_features=20_000, scale=7.0, seed=0)
     assert big.B.shape == (20_000, 3) and big.out_dim == 40_000

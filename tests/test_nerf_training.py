@@ -13,7 +13,7 @@ from torch import nn
 
 from mpenv.device import torch_threads
 from vision3d.image_metrics import psnr, ssim
-from vision3d.nerf.train import NeRFConfig, preset, render_image, train_nerf
+from vision3d.nerf.train import NeRFConfig, annealing, preset, render_image, render_rays, train_nerf
 from vision3d.scenes import hemisphere_cameras, make_scene, orbit_cameras, pixel_rays, render, render_views
 from vision3d.scenes.cameras import sphere_bounds
 
@@ -80,6 +80,42 @@ def small_views(scene_name: str, n_train: int, size: int = 32, seed: int = 0):
     train = render_views(scene, hemisphere_cameras(n_train, seed=seed, width=size, height=size))
     test = render_views(scene, orbit_cameras(3, elevation_degrees=25, start_degrees=30, width=size, height=size))
     return train, test
+
+
+def test_annealing_schedules_and_the_sample_span(monkeypatch):
+    config = preset("nerf", sample_annealing=100, sample_annealing_start=0.5, frequency_annealing=200)
+    assert annealing(0, config) == (0.5, 0.0)
+    assert annealing(50, config) == (0.75, 1.5)  # 6 octaves open over 200 steps
+    assert annealing(100, config) == (1.0, 3.0) and annealing(400, config) == (1.0, 6.0)
+    assert annealing(10, preset("nerf")) == (1.0, 6.0)  # off by default
+    # A half span keeps the samples in the middle half of each ray's chord through the scene sphere.
+    origins = torch.tensor([[0.0, 0.0, -3.0], [0.3, 0.2, -3.0]])
+    directions = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    near, far = sphere_bounds(origins, directions, config.scene_radius)
+    seen = {}
+
+    def spy(field_, sigma_points, directions_, grid):
+        seen["t"] = (sigma_points - origins[:, None]).norm(dim=-1)
+        return torch.zeros(sigma_points.shape[:2]), torch.zeros(*sigma_points.shape[:2], 3)
+
+    import vision3d.nerf.train as nerf_train
+
+    monkeypatch.setattr(nerf_train, "_query", spy)
+    render_rays(nn.Identity(), origins, directions, config, torch.ones(3), span=0.5)
+    quarter = ((far - near) / 4)[:, None]
+    assert (seen["t"] >= near[:, None] + quarter - 1e-5).all() and (seen["t"] <= far[:, None] - quarter + 1e-5).all()
+    with pytest.raises(ValueError, match="frequency_annealing"):
+        train_nerf(*small_views("sphere", 2, size=8), preset("hash-nerf", steps=1, frequency_annealing=10))
+
+
+def test_resuming_a_checkpoint_that_does_not_fit_names_the_file(tmp_path):
+    from mpenv.checkpoint import CheckpointError
+
+    train, test = small_views("sphere", 2, size=12)
+    train_nerf(train, test, preset("nerf", steps=2, batch_rays=16, n_samples=8), run_dir=tmp_path)
+    with pytest.raises(CheckpointError, match=r"checkpoint\.pt: weights do not fit"):
+        train_nerf(train, test, preset("nerf", steps=4, hidden=32, batch_rays=16, n_samples=8), run_dir=tmp_path,
+                   resume=True)
 
 
 def test_a_checkpoint_resumes_to_the_same_weights_and_ctrl_c_keeps_it(tmp_path, monkeypatch):

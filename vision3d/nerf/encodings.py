@@ -35,6 +35,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from mpenv.device import uniform
+
 __all__ = [
     "HASH_PRIMES",
     "FourierFeatures",
@@ -62,6 +64,10 @@ class PositionalEncoding(nn.Module):
 
     Feature layout, as in NeRF's code: ``[x (if include_input), sin(2^0 pi x), cos(2^0 pi x), sin(2^1 pi x), ...]``,
     each term a block of ``d`` coordinates; ``out_dim = d (include_input + 2 L)``.
+
+    ``window`` (``alpha`` in ``[0, L]``, default ``L``) fades octaves in coarse to fine, as Nerfies and FreeNeRF do
+    against overfitting: octave ``k`` is scaled by ``(1 - cos(pi clamp(alpha - k, 0, 1))) / 2``, so at ``alpha = 0``
+    only ``x`` itself passes and at ``alpha = L`` the encoding is NeRF's.
     """
 
     def __init__(self, in_dim: int, n_frequencies: int = 10, include_input: bool = True) -> None:
@@ -74,13 +80,23 @@ class PositionalEncoding(nn.Module):
         self.n_frequencies = n_frequencies
         self.include_input = include_input
         self.out_dim = in_dim * (int(include_input) + 2 * n_frequencies)
+        # A buffer, so a checkpoint taken mid-annealing renders as the field was trained.
+        self.register_buffer("window", torch.tensor(float(n_frequencies)))
+
+    def octave_weights(self, dtype: torch.dtype = torch.float32, device: torch.device | None = None) -> Tensor:
+        """The ``L`` weights the window gives the octaves (all ones at ``window = L``)."""
+        k = torch.arange(self.n_frequencies, dtype=dtype, device=device)
+        return (1 - torch.cos(math.pi * (self.window.to(dtype) - k).clamp(0, 1))) / 2
 
     def forward(self, x: Tensor) -> Tensor:
         _check_points(x, self.in_dim)
         # Built in x's dtype so that float64 inputs get float64 frequencies (exact powers of 2 times pi).
         frequencies = 2.0 ** torch.arange(self.n_frequencies, dtype=x.dtype, device=x.device) * math.pi
         angles = x[..., None, :] * frequencies[:, None]  # [..., L, d]
-        features = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1).flatten(-2)  # [..., L * 2d]
+        features = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)  # [..., L, 2d]
+        if float(self.window) < self.n_frequencies:
+            features = features * self.octave_weights(x.dtype, x.device)[:, None]
+        features = features.flatten(-2)  # [..., L * 2d]
         return torch.cat([x, features], dim=-1) if self.include_input else features
 
     def extra_repr(self) -> str:
@@ -329,7 +345,7 @@ class OccupancyGrid(nn.Module):
         index = torch.arange(n, device=self.density.device, dtype=self.density.dtype)
         cells = torch.stack(torch.meshgrid(index, index, index, indexing="ij"), dim=-1).reshape(-1, 3)
         if jitter:
-            offset = torch.rand(cells.shape, generator=generator, device=cells.device, dtype=cells.dtype)
+            offset = uniform(cells.shape, generator, cells.device, cells.dtype)
         else:
             offset = torch.full_like(cells, 0.5)
         points = self.bounds[0] + (cells + offset) * self.cell_size

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mpenv.checkpoint import load_torch, save_torch
+from mpenv.checkpoint import load_state_dict_checked, load_torch, save_torch
 from mpenv.device import get_device, seed_everything
 from vision3d.image_metrics import psnr, ssim
 from vision3d.nerf.encodings import OccupancyGrid
@@ -61,6 +61,9 @@ class NeRFConfig:
     depth_smoothness: float = 0.0
     patch_size: int = 8
     n_patches: int = 4
+    sample_annealing: int = 0
+    sample_annealing_start: float = 0.5
+    frequency_annealing: int = 0
     eval_every: int = 500
     checkpoint_every: int = 500
     seed: int = 0
@@ -132,9 +135,16 @@ def render_rays(
     perturb: bool = False,
     generator: torch.Generator | None = None,
     grid: OccupancyGrid | None = None,
+    span: float = 1.0,
 ) -> tuple[RenderResult, RenderResult | None]:
-    """The coarse render of rays [R, 3] and, with ``n_importance > 0``, the fine render (else ``None``)."""
+    """The coarse render of rays [R, 3] and, with ``n_importance > 0``, the fine render (else ``None``).
+
+    ``span < 1`` samples only that fraction of each ray's chord through the scene sphere, around its middle (the
+    point nearest the centre): RegNeRF's sample-space annealing."""
     near, far = sphere_bounds(origins, directions, config.scene_radius)
+    if span < 1.0:
+        middle = (near + far) / 2
+        near, far = middle + span * (near - middle), middle + span * (far - middle)
     t = stratified_samples(near, far, config.n_samples, perturb=perturb, generator=generator, device=origins.device)
     sigma, rgb = _query(field_, origins[:, None] + t[..., None] * directions[:, None], directions, grid)
     coarse = volume_render(sigma, rgb, t, background=background)
@@ -191,6 +201,20 @@ def _patch_rays(cameras: list[Camera], size: int, n: int, generator: torch.Gener
     return torch.cat(origins).float(), torch.cat(directions).float()
 
 
+def annealing(step: int, config: NeRFConfig) -> tuple[float, float]:
+    """The sample span and the positional-encoding window at ``step`` (RegNeRF, FreeNeRF; module docstring).
+
+    The span grows linearly from ``sample_annealing_start`` to 1 over ``sample_annealing`` steps; the window opens
+    linearly from 0 to ``L`` octaves over ``frequency_annealing`` steps (``L`` throughout when 0)."""
+    span = 1.0
+    if config.sample_annealing > 0:
+        span = min(1.0, config.sample_annealing_start
+                   + (1 - config.sample_annealing_start) * step / config.sample_annealing)
+    octaves = float(config.encoding_kwargs.get("n_frequencies", 0))
+    window = octaves if config.frequency_annealing <= 0 else octaves * min(1.0, step / config.frequency_annealing)
+    return span, window
+
+
 def depth_smoothness_loss(result: RenderResult, size: int) -> Tensor:
     """RegNeRF's depth smoothness over patches [n * size^2 rays]: squared differences of neighbouring depths.
 
@@ -230,6 +254,9 @@ def train_nerf(
     is what ``config.json`` records (default: the model and this config)."""
     from mpenv.logger import RunLogger
 
+    if config.frequency_annealing > 0 and config.encoding != "positional":
+        raise ValueError(f"frequency_annealing opens positional-encoding octaves; the {config.encoding!r} encoding "
+                         "has none")
     device = get_device(device)
     seed_everything(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -247,12 +274,13 @@ def train_nerf(
     if resume:
         if run_dir is None:
             raise ValueError("resume needs the run directory")
-        state = load_torch(run_dir, required=("step", "modules", "optimizer", "history"))
-        field_.load_state_dict(state["modules"]["field"])
+        state = load_torch(run_dir, required=("step", "modules", "optimizer", "scheduler", "generator", "history"))
+        source = f"{run_dir}/checkpoint.pt"
+        load_state_dict_checked(field_, state["modules"]["field"], source)
         if grid is not None:
-            grid.load_state_dict(state["modules"]["grid"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+            load_state_dict_checked(grid, state["modules"].get("grid", {}), source)
+        load_state_dict_checked(optimizer, state["optimizer"], source)
+        load_state_dict_checked(scheduler, state["scheduler"], source)
         generator.set_state(state["generator"])
         start_step, history = state["step"], state["history"]
         train_seconds = history[-1]["train_seconds"] if history else 0.0
@@ -286,15 +314,18 @@ def train_nerf(
             began = time.perf_counter()
             if grid is not None and (step - 1) % config.grid_every == 0:
                 grid.update(field_.density, generator=generator)
+            span, window = annealing(step, config)
+            if config.frequency_annealing > 0:
+                field_.position_encoding.window.fill_(window)
             batch = torch.randint(len(origins), (config.batch_rays,), generator=generator)
             coarse, fine = render_rays(field_, origins[batch].to(device), directions[batch].to(device), config,
-                                       background, perturb=True, generator=generator, grid=grid)
+                                       background, perturb=True, generator=generator, grid=grid, span=span)
             target = colors[batch].to(device)
             loss = F.mse_loss(coarse.rgb, target) + (F.mse_loss(fine.rgb, target) if fine is not None else 0.0)
             if config.depth_smoothness > 0:
                 patch_o, patch_d = _patch_rays(virtual_cameras, config.patch_size, config.n_patches, generator)
                 patch, _ = render_rays(field_, patch_o.to(device), patch_d.to(device), config, background,
-                                       perturb=True, generator=generator, grid=grid)
+                                       perturb=True, generator=generator, grid=grid, span=span)
                 loss = loss + config.depth_smoothness * depth_smoothness_loss(patch, config.patch_size)
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"NeRF loss became {loss.item()} at step {step}; the last checkpoint is kept")
