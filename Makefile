@@ -11,6 +11,8 @@ TORCH  ?= $(shell $(PYTHON) -m pip install --dry-run --no-deps --no-index --quie
             && echo "$(LOCAL_TORCH)" || echo "torch>=2.1")
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
+# pytest-xdist workers for `make test` (one per core by default; `make test WORKERS=0` runs in one process)
+WORKERS ?= auto
 
 .PHONY: install demo test lint bench clean
 
@@ -30,7 +32,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q --durations=20
+	$(PY) -m pytest -q -n $(WORKERS) --dist loadgroup --durations=20
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -102,7 +102,7 @@ def test_repaint_completes_half_hidden_digits(digits, digits_ddpm) -> None:
     assert error[4] < error[1] and accuracy[4] >= top_only + 0.1, (error, accuracy, top_only)
 
 
-def test_guided_class_conditional_samples_are_their_class(digits) -> None:
+def test_guided_class_conditional_samples_are_their_class() -> None:
     """Class-conditional DDPM (label dropout 0.1), 200 epochs: with guidance rho = 2 at least 90% of 360 samples
     (the test labels) are classified as their label, and more than without guidance."""
     (train, train_y), (val, val_y), (_, test_y) = data.load("digits-binary", seed=0, labels=True)
