@@ -20,6 +20,7 @@ def one_torch_thread():
         yield
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker reads the groups into the node ids
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (``--dist loadgroup``) tests spread over the workers one by one, except those that use a
     module-scoped fixture of their own file (a model trained once for the file): they stay on one worker, which then

@@ -13,7 +13,8 @@ from torch import nn
 
 from mpenv.device import torch_threads
 from vision3d.image_metrics import psnr, ssim
-from vision3d.nerf.train import NeRFConfig, annealing, preset, render_image, render_rays, train_nerf
+from vision3d.nerf.rendering import RenderResult
+from vision3d.nerf.train import NeRFConfig, annealing, distortion_loss, preset, render_image, render_rays, train_nerf
 from vision3d.scenes import hemisphere_cameras, make_scene, orbit_cameras, pixel_rays, render, render_views
 from vision3d.scenes.cameras import sphere_bounds
 
@@ -105,7 +106,31 @@ def test_annealing_schedules_and_the_sample_span(monkeypatch):
     quarter = ((far - near) / 4)[:, None]
     assert (seen["t"] >= near[:, None] + quarter - 1e-5).all() and (seen["t"] <= far[:, None] - quarter + 1e-5).all()
     with pytest.raises(ValueError, match="frequency_annealing"):
-        train_nerf(*small_views("sphere", 2, size=8), preset("hash-nerf", steps=1, frequency_annealing=10))
+        preset("hash-nerf", frequency_annealing=10)
+    with pytest.raises(ValueError, match="sample_annealing_start"):
+        preset("nerf", sample_annealing_start=0.0)
+
+
+def test_distortion_loss_equals_its_double_sum():
+    generator = torch.Generator().manual_seed(0)
+    t = torch.sort(1 + 2 * torch.rand(5, 7, generator=generator, dtype=torch.float64), dim=-1).values
+    weights = torch.rand(5, 7, generator=generator, dtype=torch.float64) / 7
+    near, far = torch.full((5,), 1.0, dtype=torch.float64), torch.full((5,), 3.0, dtype=torch.float64)
+    result = RenderResult(rgb=torch.zeros(5, 3), depth=torch.zeros(5), opacity=weights.sum(-1), weights=weights, t=t)
+    expected = 0.0
+    for ray in range(5):
+        edges = [(float(x) - 1) / 2 for x in t[ray]] + [1.0]
+        w = weights[ray].tolist()
+        expected += sum(w[i] * w[j] * abs((edges[i] + edges[i + 1]) / 2 - (edges[j] + edges[j + 1]) / 2)
+                        for i in range(7) for j in range(7))
+        expected += sum(w[i] ** 2 * (edges[i + 1] - edges[i]) for i in range(7)) / 3
+    assert distortion_loss(result, near, far).item() == pytest.approx(expected / 5, rel=1e-12)
+    # All the weight in one segment of a tenth of the ray: only the within term, w^2 l / 3.
+    one = torch.zeros(1, 7, dtype=torch.float64)
+    one[0, 3] = 1.0
+    t_even = torch.linspace(1, 3, 11, dtype=torch.float64)[:7][None]
+    single = RenderResult(rgb=torch.zeros(1, 3), depth=torch.zeros(1), opacity=torch.ones(1), weights=one, t=t_even)
+    assert distortion_loss(single, near[:1], far[:1]).item() == pytest.approx(0.1 / 3, rel=1e-12)
 
 
 def test_resuming_a_checkpoint_that_does_not_fit_names_the_file(tmp_path):
@@ -168,8 +193,17 @@ def test_the_cli_trains_evaluates_and_renders(tmp_path, capsys):
     import imageio.v2 as imageio
 
     assert np.asarray(imageio.imread(tmp_path / "view.png")).shape == (16, 16, 3)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:  # 20 steps leave the density nearly flat, far below 50
+        main(["mesh", str(run_dir), "--out", str(tmp_path / "scene.ply"), "--resolution", "12", "--density", "50"])
+    assert exit_.value.code == 2 and "no surface at level 50" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "teapot-nerf"])
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "hash-nerf", "--scene", "sphere", "--frequency-annealing", "10", "--logdir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith("mpenv-3d: error: ") and "frequency_annealing" in err, err
+    assert [p for p in tmp_path.iterdir() if p.is_dir()] == [run_dir]  # the refused run made no directory
 
 
 @pytest.mark.slow

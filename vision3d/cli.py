@@ -105,7 +105,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         overrides = {key: value for key, value in {
             "steps": args.steps, "batch_rays": args.batch_rays, "n_samples": args.samples, "lr": args.learning_rate,
             "n_importance": args.importance, "depth_smoothness": args.depth_smoothness, "seed": args.seed,
-            "eval_every": args.eval_every}.items() if value is not None}  # fmt: skip
+            "distortion": args.distortion, "sample_annealing": args.sample_annealing,
+            "frequency_annealing": args.frequency_annealing, "eval_every": args.eval_every,
+        }.items() if value is not None}  # fmt: skip
         config = preset(args.model, **overrides)
         data = _data_config(args)
         run_dir = make_run_dir(args.logdir, data["scene"], args.model, args.seed)
@@ -231,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--learning-rate", type=float, default=None, help="Adam's initial step size")
     t.add_argument("--depth-smoothness", type=float, default=None,
                    help="weight of RegNeRF's depth smoothness on unobserved patches (sparse views)")
+    t.add_argument("--distortion", type=float, default=None,
+                   help="weight of mip-NeRF 360's distortion loss, which removes haze and floaters (sparse views)")
+    t.add_argument("--sample-annealing", type=int, default=None,
+                   help="steps over which RegNeRF's sample span grows from the middle half of each ray to all of it")
+    t.add_argument("--frequency-annealing", type=int, default=None,
+                   help="steps over which the positional encoding's octaves open, coarse to fine (FreeNeRF)")
     t.add_argument("--eval-every", type=int, default=None, help="steps between held-out evaluations")
     t.add_argument("--seed", type=int, default=0, help="seed of the network, the batches and the training views")
     t.add_argument("--logdir", default="runs", help="where the run directory is made")
@@ -261,8 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    args.func(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, OSError) as err:  # bad settings or files (CheckpointError too): one line, no traceback
+        parser.exit(2, f"mpenv-3d: error: {err}\n")
 
 
 if __name__ == "__main__":

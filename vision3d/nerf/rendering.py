@@ -53,6 +53,7 @@ class RenderResult:
     depth: Tensor  # [R] expected depth sum_i w_i t_i (not normalised by opacity)
     opacity: Tensor  # [R] accumulated alpha sum_i w_i
     weights: Tensor  # [R, S] w_i = T_i alpha_i
+    t: Tensor  # [R, S] the sample distances the weights belong to
 
 
 def _check_finite(name: str, x: Tensor) -> None:
@@ -145,7 +146,7 @@ def volume_render(
     opacity = torch.sum(weights, dim=-1)
     if background is not None:
         rgb = rgb + (1.0 - opacity[:, None]) * _background_rgb(background, sigma.shape[0], rgb)
-    return RenderResult(rgb=rgb, depth=depth, opacity=opacity, weights=weights)
+    return RenderResult(rgb=rgb, depth=depth, opacity=opacity, weights=weights, t=t)
 
 
 def _ray_bounds(near: float | Tensor, far: float | Tensor, n_rays: int | None, device) -> tuple[Tensor, Tensor]:

@@ -59,6 +59,7 @@ class NeRFConfig:
     grid_decay: float = 0.6
     grid_every: int = 4
     depth_smoothness: float = 0.0
+    distortion: float = 0.0
     patch_size: int = 8
     n_patches: int = 4
     sample_annealing: int = 0
@@ -91,7 +92,20 @@ def preset(name: str, **overrides: object) -> NeRFConfig:
         setattr(config, key, value)
     if config.encoding == "hash":
         config.encoding_kwargs = {**config.encoding_kwargs, "bounds": (-config.scene_radius, config.scene_radius)}
+    check_config(config)
     return config
+
+
+def check_config(config: NeRFConfig) -> None:
+    """Settings that cannot work together are an error before any work is done."""
+    if config.frequency_annealing > 0 and config.encoding != "positional":
+        raise ValueError(f"frequency_annealing opens positional-encoding octaves; the {config.encoding!r} encoding "
+                         "has none")
+    if not 0 < config.sample_annealing_start <= 1:
+        raise ValueError(f"sample_annealing_start must be in (0, 1], got {config.sample_annealing_start}")
+    for name in ("depth_smoothness", "distortion", "sample_annealing", "frequency_annealing"):
+        if getattr(config, name) < 0:
+            raise ValueError(f"{name} must be >= 0, got {getattr(config, name)}")
 
 
 def make_grid(config: NeRFConfig) -> OccupancyGrid:
@@ -215,6 +229,23 @@ def annealing(step: int, config: NeRFConfig) -> tuple[float, float]:
     return span, window
 
 
+def distortion_loss(result: RenderResult, near: Tensor, far: Tensor) -> Tensor:
+    """mip-NeRF 360's distortion loss, mean over rays, on distances normalised to ``s = (t - near) / (far - near)``::
+
+        L = sum_ij w_i w_j |(s_i + s_i+1) / 2 - (s_j + s_j+1) / 2|  +  1/3 sum_i w_i^2 (s_i+1 - s_i)
+
+    with ``w_i`` the weight of the segment ``[s_i, s_i+1]`` (the last one ends at ``far``). It is smallest when each
+    ray's weight sits in one short segment, so it removes the semi-transparent haze and the floaters that spread a
+    ray's colour over its length."""
+    s = ((result.t - near[:, None]) / (far - near)[:, None]).clamp(0, 1)
+    edges = torch.cat([s, torch.ones_like(s[:, :1])], dim=-1)
+    middles, lengths = (edges[:, 1:] + edges[:, :-1]) / 2, edges[:, 1:] - edges[:, :-1]
+    w = result.weights
+    between = (w[:, :, None] * w[:, None, :] * (middles[:, :, None] - middles[:, None, :]).abs()).sum((1, 2))
+    within = (w.square() * lengths).sum(-1) / 3
+    return (between + within).mean()
+
+
 def depth_smoothness_loss(result: RenderResult, size: int) -> Tensor:
     """RegNeRF's depth smoothness over patches [n * size^2 rays]: squared differences of neighbouring depths.
 
@@ -254,9 +285,7 @@ def train_nerf(
     is what ``config.json`` records (default: the model and this config)."""
     from mpenv.logger import RunLogger
 
-    if config.frequency_annealing > 0 and config.encoding != "positional":
-        raise ValueError(f"frequency_annealing opens positional-encoding octaves; the {config.encoding!r} encoding "
-                         "has none")
+    check_config(config)
     device = get_device(device)
     seed_everything(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -322,6 +351,9 @@ def train_nerf(
                                        background, perturb=True, generator=generator, grid=grid, span=span)
             target = colors[batch].to(device)
             loss = F.mse_loss(coarse.rgb, target) + (F.mse_loss(fine.rgb, target) if fine is not None else 0.0)
+            if config.distortion > 0:
+                near, far = sphere_bounds(origins[batch].to(device), directions[batch].to(device), config.scene_radius)
+                loss = loss + config.distortion * distortion_loss(fine if fine is not None else coarse, near, far)
             if config.depth_smoothness > 0:
                 patch_o, patch_d = _patch_rays(virtual_cameras, config.patch_size, config.n_patches, generator)
                 patch, _ = render_rays(field_, patch_o.to(device), patch_d.to(device), config, background,
