@@ -2,7 +2,7 @@
 
     python benchmarks/bench_nerf.py                       # blocks scene, 64x64, 40 views, all parts
     python benchmarks/bench_nerf.py --parts curves --steps 2000 --hash-steps 4000 --rounds 3
-    python benchmarks/bench_nerf.py --parts sparse        # 4 views with and without the depth-smoothness prior
+    python benchmarks/bench_nerf.py --parts sparse --rounds 3   # 4 views, with and without each sparse-view prior
 
 Parts:
 
@@ -10,7 +10,8 @@ Parts:
   views, alternating in rounds; held-out PSNR against *training* wall time (evaluation excluded). Prints the time
   to 20 and 25 dB and the final PSNR per model (median over rounds) and the hash grid's speed-up.
 - ``render``: rays per second of a trained field's full render, with and without the occupancy grid.
-- ``sparse``: held-out PSNR from 4 training views, unregularized against RegNeRF's depth smoothness.
+- ``sparse``: held-out PSNR from 4 training views, unregularized against each sparse-view prior alone: RegNeRF's
+  depth smoothness and sample-space annealing, FreeNeRF's frequency annealing, mip-NeRF 360's distortion loss.
 """
 
 from __future__ import annotations
@@ -79,14 +80,21 @@ def render_speed(args: argparse.Namespace, train, test) -> None:
 
 def sparse(args: argparse.Namespace) -> None:
     train, test = scene_views(args.scene, 4, 8, args.resolution, seed=0)
-    for weight in (0.0, args.depth_smoothness):
+    priors = {
+        "none": {},
+        f"depth smoothness {args.depth_smoothness:g}": {"depth_smoothness": args.depth_smoothness},
+        "sample annealing": {"sample_annealing": args.steps // 4},
+        "frequency annealing": {"frequency_annealing": int(0.8 * args.steps)},
+        f"distortion {args.distortion:g}": {"distortion": args.distortion},
+    }
+    for name, settings in priors.items():
         psnrs = []
         for seed in range(args.rounds):
-            run = train_nerf(train, test, preset("nerf", steps=args.steps, eval_every=args.steps,
-                                                 depth_smoothness=weight, seed=seed), device=args.device)
+            run = train_nerf(train, test, preset("nerf", steps=args.steps, eval_every=args.steps, seed=seed,
+                                                 **settings), device=args.device)
             psnrs.append(run.history[-1]["psnr"])
-        print(f"4 views, depth smoothness {weight:g}: held-out PSNR {statistics.median(psnrs):.2f} dB "
-              f"(seeds {', '.join(f'{p:.2f}' for p in psnrs)})")
+        print(f"4 views, {name:22s}: held-out PSNR {statistics.median(psnrs):.2f} dB "
+              f"(seeds {', '.join(f'{p:.2f}' for p in psnrs)})", flush=True)
 
 
 def main() -> None:
@@ -100,6 +108,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="cpu (the figures in the README), cuda, auto, ...")
     parser.add_argument("--depth-smoothness", type=float, default=0.1)
+    parser.add_argument("--distortion", type=float, default=0.01)
     parser.add_argument("--parts", nargs="+", default=["curves", "render", "sparse"],
                         choices=["curves", "render", "sparse"])
     args = parser.parse_args()

@@ -13,13 +13,6 @@ def one_torch_thread_per_process():
         yield
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Small networks run fastest on one thread, and on a busy 2-core machine a thread pool only waits."""
-    with torch_threads(1):
-        yield
-
-
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker reads the groups into the node ids
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (``--dist loadgroup``) tests spread over the workers one by one, except those that use a

@@ -11,8 +11,6 @@ from generative.autoencoder import Autoencoder, ConvAutoencoder, LinearAutoencod
 from generative.common import bernoulli_log_prob
 from generative.fit import fit, mean_loss
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 @pytest.fixture(scope="module")
 def binary_digits():

@@ -24,8 +24,6 @@ from generative.autoregressive.base import sample_in_order
 from generative.common import event_size
 from generative.fit import fit
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 SMALL = {  # name -> a small model of (1, 4, 4) images (the PixelCNNs with small kernels: 4 x 4 is tiny)
     "fvsbn": lambda: FVSBN((1, 4, 4)),
     "nade": lambda: NADE((1, 4, 4), hidden=16),

@@ -36,7 +36,7 @@ def test_the_matrix_covers_every_gridworld_the_suite_registers():
 
 @pytest.mark.parametrize("env_id", GRIDWORLDS + GYMNASIUM_DISCRETE)
 @pytest.mark.parametrize("algo", sorted(TINY))
-def test_a_deep_agent_trains_and_evaluates_on_discrete_observations(tmp_path, capsys, algo, env_id, one_torch_thread):
+def test_a_deep_agent_trains_and_evaluates_on_discrete_observations(tmp_path, capsys, algo, env_id):
     # A time limit keeps the untrained policies' evaluations short on the grids that have none.
     args = [algo, "--env", env_id, "--env-kwargs", '{"max_episode_steps": 40}', "--logdir", str(tmp_path),
             "--total-steps", "120", "--eval-episodes", "2", *TINY[algo]]
@@ -46,7 +46,7 @@ def test_a_deep_agent_trains_and_evaluates_on_discrete_observations(tmp_path, ca
     assert f"{env_id} | {algo} | 2 episodes" in capsys.readouterr().out
 
 
-def test_a_humanoid_smoke_run_trains_and_evaluates(tmp_path, capsys, one_torch_thread):
+def test_a_humanoid_smoke_run_trains_and_evaluates(tmp_path, capsys):
     args = ["a2c", "--env", "mpenv/HumanoidMimicWalk-v0", "--logdir", str(tmp_path), "--total-steps", "40",
             "--eval-episodes", "1", "--n-envs", "2", "--n-steps", "4", "--hidden-sizes", "16",
             "--eval-every-episodes", "1"]

@@ -26,8 +26,6 @@ from generative.diffusion import (
 )
 from generative.fit import fit_phases
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 @pytest.mark.parametrize("kind", ["linear", "cosine", "quadratic"])
 def test_iterating_the_forward_step_gives_the_closed_form(kind: str) -> None:

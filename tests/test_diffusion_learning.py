@@ -13,7 +13,7 @@ from generative.diffusion import DDPM, ConditionalDDPM, ControlNet, inpaint
 from generative.fit import fit
 from mpenv.device import seed_everything
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
+pytestmark = pytest.mark.slow
 
 EPOCHS = 300
 VAE_FD = 32.0

@@ -15,8 +15,6 @@ from generative import train
 from generative.autoencoder import Autoencoder
 from generative.diffusion import DDPM, ControlNet, LatentDDPM, NoiseSchedule, coarse_mask, edge_map, inpaint, mean_iou
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 def randomized_base(**kwargs) -> DDPM:
     """An image DDPM whose zero-initialized layers are randomized, so its output is not trivially zero."""

@@ -17,8 +17,6 @@ from agents.run import RunContext
 from mpenv.checkpoint import CheckpointError, load_torch
 from mpenv.logger import NonFiniteLossError, RunLogger, read_scalars
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 def quick_config(**overrides) -> dqn.DQNConfig:
     """A tiny, fast setting that takes a gradient step every env step soon after the start."""

@@ -267,7 +267,7 @@ def test_bad_inputs_raise(model: BodyModel) -> None:
 # Fitting
 
 
-def test_fit_is_deterministic_and_per_sample(model: BodyModel, one_torch_thread: None) -> None:
+def test_fit_is_deterministic_and_per_sample(model: BodyModel) -> None:
     """Short fits: the same input gives the same output, and a sample's fit does not depend on its batch."""
     _, keypoints, confidences, camera = random_scene(model, seed=5, batch=2)
     config = FitConfig(iterations=(10, 30), multi_start=False)
@@ -279,7 +279,7 @@ def test_fit_is_deterministic_and_per_sample(model: BodyModel, one_torch_thread:
     assert both.loss_history.shape == (40, 2) and both.body_pose.shape == (2, 69) and both.betas.shape == (2, 10)
 
 
-def test_fit_recovers_a_known_pose(model: BodyModel, one_torch_thread: None) -> None:
+def test_fit_recovers_a_known_pose(model: BodyModel) -> None:
     noise = 1.5
     errors, reprojection = [], []
     for seed in (0, 1, 2):
@@ -303,7 +303,7 @@ def test_fit_recovers_a_known_pose(model: BodyModel, one_torch_thread: None) -> 
     assert float(errors.max()) < 0.20
 
 
-def test_fit_weak_perspective(model: BodyModel, one_torch_thread: None) -> None:
+def test_fit_weak_perspective(model: BodyModel) -> None:
     joints, keypoints, confidences, _ = random_scene(model, seed=7, batch=3, noise=1.0)
     fit = fit_to_keypoints(model, keypoints, confidences, WeakPerspectiveCamera())
     assert isinstance(fit.camera, WeakPerspectiveCamera)

@@ -37,8 +37,6 @@ from generative.flows import (
 )
 from generative.flows.dequantize import dequantize
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 @pytest.fixture(autouse=True)
 def seeded() -> None:

@@ -19,8 +19,6 @@ from generative.flows import AffineInjector, CFlow, ConditionalFlow, FeatureAffi
 from generative.flows.srflow import downsample
 from generative.metrics import load_classifier
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 @pytest.fixture(autouse=True)
 def seeded() -> None:

@@ -19,8 +19,6 @@ from generative.flows import CFlow, ConditionalFlow, Glow, RealNVP, SplineFlow, 
 from generative.flows.dequantize import dequantize
 from generative.flows.variational_dequantize import VariationalDequantizer, _as_image
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 def pixels(shape: tuple[int, ...], levels: int, n: int = 3, seed: int = 1) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)

@@ -36,8 +36,6 @@ from generative.gans import (
 )
 from generative.gans.styleflow import fit_styleflow
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 def normal_pdf(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
     return torch.exp(-0.5 * ((x - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi))

@@ -14,8 +14,6 @@ import torch.nn.functional as F
 from generative import data, metrics, train
 from generative.gans import CycleGAN, PatchDiscriminator, Pix2Pix, UNetGenerator, apply_task, fit_gan
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 def test_tasks_against_hand_made_answers() -> None:
     square = torch.zeros(1, 1, 6, 6)

@@ -36,8 +36,6 @@ from vision3d.scenes import (
 )
 from vision3d.scenes.samplers import uniform_box_points
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 N_CHAMFER = 100_000
 RESOLUTION = 64
 SMALL = (64, 64, 64, 64)

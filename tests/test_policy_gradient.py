@@ -20,7 +20,6 @@ AGENTS = {
     "reinforce": (ReinforceConfig, train_reinforce, reinforce.load_policy),
     "a2c": (A2CConfig, train_a2c, actor_critic.load_policy),
 }
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 FAST = {algo: {"eval_every": 500, "eval_every_episodes": 2} for algo in AGENTS}  # short runs, cheap evaluations

@@ -144,7 +144,7 @@ def test_the_same_seed_gives_the_same_run(tmp_path):
     assert np.array_equal(*runs)
 
 
-def test_ppo_learns_cartpole(tmp_path, one_torch_thread):
+def test_ppo_learns_cartpole(tmp_path):
     """The rl-zoo's CartPole settings: the best evaluated policy balances for the full 500 steps within
     16k steps (each of seeds 1-4 does; about 6 s)."""
     assert train.main(["ppo", "--env", "CartPole-v1", "--logdir", str(tmp_path), "--total-steps", "16384",

@@ -10,8 +10,6 @@ from generative import data
 from generative.fit import fit
 from generative.vae import VAE, BetaVAE, ConditionalVAE, gaussian_kl, reparameterize
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 @pytest.fixture(scope="module")
 def binary_digits():

@@ -98,7 +98,7 @@ def test_bad_input_is_a_clear_error():
 
 
 @pytest.mark.slow
-def test_vqvae_learns_binarized_digits(one_torch_thread):
+def test_vqvae_learns_binarized_digits():
     """The bound on binarized digits after at most 25 epochs (seed 0, measured: best epoch 24, reconstruction
     8.0 nats, codes 16.6, bound 24.58, 14 of 32 codes used; still falling). q(k | x) is one-hot, so the KL term
     is the codes' whole NLL under the prior: the bound cannot be tight and sits near the independent-pixel
