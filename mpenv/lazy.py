@@ -13,12 +13,17 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 
+def home_modules(exports: Mapping[str, tuple[str, ...]]) -> dict[str, str]:
+    """Each re-exported name's home submodule, from an export table ``{submodule: names}``."""
+    return {name: module for module, names in exports.items() for name in names}
+
+
 def lazy_exports(
     package: str, exports: Mapping[str, tuple[str, ...]], submodules: Iterable[str] = ()
 ) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
     """``__all__``, the module ``__getattr__`` and ``__dir__`` of ``package``: ``exports`` maps each submodule to
     the names it re-exports; ``submodules`` are further submodules reachable as attributes without an import."""
-    home = {name: module for module, names in exports.items() for name in names}
+    home = home_modules(exports)
     modules = tuple(sorted({*exports, *submodules}))
     names = sorted(home) + list(modules)
 

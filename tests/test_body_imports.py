@@ -11,12 +11,7 @@ import pytest
 
 import vision3d
 import vision3d.body as body
-
-
-def home_of(package) -> dict[str, str]:
-    """Each re-exported name's home submodule, from the package's export table."""
-    return {name: module for module, names in package._EXPORTS.items() for name in names}
-
+from mpenv.lazy import home_modules
 
 
 def test_importing_the_packages_imports_no_torch_until_a_name_is_used():
@@ -32,9 +27,9 @@ def test_importing_the_packages_imports_no_torch_until_a_name_is_used():
     assert result.stdout.split() == ["False", "True", "True", "True", "vision3d.body.model"]
 
 
-@pytest.mark.parametrize("name", sorted(home_of(body)))
+@pytest.mark.parametrize("name", sorted(home_modules(body._EXPORTS)))
 def test_every_reexported_name_is_its_submodules_public_object(name):
-    home = importlib.import_module(f"vision3d.body.{home_of(body)[name]}")
+    home = importlib.import_module(f"vision3d.body.{home_modules(body._EXPORTS)[name]}")
     assert getattr(body, name) is getattr(home, name)
     assert name in getattr(home, "__all__", [name]), f"{name} is not public in {home.__name__}"
     assert name in body.__all__ and name in dir(body)
@@ -58,7 +53,7 @@ def test_short_imports_of_the_readme():
 
 
 def test_submodules_and_unknown_names():
-    for name in [m for m in body.__all__ if m not in home_of(body)]:
+    for name in [m for m in body.__all__ if m not in home_modules(body._EXPORTS)]:
         assert getattr(body, name) is importlib.import_module(f"vision3d.body.{name}")
     assert callable(body.lbs.lbs) and callable(body.retarget.retarget)  # the modules keep these names
     with pytest.raises(AttributeError, match="vision3d.body.*no attribute 'SMPL'"):

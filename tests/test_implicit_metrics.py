@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import vision3d.implicit as implicit
+from mpenv.lazy import home_modules
 from vision3d.implicit import (
     chamfer_distance,
     f_score,
@@ -20,12 +21,6 @@ from vision3d.implicit import (
     volumetric_iou,
 )
 from vision3d.scenes import sample_mesh_surface
-
-
-def home_of(package) -> dict[str, str]:
-    """Each re-exported name's home submodule, from the package's export table."""
-    return {name: module for module, names in package._EXPORTS.items() for name in names}
-
 
 
 def brute_force_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -207,8 +202,8 @@ def test_importing_vision3d_implicit_imports_no_torch_until_a_name_is_used():
     assert result.stdout.split() == ["False", "True", "True", "vision3d.implicit.metrics"]
 
 
-@pytest.mark.parametrize("name", sorted(home_of(implicit)))
+@pytest.mark.parametrize("name", sorted(home_modules(implicit._EXPORTS)))
 def test_every_reexported_name_is_its_submodules_public_object(name):
-    home = importlib.import_module(f"vision3d.implicit.{home_of(implicit)[name]}")
+    home = importlib.import_module(f"vision3d.implicit.{home_modules(implicit._EXPORTS)[name]}")
     assert getattr(implicit, name) is getattr(home, name)
     assert name in home.__all__ and name in implicit.__all__ and name in dir(implicit)
