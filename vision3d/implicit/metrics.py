@@ -33,6 +33,8 @@ from typing import Literal, NamedTuple
 import numpy as np
 import torch
 
+from vision3d.implicit.networks import check_points
+
 __all__ = [
     "ChamferResult",
     "FScore",
@@ -51,14 +53,7 @@ _BLOCK_ELEMENTS = 1 << 22
 
 def _as_points(points: ArrayLike, name: str) -> torch.Tensor:
     """A non-empty, finite ``[N, 3]`` float64 CPU tensor, or a ValueError naming the argument."""
-    tensor = torch.as_tensor(points).detach().to("cpu", torch.float64)
-    if tensor.ndim != 2 or tensor.shape[1] != 3:
-        raise ValueError(f"{name} must have shape [N, 3], got {tuple(tensor.shape)}")
-    if tensor.shape[0] == 0:
-        raise ValueError(f"{name} is empty: need at least one point")
-    if not torch.isfinite(tensor).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return tensor
+    return check_points(torch.as_tensor(points).detach(), name).to("cpu", torch.float64)
 
 
 def _as_unit_normals(normals: ArrayLike, n_points: int, name: str) -> torch.Tensor:
