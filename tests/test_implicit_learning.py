@@ -194,6 +194,27 @@ def test_igr_with_normals(torus_cloud, torus_truth):
     assert chamfer_distance(points, torus_truth.points).l1 < 0.006
 
 
+@pytest.mark.slow
+def test_igr_with_normals_reconstructs_the_body_mesh():
+    """The body model's mesh (1.7 m, fingers and all) from 5,000 oriented points, 300 steps: Chamfer-L1 against
+    100k samples of the mesh measured 0.0156 here, 0.012-0.019 over three point sets and seeds (floor 0.0021
+    between two sample sets). Most of it is completeness: fingers are thinner than the 3 cm cells of the 64^3
+    marching-cubes grid. Normal consistency 0.87-0.91. From points alone, 64- or 128-wide networks do not carve
+    the body in 600-1,500 steps (0.16: arms and legs stay joined), where IGR's paper trains 8 x 512 layers for far
+    longer."""
+    body = make_scene("body").shape
+    # Straight from the triangles: the rest-pose mesh has no buried parts for surface_samples' winding-number
+    # test to drop, and that test costs minutes for 100k points against 13k faces.
+    cloud_points, cloud_normals = sample_mesh_surface(body.vertices, body.faces, 5000, seed=1)
+    truth_points, truth_normals = sample_mesh_surface(body.vertices, body.faces, N_CHAMFER, seed=2)
+    config = IGRConfig(hidden=SMALL, steps=300, batch_size=1024)
+    network, _ = fit_igr(torch.from_numpy(cloud_points), torch.from_numpy(cloud_normals), config, seed=0,
+                         device="cpu")
+    points, normals = mesh_samples(network)
+    assert chamfer_distance(points, truth_points).l1 < 0.025
+    assert normal_consistency(points, normals, truth_points, truth_normals) > 0.85
+
+
 # --- Occupancy Networks -------------------------------------------------------------------------------------------
 
 
