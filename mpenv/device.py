@@ -139,8 +139,12 @@ def uniform(
     """``U[0, 1)`` draws on ``device``, made on the generator's own device and moved: a seeded CPU generator, whose
     state a checkpoint can store, then drives a CUDA run the same way (torch refuses a CPU generator for a CUDA
     tensor)."""
-    source = generator.device if generator is not None else device
-    return torch.rand(tuple(shape), generator=generator, device=source, dtype=dtype).to(device)
+    return torch.rand(tuple(shape), generator=generator, device=draw_device(generator, device), dtype=dtype).to(device)
+
+
+def draw_device(generator: torch.Generator | None, device: torch.device | str) -> torch.device | str:
+    """Where random numbers for ``device`` must be drawn: on the generator's own device when one is given."""
+    return generator.device if generator is not None else device
 
 
 def module_device(module: torch.nn.Module) -> torch.device:

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from generative.autoregressive.base import AutoregressiveModel, MaskedLinear, sample_in_order
 from generative.common import bernoulli_log_prob
+from mpenv.device import draw_device
 
 __all__ = ["MADE"]
 
@@ -118,7 +119,7 @@ class MADE(AutoregressiveModel):
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Draw a mixture component per sample, then sample each group in its component's ordering."""
         u = self._uniforms(n, generator)
-        source = generator.device if generator is not None else u.device  # a CPU generator may drive a GPU model
+        source = draw_device(generator, u.device)  # a CPU generator may drive a GPU model
         component = torch.randint(self.num_orderings, (n,), generator=generator, device=source).to(u.device)
         x = torch.zeros_like(u).view(n, *self.input_shape)
         for k in range(self.num_orderings):
