@@ -3,6 +3,7 @@
     python benchmarks/bench_nerf.py                       # blocks scene, 64x64, 40 views, all parts
     python benchmarks/bench_nerf.py --parts curves --steps 2000 --hash-steps 4000 --rounds 3
     python benchmarks/bench_nerf.py --parts sparse --rounds 3   # 4 views, with and without each sparse-view prior
+    python benchmarks/bench_nerf.py --parts sparse --resolution 32 --steps 1500 --rounds 3 --priors none color
 
 Parts:
 
@@ -11,7 +12,8 @@ Parts:
   to 20 and 25 dB and the final PSNR per model (median over rounds) and the hash grid's speed-up.
 - ``render``: rays per second of a trained field's full render, with and without the occupancy grid.
 - ``sparse``: held-out PSNR from 4 training views, unregularized against each sparse-view prior alone: RegNeRF's
-  depth smoothness and sample-space annealing, FreeNeRF's frequency annealing, mip-NeRF 360's distortion loss.
+  depth smoothness and sample-space annealing, FreeNeRF's frequency annealing, mip-NeRF 360's distortion loss and
+  the colour-consistency prior (``--priors`` picks some; seeds alternate between them).
 """
 
 from __future__ import annotations
@@ -78,23 +80,29 @@ def render_speed(args: argparse.Namespace, train, test) -> None:
     print(f"empty-space skipping: {speedup:.1f}x faster, occupied fraction {run.grid.occupied_fraction:.3f}")
 
 
+SPARSE_PRIORS = ("none", "depth", "sample", "frequency", "distortion", "color")
+
+
 def sparse(args: argparse.Namespace) -> None:
     train, test = scene_views(args.scene, 4, 8, args.resolution, seed=0)
     priors = {
-        "none": {},
-        f"depth smoothness {args.depth_smoothness:g}": {"depth_smoothness": args.depth_smoothness},
-        "sample annealing": {"sample_annealing": args.steps // 4},
-        "frequency annealing": {"frequency_annealing": int(0.8 * args.steps)},
-        f"distortion {args.distortion:g}": {"distortion": args.distortion},
+        "none": ("none", {}),
+        "depth": (f"depth smoothness {args.depth_smoothness:g}", {"depth_smoothness": args.depth_smoothness}),
+        "sample": ("sample annealing", {"sample_annealing": args.steps // 4}),
+        "frequency": ("frequency annealing", {"frequency_annealing": int(0.8 * args.steps)}),
+        "distortion": (f"distortion {args.distortion:g}", {"distortion": args.distortion}),
+        "color": (f"colour consistency {args.color_consistency:g}", {"color_consistency": args.color_consistency}),
     }
-    for name, settings in priors.items():
-        psnrs = []
-        for seed in range(args.rounds):
+    psnrs: dict[str, list[float]] = {key: [] for key in args.priors}
+    for seed in range(args.rounds):
+        for key in args.priors if seed % 2 == 0 else reversed(args.priors):
             run = train_nerf(train, test, preset("nerf", steps=args.steps, eval_every=args.steps, seed=seed,
-                                                 **settings), device=args.device)
-            psnrs.append(run.history[-1]["psnr"])
-        print(f"4 views, {name:22s}: held-out PSNR {statistics.median(psnrs):.2f} dB "
-              f"(seeds {', '.join(f'{p:.2f}' for p in psnrs)})", flush=True)
+                                                 **priors[key][1]), device=args.device)
+            psnrs[key].append(run.history[-1]["psnr"])
+            print(f"seed {seed} {priors[key][0]}: {psnrs[key][-1]:.2f} dB", flush=True)
+    for key, values in psnrs.items():
+        print(f"4 views, {priors[key][0]:24s}: held-out PSNR {statistics.median(values):.2f} dB "
+              f"(seeds {', '.join(f'{p:.2f}' for p in values)})", flush=True)
 
 
 def main() -> None:
@@ -109,17 +117,23 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu (the figures in the README), cuda, auto, ...")
     parser.add_argument("--depth-smoothness", type=float, default=0.1)
     parser.add_argument("--distortion", type=float, default=0.01)
+    parser.add_argument("--color-consistency", type=float, default=0.1)
+    parser.add_argument("--priors", nargs="+", default=list(SPARSE_PRIORS), choices=SPARSE_PRIORS,
+                        help="the sparse part's priors")
     parser.add_argument("--parts", nargs="+", default=["curves", "render", "sparse"],
                         choices=["curves", "render", "sparse"])
     args = parser.parse_args()
-    train, test = scene_views(args.scene, args.views, 4, args.resolution, seed=0)
-    print(f"scene {args.scene}, {args.views} training views, 4 held-out views, {args.resolution}x{args.resolution}, "
-          f"{torch.get_num_threads()} threads")
-    if "curves" in args.parts:
-        curves(args, train, test)
-    if "render" in args.parts:
-        render_speed(args, train, test)
+    if {"curves", "render"} & set(args.parts):
+        train, test = scene_views(args.scene, args.views, 4, args.resolution, seed=0)
+        print(f"scene {args.scene}, {args.views} training views, 4 held-out views, "
+              f"{args.resolution}x{args.resolution}, {torch.get_num_threads()} threads")
+        if "curves" in args.parts:
+            curves(args, train, test)
+        if "render" in args.parts:
+            render_speed(args, train, test)
     if "sparse" in args.parts:
+        print(f"scene {args.scene}, 4 training views, 8 held-out views, {args.resolution}x{args.resolution}, "
+              f"{args.steps} steps, {torch.get_num_threads()} threads")
         sparse(args)
 
 

@@ -12,10 +12,22 @@ import torch
 from torch import nn
 
 from vision3d.image_metrics import psnr, ssim
+from vision3d.nerf.model import RadianceField
 from vision3d.nerf.rendering import RenderResult
-from vision3d.nerf.train import NeRFConfig, annealing, distortion_loss, preset, render_image, render_rays, train_nerf
+from vision3d.nerf.train import (
+    NeRFConfig,
+    annealing,
+    central_pixels,
+    color_consistency_loss,
+    distortion_loss,
+    preset,
+    render_image,
+    render_rays,
+    train_nerf,
+)
 from vision3d.scenes import hemisphere_cameras, make_scene, orbit_cameras, pixel_rays, render, render_views
 from vision3d.scenes.cameras import sphere_bounds
+from vision3d.scenes.library import scene_views
 
 
 def test_psnr_and_ssim_match_scikit_image():
@@ -75,6 +87,28 @@ def test_volume_rendering_an_exact_density_reproduces_the_exact_render():
     assert (depth[inner] - exact.depth[inner].float()).abs().median() < spacing
 
 
+def test_hierarchical_samples_find_the_surface_the_coarse_samples_straddle():
+    """Through the training renderer: 32 coarse samples place an exact surface to about their spacing (0.08;
+    median error measured 0.031); 64 fine samples drawn from the coarse weights place it 25x closer (0.0012), and
+    render_image returns the fine render."""
+    scene = make_scene("blocks")
+    camera = orbit_cameras(1, width=32, height=32, start_degrees=40)[0]
+    exact = render(scene, camera)
+    origins, directions = (x.float() for x in pixel_rays(camera))
+    config = NeRFConfig(n_samples=32, n_importance=64, scene_radius=1.3)
+    coarse, fine = render_rays(ExactField(scene), origins, directions, config, torch.ones(3))
+    assert fine.t.shape == (32 * 32, 96) and (fine.t.diff(dim=-1) >= 0).all()
+    hit = exact.mask.reshape(-1) & (coarse.opacity > 0.99) & (fine.opacity > 0.99)
+    assert hit.double().mean() > 0.9 * exact.mask.double().mean()
+    exact_depth = exact.depth.reshape(-1)[hit].float()
+    coarse_error = (coarse.depth[hit] - exact_depth).abs().median()
+    fine_error = (fine.depth[hit] - exact_depth).abs().median()
+    spacing = 2 * 1.3 / 32
+    assert coarse_error > spacing / 8 and fine_error < coarse_error / 3 and fine_error < spacing / 8
+    _, depth = render_image(ExactField(scene), camera, config, torch.ones(3))
+    torch.testing.assert_close(depth.reshape(-1), fine.depth)
+
+
 def small_views(scene_name: str, n_train: int, size: int = 32, seed: int = 0):
     scene = make_scene(scene_name)
     train = render_views(scene, hemisphere_cameras(n_train, seed=seed, width=size, height=size))
@@ -132,6 +166,34 @@ def test_distortion_loss_equals_its_double_sum():
     assert distortion_loss(single, near[:1], far[:1]).item() == pytest.approx(0.1 / 3, rel=1e-12)
 
 
+def test_color_consistency_loss_is_the_weighted_colour_change_between_two_random_views():
+    torch.manual_seed(0)
+    field_ = RadianceField(hidden=32, depth=2, color_hidden=16).double()
+    points = torch.randn(4, 6, 3, dtype=torch.float64)
+    weights = torch.rand(4, 6, dtype=torch.float64)
+    loss = color_consistency_loss(field_, points, weights, torch.Generator().manual_seed(3))
+    # The same two directions per point, drawn by hand, and the colours through the field's full forward pass.
+    d1, d2 = torch.randn(2, 24, 3, generator=torch.Generator().manual_seed(3)).double()
+    d1, d2 = d1 / d1.norm(dim=-1, keepdim=True), d2 / d2.norm(dim=-1, keepdim=True)
+    flat = points.reshape(-1, 3)
+    with torch.no_grad():
+        expected = sum(float(w) * float((field_(x[None], a[None])[1] - field_(x[None], b[None])[1]).square().sum())
+                       for x, a, b, w in zip(flat, d1, d2, weights.reshape(-1), strict=True)) / 4
+    assert loss.item() == pytest.approx(expected, rel=1e-9)
+    # A field whose colour ignores the direction pays nothing, and the loss moves only the colour branch's
+    # dependence on direction: the density head gets no gradient.
+    with torch.no_grad():
+        field_.color_head[0].weight[:, 32:] = 0
+    blind = color_consistency_loss(field_, points, weights, torch.Generator().manual_seed(3))
+    assert blind.item() == pytest.approx(0.0, abs=1e-12)
+    field_.zero_grad()
+    loss = color_consistency_loss(field_, points, weights, torch.Generator().manual_seed(4))
+    loss.backward()
+    assert field_.density_head.weight.grad is None or field_.density_head.weight.grad.abs().max() == 0
+    with pytest.raises(ValueError, match="color_consistency"):
+        preset("nerf", color_consistency=-1.0)
+
+
 def test_resuming_a_checkpoint_that_does_not_fit_names_the_file(tmp_path):
     from mpenv.checkpoint import CheckpointError
 
@@ -176,9 +238,12 @@ def test_the_cli_trains_evaluates_and_renders(tmp_path, capsys):
     from vision3d.cli import main
 
     main(["train", "hash-nerf", "--scene", "sphere", "--views", "4", "--test-views", "2", "--resolution", "16",
-          "--steps", "20", "--batch-rays", "64", "--samples", "16", "--logdir", str(tmp_path), "--no-progress"])
+          "--steps", "20", "--batch-rays", "64", "--samples", "16", "--color-consistency", "0.1",
+          "--precrop", "5", "--logdir", str(tmp_path), "--no-progress"])
     (run_dir,) = tmp_path.iterdir()
     assert "held-out PSNR" in capsys.readouterr().out
+    recorded = json.loads((run_dir / "config.json").read_text())["nerf"]
+    assert recorded["color_consistency"] == 0.1 and recorded["precrop_steps"] == 5
     main(["eval", str(run_dir)])
     report = json.loads(capsys.readouterr().out)
     assert report["scene"] == "sphere" and math.isfinite(report["psnr"])
@@ -200,6 +265,33 @@ def test_the_cli_trains_evaluates_and_renders(tmp_path, capsys):
     assert [p for p in tmp_path.iterdir() if p.is_dir()] == [run_dir]  # the refused run made no directory
 
 
+def test_central_pixels_are_the_middle_of_every_view():
+    train, _ = small_views("sphere", 3, size=8)
+    expected = [v * 64 + row * 8 + column for v in range(3) for row in range(2, 6) for column in range(2, 6)]
+    assert central_pixels(train, 0.5).tolist() == expected
+    assert central_pixels(train, 1.0).tolist() == list(range(3 * 64))
+    with pytest.raises(ValueError, match="precrop_fraction"):
+        preset("nerf", precrop_fraction=0.0)
+
+
+@pytest.mark.slow
+def test_the_body_scene_trains_with_a_central_crop_first():
+    """The SMPL-style body covers 8% of its 32x32 views: without the central crop the positional-encoding NeRF
+    empties its field in its first 20 steps and renders white (14.35 dB); cropping the first 100 steps, as NeRF's
+    code does for its synthetic scenes, it learns the person: measured 23.6 dB and silhouette IoU 0.77-0.81 after
+    600 steps (at 300 the silhouette is still twice too wide, IoU 0.35-0.45); bars 22 dB and 0.7 on each view."""
+    train, test = scene_views("body", 20, 3, 32, seed=0)
+    run = train_nerf(train, test, preset("nerf", steps=600, batch_rays=512, eval_every=600, precrop_steps=100))
+    assert run.history[-1]["psnr"] >= 22.0, run.history
+    for camera, exact_mask in zip(test.cameras, test.mask, strict=True):
+        origins, directions = (x.float() for x in pixel_rays(camera))
+        with torch.no_grad():
+            result, _ = render_rays(run.field, origins, directions, run.config, torch.ones(3))
+        silhouette = result.opacity.reshape(32, 32) > 0.5
+        iou = (silhouette & exact_mask).sum() / (silhouette | exact_mask).sum()
+        assert iou >= 0.7, iou
+
+
 @pytest.mark.slow
 def test_positional_encoding_nerf_learns_a_scene():
     """Learning bar at 32x32 within a CPU test budget (measured 22.8 dB); the issue's 25 dB at 64x64 is measured
@@ -216,6 +308,19 @@ def test_positional_encoding_nerf_learns_a_scene():
     points, _ = sample_mesh_surface(mesh.vertices, mesh.faces, 20_000, seed=0)
     chamfer = chamfer_distance(points, surface_samples(make_scene("blocks").shape, 20_000, seed=1).points)
     assert chamfer.l1 < 0.075, chamfer
+
+
+@pytest.mark.slow
+def test_the_colour_prior_beats_no_prior_on_four_views():
+    """The issue's sparse-view bar, on the same budget for both: 4 training views of blocks at 32x32, 400 steps of
+    256 rays, 3 held-out orbit views. Measured 15.73 dB without a prior and 16.97 with colour consistency 0.1
+    (seed 1: 15.33 and 16.76); benchmarks/bench_nerf.py --parts sparse compares them after 1,500 steps."""
+    train, test = small_views("blocks", 4)
+    psnr_of = {}
+    for weight in (0.0, 0.1):
+        config = preset("nerf", steps=400, batch_rays=256, eval_every=400, color_consistency=weight)
+        psnr_of[weight] = train_nerf(train, test, config).history[-1]["psnr"]
+    assert psnr_of[0.1] >= psnr_of[0.0] + 0.75, psnr_of
 
 
 def test_the_cli_trains_evaluates_and_meshes_implicit_models(tmp_path, capsys):

@@ -105,7 +105,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         overrides = {key: value for key, value in {
             "steps": args.steps, "batch_rays": args.batch_rays, "n_samples": args.samples, "lr": args.learning_rate,
             "n_importance": args.importance, "depth_smoothness": args.depth_smoothness, "seed": args.seed,
-            "distortion": args.distortion, "sample_annealing": args.sample_annealing,
+            "distortion": args.distortion, "color_consistency": args.color_consistency,
+            "sample_annealing": args.sample_annealing, "precrop_steps": args.precrop,
             "frequency_annealing": args.frequency_annealing, "eval_every": args.eval_every,
         }.items() if value is not None}  # fmt: skip
         config = preset(args.model, **overrides)
@@ -235,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight of RegNeRF's depth smoothness on unobserved patches (sparse views)")
     t.add_argument("--distortion", type=float, default=None,
                    help="weight of mip-NeRF 360's distortion loss, which removes haze and floaters (sparse views)")
+    t.add_argument("--precrop", type=int, default=None,
+                   help="first steps drawn from the central half of each view (NeRF's fix for small objects on a "
+                        "large empty background, such as the body scene, which otherwise train to an empty field)")
+    t.add_argument("--color-consistency", type=float, default=None,
+                   help="weight of the penalty on colour that changes with the viewing direction (sparse views)")
     t.add_argument("--sample-annealing", type=int, default=None,
                    help="steps over which RegNeRF's sample span grows from the middle half of each ray to all of it")
     t.add_argument("--frequency-annealing", type=int, default=None,

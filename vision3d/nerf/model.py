@@ -43,10 +43,16 @@ class RadianceField(nn.Module):
 
     def density(self, x: Tensor) -> Tensor:
         """``sigma`` [N] alone, without the colour branch (occupancy-grid updates need only this)."""
-        return F.softplus(self.density_head(self.trunk(self.position_encoding(x))).squeeze(-1))
+        return F.softplus(self.density_head(self.features(x)).squeeze(-1))
+
+    def features(self, x: Tensor) -> Tensor:
+        """The trunk's features ``h`` [N, hidden] at points [N, 3], from which density and colour are read."""
+        return self.trunk(self.position_encoding(x))
+
+    def color(self, features: Tensor, d: Tensor) -> Tensor:
+        """``c`` [N, 3] from the trunk's features and unit viewing directions [N, 3]."""
+        return torch.sigmoid(self.color_head(torch.cat([features, self.direction_encoding(d)], dim=-1)))
 
     def forward(self, x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
-        features = self.trunk(self.position_encoding(x))
-        sigma = F.softplus(self.density_head(features).squeeze(-1))
-        rgb = torch.sigmoid(self.color_head(torch.cat([features, self.direction_encoding(d)], dim=-1)))
-        return sigma, rgb
+        features = self.features(x)
+        return F.softplus(self.density_head(features).squeeze(-1)), self.color(features, d)
