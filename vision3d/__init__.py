@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["body", "implicit", "nerf", "scenes"]
+__all__ = ["body", "implicit", "nerf", "scenes", "splatting"]
 
 
 def __getattr__(name: str) -> Any:

@@ -6,7 +6,8 @@
     mpenv-3d train igr --scene torus --points 3000     # a signed distance from a point cloud alone
     mpenv-3d train occupancy --scene body              # an occupancy network on labelled points
     mpenv-3d train dvr --scene sphere --views 20 --resolution 24   # a surface from images and masks
-    mpenv-3d train nerf --scene blocks --views 4 --depth-smoothness 0.1   # sparse views, RegNeRF's prior
+    mpenv-3d train nerf --scene blocks --views 4 --color-consistency 0.1  # sparse views
+    mpenv-3d train nerf --scene body --precrop 100     # the positional encoding needs central crops first here
     mpenv-3d train nerf --resume runs/blocks__nerf__0__...                 # continue an interrupted run
     mpenv-3d eval RUN_DIR                              # PSNR / SSIM on the held-out views (NeRF), or
                                                        # Chamfer-L1, normal consistency, F-score, IoU

@@ -14,7 +14,7 @@ Submodules:
   Instant-NGP's occupancy grid for empty-space skipping.
 - :mod:`vision3d.nerf.model` -- the radiance field: density before the view direction, one colour layer after.
 - :mod:`vision3d.nerf.train` -- training from posed images (NeRF, Fourier-feature and hash-grid presets, the
-  sparse-view depth-smoothness prior), held-out PSNR/SSIM, checkpoints with resume.
+  sparse-view priors, the central crop for small objects), held-out PSNR/SSIM, checkpoints with resume.
 """
 
 from __future__ import annotations
