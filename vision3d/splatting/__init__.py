@@ -14,6 +14,7 @@ The pipeline is a chain of small steps, each testable alone (gsplat's decomposit
   ``Sigma' = J W Sigma W^T J^T`` plus the low-pass dilation, the conic, a conservative radius, culling.
 - :mod:`vision3d.splatting.rasterizer` -- tiles, one depth sort per tile, and front-to-back alpha compositing
   exactly as in NeRF's quadrature.
+- :mod:`vision3d.splatting.render` -- the chain for one camera: Gaussians to image, opacity and depth.
 """
 
 from __future__ import annotations
@@ -27,5 +28,6 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "sh": ("eval_sh", "rgb_to_sh0", "sh0_to_rgb", "sh_basis", "sh_to_rgb"),
     "projection": ("Projected", "project_gaussians"),
     "rasterizer": ("rasterize", "tile_intersections"),
+    "render": ("RenderOutput", "render_gaussians"),
 }  # fmt: skip
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -179,7 +179,7 @@ def _check_inputs(means: Tensor, covariances: Tensor, near: float, blur: float) 
             f"means and covariances must share one floating dtype, got {means.dtype} and {covariances.dtype}"
         )
     for name, tensor in (("means", means), ("covariances", covariances)):
-        bad = ~torch.isfinite(tensor.detach()).reshape(n, -1).all(dim=1)
+        bad = ~torch.isfinite(tensor.detach()).flatten(1).all(dim=1)
         if bad.any():
             first = bad.nonzero().flatten()[:5].tolist()
             raise ValueError(f"{name} has non-finite entries in {int(bad.sum())} Gaussians (first: {first})")
