@@ -3,16 +3,10 @@ surface sampling, and the lazy re-exports of vision3d.implicit."""
 
 from __future__ import annotations
 
-import importlib
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
 
-import vision3d.implicit as implicit
-from mpenv.lazy import home_modules
 from vision3d.implicit import (
     chamfer_distance,
     f_score,
@@ -188,22 +182,3 @@ def test_bad_inputs_raise_clear_errors():
         sample_mesh_surface(vertices[:4], faces, 10)
     with pytest.raises(ValueError, match="zero surface area"):
         sample_mesh_surface(np.zeros((3, 3)), np.array([[0, 1, 2]]), 10)
-
-
-def test_importing_vision3d_implicit_imports_no_torch_until_a_name_is_used():
-    code = (
-        "import sys, vision3d.implicit as m\n"
-        "print('torch' in sys.modules, 'extract_mesh' in dir(m))\n"
-        "from vision3d.implicit import chamfer_distance\n"
-        "print('torch' in sys.modules, chamfer_distance.__module__)"
-    )
-    result = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "True", "True", "vision3d.implicit.metrics"]
-
-
-@pytest.mark.parametrize("name", sorted(home_modules(implicit._EXPORTS)))
-def test_every_reexported_name_is_its_submodules_public_object(name):
-    home = importlib.import_module(f"vision3d.implicit.{home_modules(implicit._EXPORTS)[name]}")
-    assert getattr(implicit, name) is getattr(home, name)
-    assert name in home.__all__ and name in implicit.__all__ and name in dir(implicit)
