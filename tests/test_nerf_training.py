@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from vision3d.image_metrics import psnr, ssim
+from vision3d.image_metrics import psnr, ssim, ssim_map
 from vision3d.nerf.model import RadianceField
 from vision3d.nerf.rendering import RenderResult
 from vision3d.nerf.train import (
@@ -45,6 +45,12 @@ def test_psnr_and_ssim_match_scikit_image():
         psnr(target, target[:-1])
     with pytest.raises(ValueError, match="window"):
         ssim(target[:8, :8], target[:8, :8])
+    # The map behind it keeps the images' dtype and is differentiable (Gaussian splatting's D-SSIM loss).
+    single = ssim_map(noisy, target)
+    assert single.dtype == torch.float32 and single.shape == (3, 30, 26)
+    assert single.mean().item() == pytest.approx(expected, abs=1e-5)
+    small = (noisy[:12, :12, :1].double().requires_grad_(), target[:12, :12, :1].double())
+    assert torch.autograd.gradcheck(lambda x: ssim_map(x, small[1]).mean(), (small[0],))
 
 
 def test_sphere_bounds_are_where_rays_cross_the_sphere():

@@ -40,14 +40,15 @@ def gaussian_window(size: int = 11, sigma: float = 1.5) -> Tensor:
     return g / g.sum()
 
 
-def ssim(prediction: Tensor, target: Tensor, window_size: int = 11, sigma: float = 1.5) -> float:
-    """Mean structural similarity of two images [H, W, C] (or [H, W]) in [0, 1]."""
+def ssim_map(prediction: Tensor, target: Tensor, window_size: int = 11, sigma: float = 1.5) -> Tensor:
+    """Local SSIM ``[C, H - w + 1, W - w + 1]`` of images [H, W, C] (or [H, W]), in the images' dtype and
+    differentiable: ``1 - ssim_map(...).mean()`` is the D-SSIM term of Gaussian splatting's loss."""
     _check_pair(prediction, target)
     if min(prediction.shape[:2]) < window_size:
         raise ValueError(f"images of {list(prediction.shape[:2])} pixels are smaller than the SSIM window "
                          f"({window_size} pixels)")
-    x, y = (image.double().reshape(*image.shape[:2], -1).permute(2, 0, 1)[:, None] for image in (prediction, target))
-    g = gaussian_window(window_size, sigma)
+    x, y = (image.reshape(*image.shape[:2], -1).permute(2, 0, 1)[:, None] for image in (prediction, target))
+    g = gaussian_window(window_size, sigma).to(x)
     window = (g[:, None] * g[None, :])[None, None]
 
     def local_mean(image: Tensor) -> Tensor:
@@ -58,5 +59,9 @@ def ssim(prediction: Tensor, target: Tensor, window_size: int = 11, sigma: float
     var_y = local_mean(y * y) - mu_y**2
     cov = local_mean(x * y) - mu_x * mu_y
     c1, c2 = 0.01**2, 0.03**2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return ssim_map.mean().item()
+    return (((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)))[:, 0]
+
+
+def ssim(prediction: Tensor, target: Tensor, window_size: int = 11, sigma: float = 1.5) -> float:
+    """Mean structural similarity of two images [H, W, C] (or [H, W]) in [0, 1], computed in float64."""
+    return ssim_map(prediction.double(), target.double(), window_size, sigma).mean().item()

@@ -15,6 +15,8 @@ The pipeline is a chain of small steps, each testable alone (gsplat's decomposit
 - :mod:`vision3d.splatting.rasterizer` -- tiles, one depth sort per tile, and front-to-back alpha compositing
   exactly as in NeRF's quadrature.
 - :mod:`vision3d.splatting.render` -- the chain for one camera: Gaussians to image, opacity and depth.
+- :mod:`vision3d.splatting.density` -- adaptive density control: clone, split, prune, the opacity reset, and
+  Adam's state carried over to the new set.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "sh": ("eval_sh", "rgb_to_sh0", "sh0_to_rgb", "sh_basis", "sh_to_rgb"),
     "projection": ("Projected", "project_gaussians"),
     "rasterizer": ("rasterize", "tile_intersections"),
+    "density": ("DensityConfig", "GradientStats", "densify_and_prune", "remap_adam_state", "reset_opacity"),
     "render": ("RenderOutput", "render_gaussians"),
 }  # fmt: skip
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
