@@ -17,6 +17,8 @@ The pipeline is a chain of small steps, each testable alone (gsplat's decomposit
 - :mod:`vision3d.splatting.render` -- the chain for one camera: Gaussians to image, opacity and depth.
 - :mod:`vision3d.splatting.density` -- adaptive density control: clone, split, prune, the opacity reset, and
   Adam's state carried over to the new set.
+- :mod:`vision3d.splatting.train` -- fitting to posed views: L1 + D-SSIM, per-field Adam, the density schedule,
+  run directories with TensorBoard and checkpoints that resume exactly.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "projection": ("Projected", "project_gaussians"),
     "rasterizer": ("rasterize", "tile_intersections"),
     "density": ("DensityConfig", "GradientStats", "densify_and_prune", "remap_adam_state", "reset_opacity"),
+    "train": ("SplatConfig", "SplatRun", "evaluate_gaussians", "train_gaussians"),
     "render": ("RenderOutput", "render_gaussians"),
 }  # fmt: skip
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -151,7 +151,8 @@ def densify_and_prune(
     sources = torch.cat([keep_rows, clone_rows, split_rows.repeat(config.split_count)])
 
     max_radius = stats.max_radius.to(device)[sources]
-    prune = grown.opacities < config.min_opacity
+    # Transparency is judged on the parent's opacity: copies that share it are thinner, not less needed.
+    prune = gaussians.opacities.detach()[sources] < config.min_opacity
     if config.max_screen_size is not None:
         prune |= max_radius > config.max_screen_size
         prune |= grown.scales.max(dim=-1).values > 0.1 * config.scene_extent
