@@ -29,14 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mpenv.checkpoint import load_state_dict_checked, load_torch, save_torch
+from mpenv.checkpoint import load_state_dict_checked, save_torch
 from mpenv.device import get_device, seed_everything
-from vision3d.image_metrics import psnr, ssim
 from vision3d.nerf.encodings import OccupancyGrid
 from vision3d.nerf.model import RadianceField
 from vision3d.nerf.rendering import RenderResult, hierarchical_samples, stratified_samples, volume_render
 from vision3d.scenes.cameras import Camera, hemisphere_cameras, pixel_rays, sphere_bounds
 from vision3d.scenes.rendering import ViewSet
+from vision3d.view_fitting import fitting_run, image_scores, record_evaluation, resume_state
 
 
 @dataclass
@@ -205,11 +205,7 @@ def evaluate(field_: RadianceField, views: ViewSet, config: NeRFConfig, grid: Oc
     """Mean PSNR and SSIM over ``views`` and the rendered images."""
     background = torch.tensor(views.background, dtype=torch.float32, device=next(field_.parameters()).device)
     images = [render_image(field_, camera, config, background, grid=grid)[0] for camera in views.cameras]
-    return {
-        "psnr": sum(psnr(image, target) for image, target in zip(images, views.rgb, strict=True)) / len(images),
-        "ssim": sum(ssim(image, target) for image, target in zip(images, views.rgb, strict=True)) / len(images),
-        "images": images,
-    }
+    return {**image_scores(images, views.rgb), "images": images}
 
 
 def _patch_rays(cameras: list[Camera], size: int, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -323,8 +319,6 @@ def train_nerf(
     ``psnr`` and ``ssim``. With ``run_dir`` the run writes TensorBoard events, ``config.json`` and a checkpoint
     every ``checkpoint_every`` steps and on Ctrl-C; ``resume=True`` continues from that checkpoint. ``run_config``
     is what ``config.json`` records (default: the model and this config)."""
-    from mpenv.logger import RunLogger
-
     check_config(config)
     device = get_device(device)
     seed_everything(config.seed)
@@ -342,18 +336,14 @@ def train_nerf(
                                          width=train.cameras[0].width, height=train.cameras[0].height)
     start_step, train_seconds, history = 0, 0.0, []
     if resume:
-        if run_dir is None:
-            raise ValueError("resume needs the run directory")
-        state = load_torch(run_dir, required=("step", "modules", "optimizer", "scheduler", "generator", "history"))
-        source = f"{run_dir}/checkpoint.pt"
-        load_state_dict_checked(field_, state["modules"]["field"], source)
+        saved = resume_state(run_dir, required=("modules", "optimizer", "scheduler", "generator"))
+        load_state_dict_checked(field_, saved.state["modules"]["field"], saved.source)
         if grid is not None:
-            load_state_dict_checked(grid, state["modules"].get("grid", {}), source)
-        load_state_dict_checked(optimizer, state["optimizer"], source)
-        load_state_dict_checked(scheduler, state["scheduler"], source)
-        generator.set_state(state["generator"])
-        start_step, history = state["step"], state["history"]
-        train_seconds = history[-1]["train_seconds"] if history else 0.0
+            load_state_dict_checked(grid, saved.state["modules"].get("grid", {}), saved.source)
+        load_state_dict_checked(optimizer, saved.state["optimizer"], saved.source)
+        load_state_dict_checked(scheduler, saved.state["scheduler"], saved.source)
+        generator.set_state(saved.state["generator"])
+        start_step, history, train_seconds = saved.step, saved.history, saved.train_seconds
 
     def save(step: int) -> None:
         if run_dir is not None:
@@ -362,24 +352,17 @@ def train_nerf(
                                  "scheduler": scheduler.state_dict(), "generator": generator_state,
                                  "history": history, "config": asdict(config)})
 
-    def log_evaluation(step: int, logger: RunLogger | None) -> None:
+    def log_evaluation(step: int, logger) -> None:
         field_.eval()
         result = evaluate(field_, test, config, grid)
         field_.train()
-        history.append({"step": step, "train_seconds": train_seconds, "psnr": result["psnr"], "ssim": result["ssim"],
-                        **({"occupied": grid.occupied_fraction} if grid is not None else {})})
-        if logger is not None:
-            logger.log("eval/psnr", result["psnr"], step)
-            logger.log("eval/ssim", result["ssim"], step)
-            logger.log("eval/train_seconds", train_seconds, step)
-            logger.writer.add_images("eval/views", torch.stack(result["images"][:4]).clamp(0, 1), step,
-                                     dataformats="NHWC")
+        record_evaluation(history, logger, step, train_seconds, result,
+                          **({"occupied": grid.occupied_fraction} if grid is not None else {}))
 
     run_config = run_config or {"model": "nerf", "nerf": asdict(config)}
-    logger = RunLogger(Path(run_dir), run_config, config.steps, progress) if run_dir is not None else None
     # The last step whose update was applied and the random state after it: what a checkpoint on Ctrl-C records.
     completed, generator_state = start_step, generator.get_state()
-    try:
+    with fitting_run(run_dir, run_config, config.steps, progress, lambda: save(completed)) as logger:
         for step in range(start_step + 1, config.steps + 1):
             began = time.perf_counter()
             if grid is not None and (step - 1) % config.grid_every == 0:
@@ -428,10 +411,4 @@ def train_nerf(
                 log_evaluation(step, logger)
             if step % config.checkpoint_every == 0 or step == config.steps:
                 save(step)
-    except KeyboardInterrupt:
-        save(completed)
-        raise
-    finally:
-        if logger is not None:
-            logger.close()
     return NeRFRun(field_, config, grid, history)

@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from mpenv.checkpoint import load_state_dict_checked, load_torch, save_torch
+from mpenv.checkpoint import load_state_dict_checked, save_torch
 from mpenv.device import get_device, seed_everything
-from vision3d.image_metrics import psnr, ssim, ssim_map
+from vision3d.image_metrics import psnr, ssim_map
 from vision3d.scenes.rendering import ViewSet
 from vision3d.splatting.density import (
     DensityConfig,
@@ -36,10 +36,11 @@ from vision3d.splatting.density import (
     remap_adam_state,
     reset_opacity,
 )
-from vision3d.splatting.gaussians import Gaussians, random_gaussians_in_box
+from vision3d.splatting.gaussians import Gaussians, gaussians_from_points, random_gaussians_in_box
 from vision3d.splatting.render import render_gaussians
+from vision3d.view_fitting import fitting_run, image_scores, record_evaluation, resume_state
 
-__all__ = ["SplatConfig", "SplatRun", "evaluate_gaussians", "scene_extent", "train_gaussians"]
+__all__ = ["SplatConfig", "SplatRun", "evaluate_gaussians", "scene_extent", "surface_gaussians", "train_gaussians"]
 
 
 @dataclass
@@ -63,6 +64,7 @@ class SplatConfig:
     densify_every: int = 100
     opacity_reset_every: int = 1000
     grad_threshold: float = 2e-4
+    split_mode: str = "sample"  # or "moments": the split pair keeps the parent's mean and covariance (density.py)
     max_gaussians: int = 50_000
     eval_every: int = 500
     checkpoint_every: int = 500
@@ -81,6 +83,18 @@ def check_config(config: SplatConfig) -> None:
         raise ValueError(f"lambda_dssim must be in [0, 1], got {config.lambda_dssim}")
     if config.initial_gaussians < 2:
         raise ValueError("initial_gaussians must be >= 2 (scales come from nearest neighbours)")
+
+
+def surface_gaussians(scene_name: str, n: int, sh_degree: int = 3, seed: int = 0) -> Gaussians:
+    """Gaussians at ``n`` points drawn uniformly on a library scene's exact surface, coloured by the scene's
+    shading seen head-on: the stand-in for the SfM points the paper starts from (float32, 3-NN scales)."""
+    from vision3d.scenes.library import make_scene
+    from vision3d.scenes.rendering import shade
+
+    scene = make_scene(scene_name)
+    points, normals = scene.shape.sample_surface(n, torch.Generator().manual_seed(seed))
+    colors = shade(scene, points, normals, -normals)
+    return gaussians_from_points(points.float(), colors.float(), sh_degree=sh_degree)
 
 
 def scene_extent(views: ViewSet) -> float:
@@ -117,10 +131,7 @@ def evaluate_gaussians(gaussians: Gaussians, views: ViewSet, sh_degree: int | No
     background = torch.tensor(views.background, dtype=gaussians.means.dtype, device=gaussians.means.device)
     images = [render_gaussians(gaussians, camera, background, sh_degree=sh_degree).image.clamp(0, 1).cpu()
               for camera in views.cameras]
-    pairs = list(zip(images, views.rgb, strict=True))
-    return {"psnr": sum(psnr(i, t) for i, t in pairs) / len(pairs),
-            "ssim": sum(ssim(i, t) for i, t in pairs) / len(pairs) if min(images[0].shape[:2]) >= 11 else math.nan,
-            "images": images}
+    return {**image_scores(images, views.rgb), "images": images}
 
 
 @dataclass
@@ -139,46 +150,51 @@ def train_gaussians(
     progress: bool | None = False,
     resume: bool = False,
     run_config: dict | None = None,
+    initial: Gaussians | None = None,
 ) -> SplatRun:
     """Fit Gaussians to ``train``; every ``eval_every`` steps measure PSNR/SSIM on ``test``.
+
+    They start from ``initial`` (e.g. :func:`surface_gaussians`, or :func:`gaussians_from_points` of any point
+    cloud) or else from ``initial_gaussians`` random ones in the scene cube; on ``resume`` from the checkpoint.
 
     ``history`` holds ``step``, ``train_seconds`` (evaluations excluded), ``psnr``, ``ssim`` and ``gaussians``
     (their number). With ``run_dir``: TensorBoard events, ``config.json``, a checkpoint every
     ``checkpoint_every`` steps and on Ctrl-C, and ``resume=True`` continues from it."""
-    from mpenv.logger import RunLogger
-
     check_config(config)
     device = get_device(device)
     seed_everything(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     extent = scene_extent(train)
-    density = DensityConfig(scene_extent=extent, grad_threshold=config.grad_threshold)
-    gaussians = random_gaussians_in_box(config.initial_gaussians, -config.scene_radius, config.scene_radius,
-                                        sh_degree=config.sh_degree, generator=generator).to(device)
+    density = DensityConfig(scene_extent=extent, grad_threshold=config.grad_threshold, split_mode=config.split_mode)
+    if initial is not None:
+        if initial.sh_degree != config.sh_degree:
+            raise ValueError(f"the initial Gaussians have SH degree {initial.sh_degree}, the config {config.sh_degree}")
+        # A copy: training updates its tensors in place, and the caller's Gaussians stay as they were.
+        gaussians = Gaussians(**{n: t.detach().to(device, torch.float32).clone() for n, t in
+                                 initial.parameters().items()}).check()
+    else:
+        gaussians = random_gaussians_in_box(config.initial_gaussians, -config.scene_radius, config.scene_radius,
+                                            sh_degree=config.sh_degree, generator=generator).to(device)
     start_step, train_seconds, history = 0, 0.0, []
     if resume:
-        if run_dir is None:
-            raise ValueError("resume needs the run directory")
-        state = load_torch(run_dir, required=("step", "gaussians", "optimizer", "generator", "history"))
-        source = f"{run_dir}/checkpoint.pt"
-        fields = state["gaussians"]
+        saved = resume_state(run_dir, required=("gaussians", "optimizer", "generator"))
+        fields = saved.state["gaussians"]
         if not isinstance(fields, dict) or set(fields) != set(gaussians.parameters()):
-            raise ValueError(f"{source}: the checkpoint does not hold the Gaussians' fields")
+            raise ValueError(f"{saved.source}: the checkpoint does not hold the Gaussians' fields")
         gaussians = Gaussians(**{name: fields[name].to(device) for name in gaussians.parameters()}).check()
-        generator.set_state(state["generator"])
-        start_step, history = state["step"], state["history"]
-        train_seconds = history[-1]["train_seconds"] if history else 0.0
+        generator.set_state(saved.state["generator"])
+        start_step, history, train_seconds = saved.step, saved.history, saved.train_seconds
     gaussians.requires_grad_()
     optimizer = _optimizer(gaussians, config, extent)
-    if resume:
-        load_state_dict_checked(optimizer, state["optimizer"], source)
     stats = GradientStats.zeros(len(gaussians), device)
-    if resume:  # the statistics gathered since the last densification decide the next one
-        saved = state.get("stats", {})
+    if resume:
+        load_state_dict_checked(optimizer, saved.state["optimizer"], saved.source)
+        # The statistics gathered since the last densification decide the next one.
+        saved_stats = saved.state.get("stats", {})
         for name in ("grad_norm_sum", "visible_count", "max_radius"):
-            if not isinstance(saved.get(name), Tensor) or saved[name].shape != (len(gaussians),):
-                raise ValueError(f"{source}: the checkpoint's gradient statistics do not fit its Gaussians")
-            setattr(stats, name, saved[name].to(device))
+            if not isinstance(saved_stats.get(name), Tensor) or saved_stats[name].shape != (len(gaussians),):
+                raise ValueError(f"{saved.source}: the checkpoint's gradient statistics do not fit its Gaussians")
+            setattr(stats, name, saved_stats[name].to(device))
     background = torch.tensor(train.background, dtype=torch.float32, device=device)
     targets = train.rgb.to(device)
 
@@ -193,20 +209,9 @@ def train_gaussians(
                                                                                      "max_radius")},
                                  "history": history, "config": asdict(config)})
 
-    def log_evaluation(step: int, logger: RunLogger | None) -> None:
-        result = evaluate_gaussians(gaussians, test, active_degree(step))
-        history.append({"step": step, "train_seconds": train_seconds, "psnr": result["psnr"], "ssim": result["ssim"],
-                        "gaussians": len(gaussians)})
-        if logger is not None:
-            logger.log("eval/psnr", result["psnr"], step)
-            logger.log("eval/ssim", result["ssim"], step)
-            logger.log("eval/train_seconds", train_seconds, step)
-            logger.writer.add_images("eval/views", torch.stack(result["images"][:4]), step, dataformats="NHWC")
-
     run_config = run_config or {"model": "gaussians", "gaussians": asdict(config)}
-    logger = RunLogger(Path(run_dir), run_config, config.steps, progress) if run_dir is not None else None
     completed, generator_state = start_step, generator.get_state()
-    try:
+    with fitting_run(run_dir, run_config, config.steps, progress, lambda: save(completed)) as logger:
         for step in range(start_step + 1, config.steps + 1):
             began = time.perf_counter()
             view = int(torch.randint(len(train.cameras), (1,), generator=generator))
@@ -251,13 +256,8 @@ def train_gaussians(
                 logger.log("charts/gaussians", len(gaussians), step)
                 logger.log("charts/psnr_train_view", psnr(out.image.detach().clamp(0, 1), targets[view]), step)
             if step % config.eval_every == 0 or step == config.steps:
-                log_evaluation(step, logger)
+                result = evaluate_gaussians(gaussians, test, active_degree(step))
+                record_evaluation(history, logger, step, train_seconds, result, gaussians=len(gaussians))
             if step % config.checkpoint_every == 0 or step == config.steps:
                 save(step)
-    except KeyboardInterrupt:
-        save(completed)
-        raise
-    finally:
-        if logger is not None:
-            logger.close()
     return SplatRun(gaussians.detach(), config, history)
