@@ -10,8 +10,7 @@ import torch
 
 from vision3d.image_metrics import psnr
 from vision3d.scenes.cameras import Camera, intrinsics
-from vision3d.scenes.library import scene_views
-from vision3d.splatting.gaussians import Gaussians, random_gaussians_in_box
+from vision3d.splatting.gaussians import Gaussians
 from vision3d.splatting.projection import project_gaussians
 from vision3d.splatting.render import render_gaussians
 from vision3d.splatting.sh import eval_sh
@@ -204,30 +203,11 @@ def test_means2d_gradient_can_be_retained():
 MIN_FIT_GAIN_DB, MIN_FIT_PSNR_DB = 8.0, 17.0
 
 
-def test_fitting_one_view_raises_psnr():
-    train, _ = scene_views("blocks", 1, 1, 32, seed=0)
-    camera, target = train.cameras[0], train.rgb[0]
-    background = torch.tensor(train.background, dtype=torch.float32)
-    # 400 Gaussians in the box [-1, 1]^3 that holds the scene. Degree 0: one view cannot constrain view dependence.
-    gaussians = random_gaussians_in_box(400, -1.0, 1.0, sh_degree=0, generator=torch.Generator().manual_seed(0))
-    gaussians.requires_grad_()
-    # 3DGS's learning rates; the means' is relative to the scene extent, here the camera distance 3.5.
-    learning_rates = {"means": 1.6e-4 * 3.5, "log_scales": 5e-3, "quaternions": 1e-3, "opacity_logits": 5e-2,
-                      "sh": 2.5e-3}  # fmt: skip
-    groups = [{"params": [tensor], "lr": learning_rates[name]} for name, tensor in gaussians.parameters().items()]
-    optimizer = torch.optim.Adam(groups, eps=1e-15)
-
-    def training_psnr() -> float:
-        with torch.no_grad():
-            return psnr(render_gaussians(gaussians, camera, background).image.clamp(0, 1), target)
-
-    initial = training_psnr()
-    for _ in range(150):
-        loss = (render_gaussians(gaussians, camera, background).image - target).abs().mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    final = training_psnr()
+def test_fitting_one_view_raises_psnr(fitted_blocks_view):
+    """400 random Gaussians fitted for 150 steps to one view (tests/conftest.py)."""
+    fit = fitted_blocks_view
+    initial = psnr(fit["initial_image"].clamp(0, 1), fit["target"])
+    final = psnr(fit["image"].clamp(0, 1), fit["target"])
     assert final >= initial + MIN_FIT_GAIN_DB and final >= MIN_FIT_PSNR_DB, (initial, final)
 
 

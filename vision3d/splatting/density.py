@@ -14,6 +14,16 @@ Gaussian should be copied) or over-reconstructed (a large Gaussian covers detail
     split  if  max(s_i) >  percent_dense * extent     two Gaussians at positions drawn from N(mu_i, Sigma_i), scales
                                                       s_i / 1.6, the rest copied; the original is removed
 
+The paper's split changes what the scene looks like: the halves land at random, and both are narrower in every
+direction, so a large Gaussian's footprint breaks into two smaller blobs. ``split_mode="moments"`` splits along
+the longest axis ``e`` (scale ``s``) instead, deterministically, so that the pair has the parent's mean and
+covariance::
+
+    mu_+- = mu_i +- a s e,     s' = s sqrt(1 - a^2)  along e (other axes kept),     a = split_offset
+
+(the mixture's variance along ``e`` is ``s^2 (1 - a^2) + a^2 s^2 = s^2``). On a fitted view the image after such a
+split stays within about 35 dB of the one before, against 23 dB for the paper's split (tests/test_splatting_density).
+
 The paper copies the opacity too, so a clone doubles the coverage where it sits and a split adds some. With
 ``keep_opacity`` (the default) the copies share it instead, ``o' = 1 - (1 - o)^(1/k)`` for ``k`` stacked copies,
 as Rota Bulo et al. (2024, "Revising densification in Gaussian splatting") correct it: the image barely changes
@@ -60,8 +70,10 @@ class DensityConfig:
     percent_dense: float = 0.01  # clone below, split above this fraction of the extent
     min_opacity: float = 0.005
     max_screen_size: float | None = None  # pixels; None until the first opacity reset, as in the paper
-    split_count: int = 2
-    split_scale_divisor: float = 1.6  # 0.8 * split_count in the paper's code
+    split_mode: str = "sample"  # "sample": the paper's; "moments": the pair keeps the parent's mean and covariance
+    split_count: int = 2  # "sample" only; a moment-matched split makes two
+    split_scale_divisor: float = 1.6  # "sample": 0.8 * split_count in the paper's code
+    split_offset: float = 0.6  # "moments": the halves sit at +- this many of the longest axis's scale
     keep_opacity: bool = True  # clones and halves get 1 - (1 - o)^(1/k) (Rota Bulo et al. 2024); False: o (3DGS)
 
 
@@ -104,6 +116,21 @@ def _split_samples(gaussians: Gaussians, rows: Tensor, count: int, generator: to
     return means + (rotations @ (scales * z)[..., None])[..., 0]
 
 
+def _moment_matched_halves(halves: Gaussians, offset: float) -> Gaussians:
+    """``halves`` holds two copies of each parent (``[parents, parents]``): move them to ``mu +- a s e`` along the
+    longest axis and narrow that axis to ``s sqrt(1 - a^2)``, in place (module docstring)."""
+    n = len(halves) // 2
+    log_scales = halves.log_scales.clone()
+    axis = log_scales[:n].argmax(dim=-1)
+    rows = torch.arange(n, device=axis.device)
+    direction = quaternion_to_rotation(halves.quaternions[:n])[rows, :, axis]  # the rotation's column = the axis
+    step = offset * log_scales[rows, axis].exp()[:, None] * direction
+    halves.means = halves.means + torch.cat([step, -step])
+    log_scales[torch.cat([rows, rows + n]), axis.repeat(2)] += 0.5 * math.log(1 - offset**2)
+    halves.log_scales = log_scales
+    return halves
+
+
 def _shared_opacity_logits(logits: Tensor, k: int) -> Tensor:
     """Logits of the opacity ``o'`` that ``k`` stacked copies need to cover like one of opacity ``o``:
     ``1 - (1 - o')^k = o``, so ``o' = 1 - (1 - o)^(1/k)``."""
@@ -123,6 +150,10 @@ def densify_and_prune(
 
     New rows are ordered: the kept originals, then the clones, then the split halves; pruning applies to all."""
     n = len(gaussians)
+    if config.split_mode not in ("sample", "moments"):
+        raise ValueError(f"split_mode must be 'sample' or 'moments', got {config.split_mode!r}")
+    if not 0 < config.split_offset < 1:
+        raise ValueError(f"split_offset must be in (0, 1), got {config.split_offset}")
     if len(stats.grad_norm_sum) != n:
         raise ValueError(f"the gradient statistics cover {len(stats.grad_norm_sum)} Gaussians, the scene has {n}")
     device = gaussians.means.device
@@ -135,20 +166,24 @@ def densify_and_prune(
     detached = gaussians.detach()
     kept = torch.ones(n, dtype=torch.bool, device=device)
     kept[split_rows] = False  # a split Gaussian is replaced by its halves
-    halves = detached.index(split_rows.repeat(config.split_count))
-    halves.means = _split_samples(gaussians, split_rows, config.split_count, generator)
-    halves.log_scales = halves.log_scales - math.log(config.split_scale_divisor)
+    split_count = 2 if config.split_mode == "moments" else config.split_count
+    halves = detached.index(split_rows.repeat(split_count))
+    if config.split_mode == "moments":
+        halves = _moment_matched_halves(halves, config.split_offset)
+    else:
+        halves.means = _split_samples(gaussians, split_rows, split_count, generator)
+        halves.log_scales = halves.log_scales - math.log(config.split_scale_divisor)
     clones = detached.index(clone_rows)
     if config.keep_opacity:
         # A clone and its parent stack: two opacities o' with 1 - (1 - o')^2 = o cover as the parent did. The
         # parent of a clone stays, so it is thinned too.
         clones.opacity_logits = _shared_opacity_logits(clones.opacity_logits, 2)
-        halves.opacity_logits = _shared_opacity_logits(halves.opacity_logits, config.split_count)
+        halves.opacity_logits = _shared_opacity_logits(halves.opacity_logits, split_count)
         detached.opacity_logits = detached.opacity_logits.clone()
         detached.opacity_logits[clone_rows] = clones.opacity_logits
     keep_rows = kept.nonzero()[:, 0]
     grown = detached.index(keep_rows).cat(clones).cat(halves)
-    sources = torch.cat([keep_rows, clone_rows, split_rows.repeat(config.split_count)])
+    sources = torch.cat([keep_rows, clone_rows, split_rows.repeat(split_count)])
 
     max_radius = stats.max_radius.to(device)[sources]
     # Transparency is judged on the parent's opacity: copies that share it are thinner, not less needed.
