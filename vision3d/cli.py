@@ -9,14 +9,20 @@
     mpenv-3d train nerf --scene blocks --views 4 --color-consistency 0.1  # sparse views
     mpenv-3d train nerf --scene body --precrop 100     # the positional encoding needs central crops first here
     mpenv-3d train nerf --resume runs/blocks__nerf__0__...                 # continue an interrupted run
-    mpenv-3d eval RUN_DIR                              # PSNR / SSIM on the held-out views (NeRF), or
-                                                       # Chamfer-L1, normal consistency, F-score, IoU
-    mpenv-3d render RUN_DIR --out turntable.mp4        # a turntable video (or .png for one frame)
+    mpenv-3d train gaussians --scene blocks --steps 3000   # 3D Gaussian splatting, from random Gaussians in a box
+    mpenv-3d train gaussians --scene body --init surface --initial-gaussians 5000  # or from the exact surface
+    mpenv-3d train gaussians --scene blocks --init scene.ply   # or from a .ply (exported, or another 3DGS tool's)
+    mpenv-3d train --resume runs/blocks__gaussians__0__... --steps 5000     # continue or extend a run
+    mpenv-3d eval RUN_DIR                              # PSNR / SSIM on the held-out views (NeRF, Gaussians),
+                                                       # or Chamfer-L1, normal consistency, F-score, IoU
+    mpenv-3d render RUN_DIR --out turntable.mp4        # a turntable video (or .gif, or .png for one frame)
+    mpenv-3d render scene.ply --out turntable.gif      # Gaussians from a 3DGS .ply file (128 pixels by default)
     mpenv-3d mesh RUN_DIR --out scene.ply              # marching cubes of the density or the surface
+    mpenv-3d export RUN_DIR --out scene.ply            # a Gaussians run in the .ply layout 3DGS viewers read
 
 Training views are drawn uniformly on the upper hemisphere (seeded); held-out views sit on an orbit at 25 degrees
 elevation between them. Every run stores its data recipe in ``config.json``, so ``eval``/``render`` rebuild the
-same views.
+same views. A ``.ply`` given to ``--init`` sets the SH degree of the run; ``--sh-degree`` must then agree with it.
 """
 
 from __future__ import annotations
@@ -27,15 +33,25 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from vision3d.scenes.library import scene_views
-
 NERF_MODELS = ("nerf", "fourier-nerf", "hash-nerf")
 IMPLICIT_MODELS = ("igr", "occupancy", "dvr")
+SPLAT_MODELS = ("gaussians",)
+MODELS = NERF_MODELS + IMPLICIT_MODELS + SPLAT_MODELS
+SPLAT_INITS = ("box", "surface")
+PLY_RENDER_SIZE = 128  # a .ply file has no training resolution to default to
 
 
 def _data_config(args: argparse.Namespace) -> dict:
     return {"scene": args.scene, "views": args.views, "test_views": args.test_views, "resolution": args.resolution,
             "specular": args.specular, "data_seed": args.seed}
+
+
+def _views(data: dict):
+    """The training and held-out views of a run's data recipe (``config.json``'s ``data``)."""
+    from vision3d.scenes.library import scene_views
+
+    return scene_views(data["scene"], data["views"], data["test_views"], data["resolution"], data["data_seed"],
+                       data["specular"])
 
 
 def _load_run(run_dir: str):
@@ -59,6 +75,55 @@ def _load_run(run_dir: str):
         load_state_dict_checked(grid, state["modules"]["grid"], f"{run_dir}/checkpoint.pt")
     field_.eval()
     return config, nerf_config, field_, grid
+
+
+def _is_ply(path: str) -> bool:
+    return str(path).lower().endswith(".ply")
+
+
+def _init_source(value: str) -> str:
+    """``--init``: ``box``, ``surface`` or a ``.ply`` file of Gaussians (checked to exist before any work)."""
+    if value in SPLAT_INITS:
+        return value
+    if not _is_ply(value):
+        raise argparse.ArgumentTypeError(f"expected {' or '.join(SPLAT_INITS)} or a .ply file, got {value!r}")
+    if not Path(value).is_file():
+        raise argparse.ArgumentTypeError(f"{value}: no such .ply file")
+    return value
+
+
+def _load_gaussians(source: str):
+    """``(run config or None, Gaussians, SH degree to render with)`` of a splatting run directory or a 3DGS ``.ply``.
+
+    A run renders with the SH bands open at its last step, as its own held-out evaluation did; a file with all of
+    its bands. Checkpoint fields are checked (weights only, names, shapes, finite) and errors name the file."""
+    import torch
+
+    from mpenv.checkpoint import TORCH_FILE, CheckpointError, load_config, load_torch
+    from vision3d.splatting.gaussians import Gaussians, load_ply
+
+    if _is_ply(source):
+        gaussians = load_ply(source)
+        return None, gaussians, gaussians.sh_degree
+    config = load_config(source)
+    if config.get("model") not in SPLAT_MODELS:
+        raise SystemExit(f"{source}: not a Gaussian splatting run (model {config.get('model')!r})")
+    checkpoint = Path(source) / TORCH_FILE if Path(source).is_dir() else Path(source)
+    state = load_torch(checkpoint, required=("step", "gaussians"))
+    fields, names = state["gaussians"], list(Gaussians.__dataclass_fields__)
+    missing = [name for name in names if not isinstance(fields, dict) or not isinstance(fields.get(name), torch.Tensor)]
+    if missing:
+        raise CheckpointError(f"{checkpoint}: the Gaussians' fields {missing} are missing")
+    try:
+        gaussians = Gaussians(**{name: fields[name].float() for name in names}).check()
+    except ValueError as err:
+        raise CheckpointError(f"{checkpoint}: {err}") from None
+    interval = config.get("gaussians", {}).get("sh_interval")
+    step = state["step"]
+    degree = gaussians.sh_degree
+    if isinstance(interval, int) and interval > 0 and isinstance(step, int):
+        degree = min(degree, step // interval)
+    return config, gaussians, degree
 
 
 def cmd_scenes(args: argparse.Namespace) -> None:
@@ -85,11 +150,70 @@ def train_implicit_model(args: argparse.Namespace) -> None:
     print(f"{args.model} on {args.scene}: " + ", ".join(f"{k} {v:.4f}" for k, v in report.items()))
 
 
+def _splat_config(args: argparse.Namespace):
+    """The SplatConfig of a new gaussians run and the Gaussians it starts from (``None``: random ones in the box,
+    which train_gaussians draws from the config's seed). Everything is checked before a run directory is made."""
+    from vision3d.splatting.gaussians import load_ply
+    from vision3d.splatting.train import SplatConfig, check_config, surface_gaussians
+
+    overrides = {key: value for key, value in {
+        "steps": args.steps, "initial_gaussians": args.initial_gaussians, "sh_degree": args.sh_degree,
+        "max_gaussians": args.max_gaussians, "grad_threshold": args.grad_threshold, "eval_every": args.eval_every,
+        "seed": args.seed,
+    }.items() if value is not None}  # fmt: skip
+    initial = None
+    if _is_ply(args.init):
+        initial = load_ply(args.init)
+        if args.sh_degree is not None and args.sh_degree != initial.sh_degree:
+            raise ValueError(f"{args.init} holds SH degree {initial.sh_degree} but --sh-degree is {args.sh_degree}; "
+                             "leave --sh-degree out to train at the file's degree")
+        # The file decides both: the run trains the bands it holds, and the config records what it started from.
+        overrides |= {"sh_degree": initial.sh_degree, "initial_gaussians": len(initial)}
+    config = SplatConfig(**overrides)
+    check_config(config)
+    if args.init == "surface":
+        initial = surface_gaussians(args.scene, config.initial_gaussians, config.sh_degree, config.seed)
+    return config, initial
+
+
+def train_splatting(args: argparse.Namespace) -> None:
+    from mpenv.checkpoint import load_config
+    from mpenv.logger import make_run_dir
+    from vision3d.splatting.train import SplatConfig, train_gaussians
+
+    initial = None
+    if args.resume:  # the checkpoint holds the Gaussians; --init is moot and --steps may extend the run
+        saved = load_config(args.resume)
+        data = saved["data"]
+        config = SplatConfig(**{k: v for k, v in saved["gaussians"].items() if k in SplatConfig.__dataclass_fields__})
+        if args.steps is not None:
+            config.steps = args.steps
+        run_dir = Path(args.resume)
+    else:
+        config, initial = _splat_config(args)
+        init = args.init if not _is_ply(args.init) else str(Path(args.init).resolve())
+        data = {**_data_config(args), "init": init}
+        run_dir = make_run_dir(args.logdir, data["scene"], "gaussians", args.seed)
+    train, test = _views(data)
+    print(f"run directory: {run_dir}", file=sys.stderr)
+    run = train_gaussians(train, test, config, run_dir=run_dir, progress=None if not args.no_progress else False,
+                          resume=bool(args.resume), initial=initial,
+                          run_config={"model": "gaussians", "gaussians": asdict(config), "data": data})
+    last = run.history[-1]
+    print(f"gaussians on {data['scene']}: step {last['step']}, held-out PSNR {last['psnr']:.2f} dB, "
+          f"SSIM {last['ssim']:.3f}, {last['gaussians']} Gaussians, {last['train_seconds']:.0f} s of training")
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from mpenv.checkpoint import load_config
 
     if args.model in IMPLICIT_MODELS and not args.resume:
         return train_implicit_model(args)
+    resumed = load_config(args.resume).get("model") if args.resume else None
+    if args.model in SPLAT_MODELS and resumed not in (None, *SPLAT_MODELS):
+        raise SystemExit(f"{args.resume}: not a Gaussian splatting run (model {resumed!r})")
+    if args.model in SPLAT_MODELS or resumed in SPLAT_MODELS:
+        return train_splatting(args)
     from mpenv.logger import make_run_dir
     from vision3d.nerf.train import NeRFConfig, preset, train_nerf
 
@@ -102,7 +226,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         run_dir = Path(args.resume)
     else:
         if args.model not in NERF_MODELS:
-            raise SystemExit(f"unknown model {args.model!r}; choose one of {', '.join(NERF_MODELS + IMPLICIT_MODELS)}")
+            raise SystemExit(f"unknown model {args.model!r}; choose one of {', '.join(MODELS)}")
         overrides = {key: value for key, value in {
             "steps": args.steps, "batch_rays": args.batch_rays, "n_samples": args.samples, "lr": args.learning_rate,
             "n_importance": args.importance, "depth_smoothness": args.depth_smoothness, "seed": args.seed,
@@ -113,8 +237,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         config = preset(args.model, **overrides)
         data = _data_config(args)
         run_dir = make_run_dir(args.logdir, data["scene"], args.model, args.seed)
-    train, test = scene_views(data["scene"], data["views"], data["test_views"], data["resolution"],
-                              data["data_seed"], data["specular"])
+    train, test = _views(data)
     model = args.model if not args.resume else load_config(args.resume)["model"]
     print(f"run directory: {run_dir}", file=sys.stderr)
     run = train_nerf(train, test, config, run_dir=run_dir, progress=None if not args.no_progress else False,
@@ -130,9 +253,25 @@ def _model_of(run_dir: str) -> str:
     return load_config(run_dir).get("model", "")
 
 
+def eval_splatting(run_dir: str) -> None:
+    from vision3d.splatting.train import evaluate_gaussians
+
+    config, gaussians, degree = _load_gaussians(run_dir)
+    data = config["data"]
+    _, test = _views(data)
+    result = evaluate_gaussians(gaussians, test, degree)
+    print(json.dumps({"scene": data["scene"], "model": config["model"], "test_views": len(test),
+                      "gaussians": len(gaussians), "sh_degree": degree, "psnr": round(result["psnr"], 3),
+                      "ssim": round(result["ssim"], 4)}))
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
     from vision3d.nerf.train import evaluate
 
+    if _is_ply(args.run_dir):
+        raise SystemExit(f"{args.run_dir}: eval needs a run directory; a .ply file has no held-out views")
+    if _model_of(args.run_dir) in SPLAT_MODELS:
+        return eval_splatting(args.run_dir)
     if _model_of(args.run_dir) in IMPLICIT_MODELS:
         from vision3d.implicit.runs import load_implicit, surface_report
 
@@ -144,17 +283,23 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
     config, nerf_config, field_, grid = _load_run(args.run_dir)
     data = config["data"]
-    _, test = scene_views(data["scene"], data["views"], data["test_views"], data["resolution"], data["data_seed"],
-                          data["specular"])
+    _, test = _views(data)
     result = evaluate(field_, test, nerf_config, grid)
     print(json.dumps({"scene": data["scene"], "model": config["model"], "test_views": len(test),
                       "psnr": round(result["psnr"], 3), "ssim": round(result["ssim"], 4)}))
 
 
 def _renderer(run_dir: str):
-    """``(image size, camera -> image [H, W, 3])`` of a NeRF or DVR run."""
+    """``(image size, camera -> image [H, W, 3])`` of a NeRF, DVR or Gaussians run, or of a .ply of Gaussians."""
     import torch
 
+    if _is_ply(run_dir) or _model_of(run_dir) in SPLAT_MODELS:
+        from vision3d.splatting.render import render_gaussians
+
+        config, gaussians, degree = _load_gaussians(run_dir)
+        background = torch.ones(3)  # the library renders every view on white: what the Gaussians were fit over
+        size = config["data"]["resolution"] if config else PLY_RENDER_SIZE
+        return size, lambda camera: render_gaussians(gaussians, camera, background, sh_degree=degree).image
     if _model_of(run_dir) == "dvr":
         from vision3d.implicit.dvr import render_dvr
         from vision3d.implicit.runs import config_from_json, load_implicit
@@ -196,6 +341,9 @@ def cmd_render(args: argparse.Namespace) -> None:
 def cmd_mesh(args: argparse.Namespace) -> None:
     from vision3d.implicit import extract_mesh
 
+    if _model_of(args.run_dir) in SPLAT_MODELS:
+        raise SystemExit(f"{args.run_dir}: Gaussians have no density field to mesh; write them as a .ply with "
+                         f"`mpenv-3d export {args.run_dir} --out scene.ply`")
     if _model_of(args.run_dir) in IMPLICIT_MODELS:
         from vision3d.implicit.runs import load_implicit, surface_report
 
@@ -212,6 +360,16 @@ def cmd_mesh(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces")
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from vision3d.splatting.gaussians import save_ply
+
+    if not _is_ply(args.out):
+        raise ValueError(f"--out must be a .ply file, got {args.out!r}")
+    _, gaussians, _ = _load_gaussians(args.run_dir)
+    save_ply(args.out, gaussians)
+    print(f"wrote {args.out}: {len(gaussians)} Gaussians, SH degree {gaussians.sh_degree}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mpenv-3d", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -219,9 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("scenes", help="list the scene library").set_defaults(func=cmd_scenes)
 
     t = commands.add_parser("train", help="train a model on a scene; writes a run directory")
-    t.add_argument("model", nargs="?", help=f"one of: {', '.join(NERF_MODELS + IMPLICIT_MODELS)}")
+    t.add_argument("model", nargs="?", help=f"one of: {', '.join(MODELS)}")
     t.add_argument("--scene", default="blocks", help="a library scene (mpenv-3d scenes)")
-    t.add_argument("--views", type=int, default=40, help="training views on the upper hemisphere (NeRF, DVR)")
+    t.add_argument("--views", type=int, default=40,
+                   help="training views on the upper hemisphere (NeRF, DVR, Gaussians)")
     t.add_argument("--points", type=int, default=3000,
                    help="surface points (igr) or labelled points (occupancy) drawn from the exact shape")
     t.add_argument("--normals", action="store_true", help="give IGR the surface normals too")
@@ -247,6 +406,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--frequency-annealing", type=int, default=None,
                    help="steps over which the positional encoding's octaves open, coarse to fine (FreeNeRF)")
     t.add_argument("--eval-every", type=int, default=None, help="steps between held-out evaluations")
+    t.add_argument("--init", type=_init_source, default="box", metavar="{box,surface,PATH.ply}",
+                   help="the Gaussians a run starts from: random in the scene cube (box), on the scene's exact "
+                        "surface (surface), or a 3DGS .ply file, whose SH degree the run adopts")
+    t.add_argument("--initial-gaussians", type=int, default=None, help="Gaussians drawn by --init box or surface")
+    t.add_argument("--sh-degree", type=int, default=None,
+                   help="spherical harmonics degree of the Gaussians' colour, 0-3 (default 3, or the --init file's)")
+    t.add_argument("--max-gaussians", type=int, default=None, help="cap on the Gaussians densification makes")
+    t.add_argument("--grad-threshold", type=float, default=None,
+                   help="screen-space gradient above which a Gaussian is cloned or split")
     t.add_argument("--seed", type=int, default=0, help="seed of the network, the batches and the training views")
     t.add_argument("--logdir", default="runs", help="where the run directory is made")
     t.add_argument("--resume", default=None, help="continue this run directory")
@@ -258,12 +426,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval)
 
     r = commands.add_parser("render", help="a turntable video (.mp4/.gif) or one view (.png) of a trained run")
-    r.add_argument("run_dir")
+    r.add_argument("run_dir", help="a run directory, or a .ply file of Gaussians")
     r.add_argument("--out", default="turntable.mp4")
     r.add_argument("--frames", type=int, default=60)
     r.add_argument("--fps", type=int, default=20)
     r.add_argument("--elevation", type=float, default=25.0, help="camera elevation in degrees")
-    r.add_argument("--resolution", type=int, default=None, help="frame size (default: the training resolution)")
+    r.add_argument("--resolution", type=int, default=None,
+                   help=f"frame size (default: the training resolution; {PLY_RENDER_SIZE} for a .ply)")
     r.set_defaults(func=cmd_render)
 
     m = commands.add_parser("mesh", help="marching cubes of a trained field's density")
@@ -272,6 +441,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--resolution", type=int, default=128)
     m.add_argument("--density", type=float, default=10.0, help="the density level set that is meshed")
     m.set_defaults(func=cmd_mesh)
+
+    x = commands.add_parser("export", help="the Gaussians of a splatting run as a .ply file 3DGS viewers read")
+    x.add_argument("run_dir")
+    x.add_argument("--out", default="scene.ply", help=".ply")
+    x.set_defaults(func=cmd_export)
     return parser
 
 
