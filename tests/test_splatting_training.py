@@ -3,8 +3,6 @@ and opacity resets, Ctrl-C keeping the last step, and a learning bar on held-out
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -38,6 +36,8 @@ def test_the_loss_and_the_extent():
     assert scene_extent(train) == pytest.approx(1.1 * float(distances.max()))
     with pytest.raises(ValueError, match="sh_degree"):
         train_gaussians(train, train, tiny_config(sh_degree=4))
+    with pytest.raises(ValueError, match="split_mode"):
+        train_gaussians(train, train, tiny_config(split_mode="thirds"))
 
 
 def test_ctrl_c_keeps_the_last_step_and_the_run_resumes_to_the_same_gaussians(tmp_path, views, monkeypatch):
@@ -81,14 +81,27 @@ def test_a_checkpoint_that_is_not_gaussians_names_the_file(tmp_path, views):
         train_gaussians(train, test, tiny_config(), run_dir=tmp_path, resume=True)
 
 
+# The positional-encoding NeRF's learning test (tests/test_nerf_training.py) on the same 30 views of blocks at 32x32
+# and the same 3 held-out orbit views: measured 22.8 dB after 600 steps of 512 rays, about 90 s of training in CI.
+NERF_HELD_OUT_PSNR = 22.8
+
+
 @pytest.mark.slow
-def test_gaussians_learn_a_scene():
-    """20 views of blocks at 32x32, 300 steps from 1,000 random Gaussians in the scene cube, with the density
-    schedule shrunk to the run. Measured 22.17 dB and SSIM 0.913 on 3 held-out views (22,700 Gaussians at the
-    end); bars 20 dB and 0.85."""
-    train, test = scene_views("blocks", 20, 3, 32, seed=0)
-    config = SplatConfig(steps=300, initial_gaussians=1000, eval_every=300, densify_from=30, densify_until=210,
-                         densify_every=10, opacity_reset_every=100, sh_interval=50)
-    run = train_gaussians(train, test, config)
-    assert run.history[-1]["psnr"] >= 20.0 and run.history[-1]["ssim"] >= 0.85, run.history
-    assert math.isfinite(run.history[-1]["psnr"])
+def test_gaussians_from_the_surface_beat_the_nerf_on_its_own_views():
+    """The issue's bar: at least the positional-encoding NeRF's held-out PSNR on its views, in less training time.
+    400 steps from 1,000 Gaussians on the scene's exact surface (the SfM points of the paper), the moment-matched
+    split, densification every 10 steps from 30 to 300 and no opacity reset in so short a run. Measured 23.45 dB
+    and SSIM 0.938 after 64 s of training (one of two busy cores; seeds 1, 2 at 300 steps: 22.89, 23.07 dB), with
+    19k Gaussians; the bar is the NeRF's 22.8 dB. Random Gaussians in the box need longer: 21.5 dB at 300 steps."""
+    from vision3d.scenes.cameras import hemisphere_cameras, orbit_cameras
+    from vision3d.scenes.library import make_scene
+    from vision3d.scenes.rendering import render_views
+    from vision3d.splatting.train import surface_gaussians
+
+    scene = make_scene("blocks")
+    train = render_views(scene, hemisphere_cameras(30, seed=0, width=32, height=32))
+    test = render_views(scene, orbit_cameras(3, elevation_degrees=25, start_degrees=30, width=32, height=32))
+    config = SplatConfig(steps=400, initial_gaussians=1000, eval_every=400, densify_from=30, densify_until=300,
+                         densify_every=10, opacity_reset_every=400, sh_interval=50, split_mode="moments")
+    run = train_gaussians(train, test, config, initial=surface_gaussians("blocks", 1000, config.sh_degree))
+    assert run.history[-1]["psnr"] >= NERF_HELD_OUT_PSNR and run.history[-1]["ssim"] >= 0.9, run.history

@@ -10,7 +10,9 @@ divides the higher bands' rate by 20; here all bands share one tensor and one ra
 time (``sh_interval``), and adaptive density control (:mod:`vision3d.splatting.density`) runs every
 ``densify_every`` steps between ``densify_from`` and ``densify_until``, with an opacity reset every
 ``opacity_reset_every`` steps. The paper's schedule is for 30k steps on a GPU (densify from 500 to 15k, reset every
-3000); the defaults here are that schedule shrunk to a few thousand steps, and ``max_gaussians`` caps the set.
+3000); the defaults here are that schedule shrunk to a few thousand steps, and ``max_gaussians`` caps the set. A
+split is moment-matched by default rather than drawn at random as in the paper: the image barely changes when it
+happens, and on ``blocks`` at 64x64 it ended 0.4 dB higher with a fifth fewer Gaussians (``split_mode``).
 
 The scene extent is 3DGS's: 1.1 x the largest distance of a training camera from the cameras' mean centre.
 """
@@ -64,7 +66,7 @@ class SplatConfig:
     densify_every: int = 100
     opacity_reset_every: int = 1000
     grad_threshold: float = 2e-4
-    split_mode: str = "sample"  # or "moments": the split pair keeps the parent's mean and covariance (density.py)
+    split_mode: str = "moments"  # the pair keeps the parent's mean and covariance (density.py); "sample": the paper's
     max_gaussians: int = 50_000
     eval_every: int = 500
     checkpoint_every: int = 500
@@ -79,6 +81,8 @@ def check_config(config: SplatConfig) -> None:
             raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
     if not 0 <= config.sh_degree <= 3:
         raise ValueError(f"sh_degree must be 0-3, got {config.sh_degree}")
+    if config.split_mode not in ("moments", "sample"):
+        raise ValueError(f"split_mode must be 'moments' or 'sample', got {config.split_mode!r}")
     if not 0 <= config.lambda_dssim <= 1:
         raise ValueError(f"lambda_dssim must be in [0, 1], got {config.lambda_dssim}")
     if config.initial_gaussians < 2:
