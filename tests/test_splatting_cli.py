@@ -23,8 +23,10 @@ from vision3d.splatting.gaussians import Gaussians, load_ply
 from vision3d.splatting.render import render_gaussians
 from vision3d.splatting.train import evaluate_gaussians, surface_gaussians
 
+# No densification: the set stays the 200 Gaussians the run starts from (the schedule scaled to 20 steps would
+# densify and reset from the first steps).
 TINY = ["--scene", "sphere", "--views", "4", "--test-views", "2", "--resolution", "16", "--steps", "20",
-        "--initial-gaussians", "200", "--eval-every", "10", "--no-progress"]  # fmt: skip
+        "--initial-gaussians", "200", "--eval-every", "10", "--no-densify", "--no-progress"]  # fmt: skip
 
 
 def only_run(logdir: Path) -> Path:
@@ -61,10 +63,12 @@ def test_a_trained_run_has_its_files_and_eval_is_evaluate_gaussians(run, capsys)
     report = json.loads(capsys.readouterr().out)
     gaussians = checkpoint_gaussians(run_dir)
     _, test = scene_views("sphere", 4, 2, 16, 0)
-    # 20 steps is before the first SH band opens (sh_interval 500): the run renders, and is measured, at degree 0.
-    expected = evaluate_gaussians(gaussians, test, sh_degree=0)
+    # The SH bands open every 3 steps on the 3,000-step schedule scaled to 20 (sh_interval 500 x 20 / 3000): all
+    # are open at step 20, and the run is measured at degree 3.
+    assert config["gaussians"]["sh_interval"] == 3
+    expected = evaluate_gaussians(gaussians, test, sh_degree=3)
     assert report["scene"] == "sphere" and report["model"] == "gaussians" and report["test_views"] == 2
-    assert report["gaussians"] == len(gaussians) == 200 and report["sh_degree"] == 0
+    assert report["gaussians"] == len(gaussians) == 200 and report["sh_degree"] == 3
     assert report["psnr"] == pytest.approx(expected["psnr"], abs=5e-4)
     assert report["ssim"] == pytest.approx(expected["ssim"], abs=5e-5)
     history = load_torch(run_dir, required=("history",))["history"]
@@ -120,7 +124,7 @@ def test_render_writes_frames_of_a_run_and_of_a_ply(run, tmp_path, capsys):
     frame = np.asarray(imageio.imread(tmp_path / "view.png"))
     assert frame.shape == (16, 16, 3)
     camera = orbit_cameras(1, elevation_degrees=25.0, width=16, height=16)[0]
-    expected = render_gaussians(checkpoint_gaussians(run_dir), camera, torch.ones(3), sh_degree=0).image
+    expected = render_gaussians(checkpoint_gaussians(run_dir), camera, torch.ones(3), sh_degree=3).image
     np.testing.assert_allclose(frame / 255, expected.clamp(0, 1).numpy(), atol=0.51 / 255)
     assert frame.mean() > 100  # mostly the white background around a few Gaussians
 

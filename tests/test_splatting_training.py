@@ -8,7 +8,7 @@ import torch
 
 from vision3d.image_metrics import ssim_map
 from vision3d.scenes.library import scene_views
-from vision3d.splatting.train import SplatConfig, photometric_loss, scene_extent, train_gaussians
+from vision3d.splatting.train import SplatConfig, config_for_steps, photometric_loss, scene_extent, train_gaussians
 
 
 def tiny_config(**overrides) -> SplatConfig:
@@ -38,6 +38,15 @@ def test_the_loss_and_the_extent():
         train_gaussians(train, train, tiny_config(sh_degree=4))
     with pytest.raises(ValueError, match="split_mode"):
         train_gaussians(train, train, tiny_config(split_mode="thirds"))
+
+
+def test_the_schedule_scales_with_the_run_and_no_reset_comes_last():
+    short = config_for_steps(300, seed=3)
+    assert (short.densify_from, short.densify_until, short.densify_every, short.opacity_reset_every,
+            short.sh_interval, short.eval_every, short.seed) == (20, 200, 10, 100, 50, 50, 3)
+    assert config_for_steps(3000) == SplatConfig()
+    with pytest.raises(ValueError, match="no field 'densify_after'"):
+        config_for_steps(300, densify_after=5)
 
 
 def test_ctrl_c_keeps_the_last_step_and_the_run_resumes_to_the_same_gaussians(tmp_path, views, monkeypatch):

@@ -154,13 +154,12 @@ def _splat_config(args: argparse.Namespace):
     """The SplatConfig of a new gaussians run and the Gaussians it starts from (``None``: random ones in the box,
     which train_gaussians draws from the config's seed). Everything is checked before a run directory is made."""
     from vision3d.splatting.gaussians import load_ply
-    from vision3d.splatting.train import SplatConfig, check_config, surface_gaussians
+    from vision3d.splatting.train import SplatConfig, check_config, config_for_steps, surface_gaussians
 
     overrides = {key: value for key, value in {
         "steps": args.steps, "initial_gaussians": args.initial_gaussians, "sh_degree": args.sh_degree,
         "max_gaussians": args.max_gaussians, "grad_threshold": args.grad_threshold, "split_mode": args.split_mode,
-        "eval_every": args.eval_every,
-        "seed": args.seed,
+        "eval_every": args.eval_every, "seed": args.seed, "densify_until": 0 if args.no_densify else None,
     }.items() if value is not None}  # fmt: skip
     initial = None
     if _is_ply(args.init):
@@ -170,7 +169,7 @@ def _splat_config(args: argparse.Namespace):
                              "leave --sh-degree out to train at the file's degree")
         # The file decides both: the run trains the bands it holds, and the config records what it started from.
         overrides |= {"sh_degree": initial.sh_degree, "initial_gaussians": len(initial)}
-    config = SplatConfig(**overrides)
+    config = config_for_steps(overrides.pop("steps", SplatConfig.steps), **overrides)
     check_config(config)
     if args.init == "surface":
         initial = surface_gaussians(args.scene, config.initial_gaussians, config.sh_degree, config.seed)
@@ -416,6 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-gaussians", type=int, default=None, help="cap on the Gaussians densification makes")
     t.add_argument("--grad-threshold", type=float, default=None,
                    help="screen-space gradient above which a Gaussian is cloned or split")
+    t.add_argument("--no-densify", action="store_true",
+                   help="keep the set of Gaussians fixed: no clone, split, prune or opacity reset (to refine a .ply)")
     t.add_argument("--split-mode", choices=("moments", "sample"), default=None,
                    help="how a large Gaussian is split: into a pair with its mean and covariance (moments, the "
                         "default) or at two random draws from it, 1.6x narrower (sample, the paper's)")

@@ -42,7 +42,8 @@ from vision3d.splatting.gaussians import Gaussians, gaussians_from_points, rando
 from vision3d.splatting.render import render_gaussians
 from vision3d.view_fitting import fitting_run, image_scores, record_evaluation, resume_state
 
-__all__ = ["SplatConfig", "SplatRun", "evaluate_gaussians", "scene_extent", "surface_gaussians", "train_gaussians"]
+__all__ = ["SplatConfig", "SplatRun", "config_for_steps", "evaluate_gaussians", "scene_extent", "surface_gaussians",
+           "train_gaussians"]
 
 
 @dataclass
@@ -71,6 +72,25 @@ class SplatConfig:
     eval_every: int = 500
     checkpoint_every: int = 500
     seed: int = 0
+
+
+SCHEDULE_FIELDS = ("densify_from", "densify_until", "densify_every", "opacity_reset_every", "sh_interval",
+                   "eval_every", "checkpoint_every")
+
+
+def config_for_steps(steps: int, **overrides: object) -> SplatConfig:
+    """A config for a run of ``steps`` steps: the default schedule (for 3,000 steps) stretched or shrunk in
+    proportion (densification, opacity resets, SH bands, evaluations, checkpoints), then ``overrides`` applied. A
+    3,000-step schedule cut short would reset the opacities just before the end, or never densify."""
+    config = SplatConfig(steps=steps)
+    factor = steps / SplatConfig.steps
+    for name in SCHEDULE_FIELDS:
+        setattr(config, name, max(1, round(getattr(config, name) * factor)))
+    for key, value in overrides.items():
+        if not hasattr(config, key):
+            raise ValueError(f"SplatConfig has no field {key!r}")
+        setattr(config, key, value)
+    return config
 
 
 def check_config(config: SplatConfig) -> None:
@@ -248,7 +268,8 @@ def train_gaussians(
                     if logger is not None:
                         for name, count in counts.items():
                             logger.log(f"density/{name}", count, step)
-                if step % config.opacity_reset_every == 0:
+                # As the paper's code: resets only while densifying (strictly before its end), never on the last step.
+                if step % config.opacity_reset_every == 0 and step < min(config.densify_until, config.steps):
                     new = reset_opacity(gaussians)
                     remap_adam_state(optimizer, gaussians, new, torch.arange(len(new), device=device),
                                      reset=("opacity_logits",))
