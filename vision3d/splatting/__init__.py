@@ -33,7 +33,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "projection": ("Projected", "project_gaussians"),
     "rasterizer": ("rasterize", "tile_intersections"),
     "density": ("DensityConfig", "GradientStats", "densify_and_prune", "remap_adam_state", "reset_opacity"),
-    "train": ("SplatConfig", "SplatRun", "evaluate_gaussians", "train_gaussians"),
+    "train": ("SplatConfig", "SplatRun", "config_for_steps", "evaluate_gaussians", "surface_gaussians",
+              "train_gaussians"),
     "render": ("RenderOutput", "render_gaussians"),
 }  # fmt: skip
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
