@@ -1,5 +1,6 @@
 """Every deep agent trains and evaluates, through mpenv-train and mpenv-eval, on every gridworld id mpenv
-registers and on gymnasium's Discrete-observation envs (one-hot encoded states), plus one humanoid smoke run.
+registers (the T-mazes' feature vectors included) and on gymnasium's Discrete-observation envs (one-hot encoded
+states), plus one humanoid smoke run.
 Tiny budgets: this checks that the pipeline runs end to end, not that anything is learned."""
 
 from pathlib import Path
@@ -30,13 +31,16 @@ def only_run_dir(logdir: Path) -> Path:
 def test_the_matrix_covers_every_gridworld_the_suite_registers():
     assert {"mpenv/GridWorld-v0", "mpenv/FrozenLake4x4-v0", "mpenv/CliffWalking-v0", "mpenv/FourRooms-v0"} \
         <= set(GRIDWORLDS)
+    assert {"mpenv/TMaze-v0", "mpenv/TMazeLong-v0"} <= set(GRIDWORLDS)
     for env_id in GRIDWORLDS + GYMNASIUM_DISCRETE:
-        assert isinstance(gym.make(env_id).observation_space, gym.spaces.Discrete), env_id
+        # The T-mazes observe a 4-feature vector (cue, junction, corridor), not a state index.
+        expected = gym.spaces.Box if env_id.startswith("mpenv/TMaze") else gym.spaces.Discrete
+        assert isinstance(gym.make(env_id).observation_space, expected), env_id
 
 
 @pytest.mark.parametrize("env_id", GRIDWORLDS + GYMNASIUM_DISCRETE)
 @pytest.mark.parametrize("algo", sorted(TINY))
-def test_a_deep_agent_trains_and_evaluates_on_discrete_observations(tmp_path, capsys, algo, env_id):
+def test_a_deep_agent_trains_and_evaluates_on_every_gridworld(tmp_path, capsys, algo, env_id):
     # A time limit keeps the untrained policies' evaluations short on the grids that have none.
     args = [algo, "--env", env_id, "--env-kwargs", '{"max_episode_steps": 40}', "--logdir", str(tmp_path),
             "--total-steps", "120", "--eval-episodes", "2", *TINY[algo]]

@@ -1,7 +1,7 @@
 """Tabular gridworlds: FrozenLake, CliffWalking, Windy Gridworld, Four Rooms and random mazes as one
-gymnasium env with an explicit, vectorized model.
+gymnasium env with an explicit, vectorized model; and ``TMaze``, a partially observable memory task.
 
-``GridWorld`` and ``SparseModel`` are loaded on first access, so ``import mpenv`` (which registers the
+``GridWorld``, ``TMaze`` and ``SparseModel`` are loaded on first access, so ``import mpenv`` (which registers the
 ids through :mod:`mpenv.gridworld.registration`) does not import the environment code.
 """
 
@@ -14,11 +14,13 @@ if TYPE_CHECKING:
     from mpenv.gridworld.env import GridWorld
     from mpenv.gridworld.layouts import LAYOUTS, random_layout
     from mpenv.gridworld.model import SparseModel
+    from mpenv.gridworld.tmaze import TMaze
 
-__all__ = ["GridWorld", "SparseModel", "random_layout", "LAYOUTS"]
+__all__ = ["GridWorld", "TMaze", "SparseModel", "random_layout", "LAYOUTS"]
 
 _HOME = {
     "GridWorld": "mpenv.gridworld.env",
+    "TMaze": "mpenv.gridworld.tmaze",
     "SparseModel": "mpenv.gridworld.model",
     "random_layout": "mpenv.gridworld.layouts",
     "LAYOUTS": "mpenv.gridworld.layouts",

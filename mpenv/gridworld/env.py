@@ -14,8 +14,13 @@ from mpenv.gridworld.layouts import LayoutLike, parse_layout
 from mpenv.gridworld.model import N_ACTIONS, CellRewards, GridDynamics, SparseModel
 from mpenv.gridworld.render import GridPainter, auto_cell_size, render_ansi
 
-OBS_MODES = ("discrete", "onehot", "coords", "rgb")
+OBS_MODES = ("discrete", "onehot", "coords", "rgb", "local")
 RENDER_MODES = ("ansi", "rgb_array")
+# Channels of the "local" observation, in order. "outside" is the area beyond the grid's edge: it blocks like a
+# wall, but has its own channel so an agent can tell the edge of the world from an inner wall.
+LOCAL_CHANNELS = ("wall", "free", "goal", "hole", "cliff", "outside")
+CHANNEL_OF_CHAR = {"#": 0, "S": 1, ".": 1, "F": 1, "G": 2, "H": 3, "C": 4}  # the start looks like any free cell
+OUTSIDE_CHANNEL = LOCAL_CHANNELS.index("outside")
 # Step outcomes are memoised only up to this many states: beyond it the cache could grow to gigabytes
 # (~200 bytes per entry) while a direct computation costs about a microsecond.
 MEMO_MAX_STATES = 1 << 18
@@ -63,6 +68,13 @@ class GridWorld(gym.Env):
       (float32 so networks take it as is; exact for grids up to 2**24 cells a side).
     - `"rgb"`: `Box(0, 255, (nrow * cell_size, ncol * cell_size, 3), uint8)`, the same picture as
       `render()` in `"rgb_array"` mode.
+    - `"local"`: `Box(0, 1, (6, view_size, view_size), float32)`, only the `view_size x view_size`
+      patch of cells centred on the agent (`view_size` odd, default 3), one-hot over the cell kinds in
+      the channel order of `LOCAL_CHANNELS`: 0 wall, 1 free (start included), 2 goal, 3 hole, 4 cliff,
+      5 outside the grid. Entry `[k, i, j]` is 1 when the cell at `(row + i - r, col + j - r)`,
+      `r = view_size // 2`, is of kind `k`; the centre `[:, r, r]` is the agent's own cell. Beyond the
+      edge blocks like a wall but has its own channel. This makes the gridworld partially observable
+      (aliased): in FourRooms, for instance, most cells in the middle of a room look the same.
 
     ## Starting State
     The `S` cell, `start_state`.
@@ -113,7 +125,8 @@ class GridWorld(gym.Env):
         wind=None,             # one non-negative int per column
         step_reward=0.0, goal_reward=1.0, hole_reward=0.0, cliff_reward=-100.0,
         max_episode_steps=None,  # taken by gym.make (TimeLimit); GridWorld(...) truncates itself
-        obs_mode="discrete",   # "discrete" | "onehot" | "coords" | "rgb"
+        obs_mode="discrete",   # "discrete" | "onehot" | "coords" | "rgb" | "local"
+        view_size=3,           # odd int >= 1: the side of the "local" patch (other modes ignore it)
         render_mode=None,      # None | "ansi" | "rgb_array"
         cell_size=None,        # pixels per cell of images; default about 256 px on the long side
     )
@@ -145,7 +158,8 @@ class GridWorld(gym.Env):
     - R. Sutton, D. Precup and S. Singh, Between MDPs and semi-MDPs, Artificial Intelligence 112, 1999.
 
     ## Version History
-    - v0: Initial version.
+    - v0: Initial version; `obs_mode="local"` and `view_size` were added later without a version bump, as
+      no existing behaviour changed.
     """
 
     metadata = {"render_modes": list(RENDER_MODES), "render_fps": 4}
@@ -164,8 +178,10 @@ class GridWorld(gym.Env):
         obs_mode: str = "discrete",
         render_mode: str | None = None,
         cell_size: int | None = None,
+        view_size: int = 3,
     ) -> None:
         _check_choice("obs_mode", obs_mode, OBS_MODES)
+        self.view_size = _check_view_size(view_size)
         _check_choice("render_mode", render_mode, (None, *RENDER_MODES))
         self.slip = _check_slip(slip)
         rewards = CellRewards(
@@ -185,6 +201,8 @@ class GridWorld(gym.Env):
         self.obs_mode = obs_mode
         self.render_mode = render_mode
         self._painter = GridPainter(self.desc, cell_size or auto_cell_size(self.nrow, self.ncol))
+        # Built only for the "local" mode: it costs 6 floats per cell of the (padded) grid.
+        self._padded_onehot = local_view_table(self.desc, self.view_size) if obs_mode == "local" else None
         self.action_space = spaces.Discrete(N_ACTIONS)
         self.observation_space = self._observation_space()
 
@@ -296,6 +314,11 @@ class GridWorld(gym.Env):
             return obs
         if self.obs_mode == "coords":
             return np.array(divmod(s, self.ncol), dtype=np.float32)
+        if self.obs_mode == "local":
+            # Cell (row, col) of the grid is (row + r, col + r) of the padded table, so the patch centred on
+            # it starts at (row, col) there. Copied: the caller may keep or modify the observation.
+            row, col = divmod(s, self.ncol)
+            return self._padded_onehot[:, row : row + self.view_size, col : col + self.view_size].copy()
         return self._painter.draw(s)
 
     def _observation_space(self) -> spaces.Space:
@@ -307,7 +330,21 @@ class GridWorld(gym.Env):
         if self.obs_mode == "coords":
             high = np.array([self.nrow - 1, self.ncol - 1], dtype=np.float32)
             return spaces.Box(np.zeros(2, dtype=np.float32), high, dtype=np.float32)
+        if self.obs_mode == "local":
+            return spaces.Box(0.0, 1.0, (len(LOCAL_CHANNELS), self.view_size, self.view_size), dtype=np.float32)
         return spaces.Box(0, 255, self._painter.shape, dtype=np.uint8)
+
+
+def local_view_table(desc: np.ndarray, view_size: int) -> np.ndarray:
+    """The layout one-hot over :data:`LOCAL_CHANNELS`, shaped ``(6, nrow + 2r, ncol + 2r)`` with
+    ``r = view_size // 2``: a border of ``r`` "outside" cells all round, so that the patch around any
+    cell, even in a corner, is one slice ``table[:, row : row + view_size, col : col + view_size]``."""
+    r = view_size // 2
+    channel = np.empty(desc.shape, dtype=np.int64)
+    for char, k in CHANNEL_OF_CHAR.items():  # a few whole-grid passes, not a loop over cells
+        channel[desc == char] = k
+    channel = np.pad(channel, r, constant_values=OUTSIDE_CHANNEL)
+    return np.eye(len(LOCAL_CHANNELS), dtype=np.float32)[channel].transpose(2, 0, 1).copy()
 
 
 # -- argument checks: all run before the layout or the model is built -------------------------------
@@ -344,6 +381,14 @@ def _check_positive_int(name: str, value: int | None) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ValueError(f"{name} must be a positive int or None, got {value!r}")
     return int(value)
+
+
+def _check_view_size(view_size: int) -> int:
+    # An even patch has no centre cell to put the agent on.
+    is_int = isinstance(view_size, int | np.integer) and not isinstance(view_size, bool)
+    if not is_int or view_size < 1 or view_size % 2 == 0:
+        raise ValueError(f"view_size must be an odd positive int (3, 5, ...), got {view_size!r}")
+    return int(view_size)
 
 
 def _check_wind(wind: Sequence[int] | None, ncol: int) -> tuple[int, ...]:
