@@ -653,25 +653,9 @@ class GRU(_Recurrent):
         dn_dh = (1 - n * n)[:, :, None] * (r[:, :, None] * w_n + hn[:, :, None] * dr_dh)
         return torch.diag_embed(z) + (h_prev - n)[:, :, None] * dz_dh + (1 - z)[:, :, None] * dn_dh
 
-    def step(self, x_t: Tensor, h: Tensor | None = None) -> Tensor:
-        """One step with this layer's weights: ``x_t`` [N, I], ``h`` [N, H] (zeros if None) -> ``h_t`` [N, H]."""
-        h = x_t.new_zeros(x_t.shape[0], self.hidden_size) if h is None else h
-        return self._cell(x_t, (h,))[0][0]
-
-    def forward(self, x: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``x`` [T, N, I], ``h0`` [N, H] (zeros if None) -> (outputs ``h_1 .. h_T`` [T, N, H], ``h_T`` [N, H]).
-        Keeps what :meth:`backward` needs."""
-        outputs, (h_n,) = self._forward(x, (h0,))
-        return outputs, h_n
-
+    # One state, h, as the RNN: the same step, forward and backward.
+    step, forward, backward = RNN.step, RNN.forward, RNN.backward
     __call__ = forward
-
-    def backward(
-        self, grad_outputs: Tensor | None, grad_final_state: Tensor | None = None, truncate: int | None = None
-    ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        """BPTT of the last :meth:`forward`; as :meth:`RNN.backward`."""
-        grad_x, (grad_h0,), grads = self._backward(grad_outputs, (grad_final_state,), truncate)
-        return grad_x, grad_h0, grads
 
 
 # ----------------------------------------------------------------------------------------------------------------
