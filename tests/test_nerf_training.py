@@ -259,7 +259,11 @@ def test_the_cli_trains_evaluates_and_renders(tmp_path, capsys):
 
     assert np.asarray(imageio.imread(tmp_path / "view.png")).shape == (16, 16, 3)
     capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_:  # 20 steps leave the density nearly flat, far below 50
+    main(["train", "--resume", str(run_dir), "--steps", "30", "--no-progress"])  # extends the run to 30 steps
+    assert "hash-nerf on sphere: step 30" in capsys.readouterr().out
+    assert json.loads((run_dir / "config.json").read_text())["nerf"]["steps"] == 30
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["step"] == 30
+    with pytest.raises(SystemExit) as exit_:  # 30 steps leave the density nearly flat, far below 50
         main(["mesh", str(run_dir), "--out", str(tmp_path / "scene.ply"), "--resolution", "12", "--density", "50"])
     assert exit_.value.code == 2 and "no surface at level 50" in capsys.readouterr().err
     with pytest.raises(SystemExit):

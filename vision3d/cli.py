@@ -176,19 +176,26 @@ def _splat_config(args: argparse.Namespace):
     return config, initial
 
 
-def train_splatting(args: argparse.Namespace) -> None:
+def _resumed(args: argparse.Namespace, config_class: type, key: str) -> tuple[dict, object, Path]:
+    """The data recipe, the config (``config.json[key]``; ``--steps`` may extend the run) and the directory of the
+    run that ``--resume`` names."""
     from mpenv.checkpoint import load_config
+
+    saved = load_config(args.resume)
+    fields = config_class.__dataclass_fields__
+    config = config_class(**{k: v for k, v in saved[key].items() if k in fields})
+    if args.steps is not None:
+        config.steps = args.steps
+    return saved["data"], config, Path(args.resume)
+
+
+def train_splatting(args: argparse.Namespace) -> None:
     from mpenv.logger import make_run_dir
     from vision3d.splatting.train import SplatConfig, train_gaussians
 
     initial = None
-    if args.resume:  # the checkpoint holds the Gaussians; --init is moot and --steps may extend the run
-        saved = load_config(args.resume)
-        data = saved["data"]
-        config = SplatConfig(**{k: v for k, v in saved["gaussians"].items() if k in SplatConfig.__dataclass_fields__})
-        if args.steps is not None:
-            config.steps = args.steps
-        run_dir = Path(args.resume)
+    if args.resume:  # the checkpoint holds the Gaussians; --init is moot
+        data, config, run_dir = _resumed(args, SplatConfig, "gaussians")
     else:
         config, initial = _splat_config(args)
         init = args.init if not _is_ply(args.init) else str(Path(args.init).resolve())
@@ -218,12 +225,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from vision3d.nerf.train import NeRFConfig, preset, train_nerf
 
     if args.resume:
-        saved = load_config(args.resume)
-        data = saved["data"]
-        config = NeRFConfig(**{k: v for k, v in saved["nerf"].items() if k in NeRFConfig.__dataclass_fields__})
-        if args.steps is not None:
-            config.steps = args.steps
-        run_dir = Path(args.resume)
+        data, config, run_dir = _resumed(args, NeRFConfig, "nerf")
     else:
         if args.model not in NERF_MODELS:
             raise SystemExit(f"unknown model {args.model!r}; choose one of {', '.join(MODELS)}")
