@@ -2,8 +2,9 @@
 nn.RNN (tanh and relu), nn.LSTM and nn.GRU with the same weights, and the hand-written BPTT equals autograd through
 them, for every weight, the inputs and the initial state; truncated BPTT equals autograd on a graph detached at each
 error's horizon; gradient clipping equals torch's; the Jacobian-product norms equal autograd's Jacobians and, for a
-linear RNN, the powers of the spectral radius. The slow test trains both on the adding problem: the LSTM solves it
-where the vanilla RNN stays at chance."""
+linear RNN, the powers of the spectral radius. Restarts inside a sequence equal torch run episode by episode, and
+RecurrentModule's autograd gradients equal the hand-written BPTT. The slow test trains both on the adding problem:
+the LSTM solves it where the vanilla RNN stays at chance."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import math
 import pytest
 import torch
 
-from mpenv.nn.recurrent import GRU, LSTM, RNN, clip_grad_norm, jacobian_product_norms
+from mpenv.nn.recurrent import GRU, LSTM, RNN, RecurrentModule, clip_grad_norm, jacobian_product_norms
 
 F64 = torch.float64
 KINDS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
@@ -343,6 +344,109 @@ def test_tanh_rnn_with_radius_below_one_decays_at_least_geometrically(rho):
 # Validation
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Restarts inside a sequence (an agent's rollout crossing episode boundaries), and the torch-module wrapper
+
+
+def episode_by_episode(module: torch.nn.RNNBase, x, states0, reset):
+    """torch's outputs and final states when each sequence is cut at its restarts and every piece after the first
+    starts from zeros: what a forward with ``reset`` must equal."""
+    T, N = reset.shape
+    outputs, finals = torch.zeros(T, N, module.hidden_size, dtype=F64), []
+    for n in range(N):
+        starts = [0] + [t for t in range(1, T) if reset[t, n]] + [T]
+        state = [s[n : n + 1] for s in states0]
+        for begin, end in zip(starts[:-1], starts[1:], strict=True):
+            if begin > 0 or reset[0, n]:
+                state = [torch.zeros_like(s) for s in state]
+            out, state = torch_forward(module, x[begin:end, n : n + 1], state)
+            outputs = outputs.index_put((torch.arange(begin, end), torch.tensor(n)), out[:, 0])
+        finals.append(state)
+    return outputs, [torch.cat([f[i] for f in finals]) for i in range(len(states0))]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_restarts_equal_torch_run_episode_by_episode(kind):
+    T, N, D, H = 9, 4, 3, 5
+    module, layer = make_pair(kind, D, H, seed=11)
+    x, states0, grad_out, grad_final = random_problem(kind, T, N, D, H, seed=11)
+    reset = torch.zeros(T, N, dtype=torch.bool)
+    reset[[3, 7], 0] = True  # two restarts
+    reset[1, 1] = True
+    reset[0, 2] = True  # at the first step: h0 is ignored
+    reset[8, 3] = True  # at the last step
+    leaves = [t.clone().requires_grad_() for t in (x, *states0)]
+    out_ref, final_ref = episode_by_episode(module, leaves[0], leaves[1:], reset)
+    loss = (out_ref * grad_out).sum() + sum((s * g).sum() for s, g in zip(final_ref, grad_final, strict=True))
+    loss.backward()
+
+    if kind == "lstm":
+        out, final = layer.forward(x, *states0, reset=reset)
+        grad_x, *grad_states0, grads = layer.backward(grad_out, tuple(grad_final))
+    else:
+        out, final = layer.forward(x, states0[0], reset=reset)
+        grad_x, *grad_states0, grads = layer.backward(grad_out, grad_final[0])
+    close(out, out_ref.detach(), 1e-10)
+    for mine, ref in zip(final if kind == "lstm" else [final], final_ref, strict=True):
+        close(mine, ref.detach(), 1e-10)
+    close(grad_x, leaves[0].grad, 1e-8)
+    for mine, leaf in zip(grad_states0, leaves[1:], strict=True):
+        close(mine, leaf.grad, 1e-8)  # zero for sequence 2, restarted at step 0
+    assert torch.all(grad_states0[0][2] == 0)
+    for name, p in module.named_parameters():
+        close(grads[name], p.grad, 1e-8)
+
+
+@pytest.mark.parametrize("truncate", [None, 2])
+@pytest.mark.parametrize("kind", KINDS)
+def test_recurrent_module_gradients_are_the_hand_written_bptt(kind, truncate):
+    """Autograd through RecurrentModule, with an encoder before it and a loss after, gives the weights, the encoder
+    and the initial state the gradients the layer's own backward computes."""
+    T, N, D, H = 6, 3, 4, 5
+    _, layer = make_pair(kind, D, H, seed=5)
+    core = RecurrentModule(layer, truncate=truncate)
+    assert dict(core.named_parameters()).keys() == layer.parameters().keys()
+    assert all(core.get_parameter(name) is tensor for name, tensor in layer.parameters().items())
+    encoder = torch.nn.Linear(2, D, dtype=F64)
+    inputs, states0, grad_out, grad_final = random_problem(kind, T, N, 2, H, seed=5)
+    reset = torch.zeros(T, N, dtype=torch.bool)
+    reset[2, 1] = True
+    states_leaf = [s.clone().requires_grad_() for s in states0]
+    x = encoder(inputs)
+    out, final = core(x, tuple(states_leaf), reset=reset)
+    loss = (out * grad_out).sum() + sum((s * g).sum() for s, g in zip(final, grad_final, strict=True))
+    loss.backward()
+
+    x = x.detach()
+    layer.forward(x, *states0, reset=reset)
+    grad_x, *grad_states0, grads = layer.backward(grad_out, tuple(grad_final) if kind == "lstm" else grad_final[0],
+                                                  truncate=truncate)
+    for name, p in core.named_parameters():
+        close(p.grad, grads[name], 1e-12)
+    for leaf, grad in zip(states_leaf, grad_states0, strict=True):
+        close(leaf.grad, grad, 1e-12)
+    close(encoder.weight.grad, torch.einsum("tni,tnj->ij", grad_x, inputs), 1e-12)
+
+
+def test_recurrent_module_copies_and_moves_with_its_layer():
+    import copy
+
+    core = RecurrentModule(LSTM(3, 4))
+    twin = copy.deepcopy(core)
+    assert twin.layer.weight_hh_l0 is twin.weight_hh_l0 and twin.weight_hh_l0 is not core.weight_hh_l0
+    core.double()
+    assert core.layer.weight_ih_l0.dtype == F64
+    out, (h, c) = core(torch.zeros(2, 5, 3, dtype=F64))
+    assert out.shape == (2, 5, 4) and h.shape == c.shape == (5, 4)
+    torch.testing.assert_close(core.initial_state(5, out)[1], torch.zeros(5, 4, dtype=F64))
+    with pytest.raises(ValueError, match="seq-first"):
+        RecurrentModule(GRU(3, 4, batch_first=True))
+    with pytest.raises(ValueError, match="wraps an mpenv.nn"):
+        RecurrentModule(torch.nn.LSTM(3, 4))
+    with pytest.raises(ValueError, match=r"state of 2 tensors \('h', 'c'\), got 1"):
+        core(torch.zeros(2, 5, 3, dtype=F64), (torch.zeros(5, 4, dtype=F64),))
+
+
 def test_shapes_and_options_are_checked():
     rnn = RNN(3, 4, dtype=F64)
     with pytest.raises(RuntimeError, match="forward first"):
@@ -375,6 +479,10 @@ def test_shapes_and_options_are_checked():
         LSTM.from_torch(torch.nn.LSTM(3, 4, num_layers=2))
     with pytest.raises(ValueError, match="needs a torch.nn.GRU"):
         GRU.from_torch(torch.nn.LSTM(3, 4))
+    with pytest.raises(ValueError, match=r"reset must be a bool tensor of shape \[T, N\] = \(5, 2\)"):
+        rnn.forward(torch.zeros(5, 2, 3, dtype=F64), reset=torch.zeros(2, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match="reset must be a bool tensor"):
+        rnn.forward(torch.zeros(5, 2, 3, dtype=F64), reset=torch.zeros(5, 2))
     with pytest.raises(ValueError, match="of='c'"):
         jacobian_product_norms(rnn, torch.zeros(5, 2, 3, dtype=F64), of="c")
 

@@ -15,7 +15,8 @@ names are re-exported here and loaded on first use, so ``import mpenv.nn`` impor
 - :mod:`mpenv.nn.mlp` -- a multilayer perceptron with a hand-written backward pass (the delta recursion).
 - :mod:`mpenv.nn.perceptron` -- Rosenblatt's perceptron algorithm.
 - :mod:`mpenv.nn.recurrent` -- RNN, LSTM and GRU cells and layers with hand-written BPTT (full and truncated),
-  gradient clipping by global norm, and the Jacobian-product norms that vanish or explode.
+  gradient clipping by global norm, the Jacobian-product norms that vanish or explode, and a torch-module
+  wrapper whose autograd backward is the hand-written BPTT.
 - :mod:`mpenv.nn.optim` -- SGD, Polyak momentum, Nesterov, AdaGrad, RMSProp, Adam and AdamW as
   ``torch.optim.Optimizer`` subclasses.
 """
@@ -33,6 +34,6 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
                     "cross_entropy_with_logits_backward", "bce_with_logits", "bce_with_logits_backward"),
     "mlp": ("MLP",),
     "perceptron": ("PerceptronResult", "train_perceptron"),
-    "recurrent": ("RNN", "LSTM", "GRU", "clip_grad_norm", "jacobian_product_norms"),
+    "recurrent": ("RNN", "LSTM", "GRU", "RecurrentModule", "clip_grad_norm", "jacobian_product_norms"),
 }  # fmt: skip
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, submodules=("optim",))

@@ -83,6 +83,16 @@ layer's weights, for an agent that carries the hidden state from one environment
 torch expressions, so autograd goes through them if the weights require gradients; the layers' ``forward`` and
 ``backward`` run without autograd.
 
+**Restarts inside a sequence**, ``forward(..., reset=mask)``: an agent's rollout of T steps holds the end of one
+episode and the start of the next, and the new episode must not see the old one's memory. Where ``reset[t, n]`` is
+true, sequence n enters step t from the zero state instead of ``h_{t-1}``; backward, the error stops there, as the
+state it would flow into was replaced by a constant. One forward over the whole rollout then equals separate forwards
+over its episodes (a test checks it against torch run episode by episode).
+
+**As a torch module**, :class:`RecurrentModule`: the layer's weights become ``nn.Parameter``s, and autograd's
+backward pass through the module is the hand-written BPTT above, so a network around it (an encoder before, heads
+after) trains with any ``torch.optim`` optimizer -- the recurrent A2C of ``agents.actor_critic`` does.
+
 Shapes: ``x`` ``[T, N, I]``, outputs ``[T, N, H]`` (the states ``h_1 .. h_T``), states ``[N, H]`` (torch's ``h_n`` is
 ``[num_layers, N, H]``: here one layer, so ``h_n[0]``).
 """
@@ -101,6 +111,7 @@ __all__ = [
     "GRU",
     "LSTM",
     "RNN",
+    "RecurrentModule",
     "GRUCache",
     "LSTMCache",
     "RNNCache",
@@ -416,30 +427,51 @@ class _Recurrent:
 
     # -- the sequence ---------------------------------------------------------------------------------------
 
-    def _run(self, x: Tensor, state0: State) -> tuple[Tensor, State, list[NamedTuple]]:
+    def _check_reset(self, reset: Tensor | None, x: Tensor) -> Tensor | None:
+        """``reset`` as a [T, N, 1] float mask of the states kept (0 where a sequence restarts), or None."""
+        if reset is None:
+            return None
+        layout = "[N, T]" if self.batch_first else "[T, N]"
+        expected = tuple(x.shape[1::-1]) if self.batch_first else tuple(x.shape[:2])
+        if tuple(reset.shape) != expected or reset.dtype != torch.bool:
+            raise ValueError(f"reset must be a bool tensor of shape {layout} = {expected} for x of shape "
+                             f"{tuple(x.shape)}, got {reset.dtype} {tuple(reset.shape)}")  # fmt: skip
+        reset = reset.T if self.batch_first else reset
+        return (~reset).to(x.dtype)[:, :, None]
+
+    def _run(self, x: Tensor, state0: State, keep: Tensor | None = None) -> tuple[Tensor, State, list[NamedTuple]]:
         outputs, caches, state = [], [], state0
-        for x_t in x:
+        for t, x_t in enumerate(x):
+            if keep is not None:  # a restarting sequence enters step t from the zero state
+                state = tuple(s * keep[t] for s in state)
             state, cache = self._cell(x_t, state)
             outputs.append(state[0])
             caches.append(cache)
         return torch.stack(outputs), state, caches
 
     @torch.no_grad()
-    def _forward(self, x: Tensor, given: tuple[Tensor | None, ...]) -> tuple[Tensor, State]:
+    def _forward(self, x: Tensor, given: tuple[Tensor | None, ...], reset: Tensor | None = None
+                 ) -> tuple[Tensor, State]:
         x = self._check_input(x)
-        outputs, state, caches = self._run(x, self._initial_state(given, x))
-        self._saved = (x, caches)  # for backward
+        keep = self._check_reset(reset, x)
+        outputs, state, caches = self._run(x, self._initial_state(given, x), keep)
+        self._saved = (x, caches, keep)  # for backward
         return (outputs.transpose(0, 1) if self.batch_first else outputs), state
 
     @torch.no_grad()
     def _backward(
-        self, grad_outputs: Tensor | None, grad_final: tuple[Tensor | None, ...], truncate: int | None
+        self,
+        grad_outputs: Tensor | None,
+        grad_final: tuple[Tensor | None, ...],
+        truncate: int | None,
+        saved: tuple[Tensor, list[NamedTuple], Tensor | None] | None = None,
     ) -> tuple[Tensor, State, dict[str, Tensor]]:
-        if self._saved is None:
+        saved = self._saved if saved is None else saved
+        if saved is None:
             raise RuntimeError("backward needs a forward first (it uses the forward's intermediate values)")
         if truncate is not None and (isinstance(truncate, bool) or not isinstance(truncate, int) or truncate < 1):
             raise ValueError(f"truncate must be None or a positive integer, got {truncate!r}")
-        x, caches = self._saved
+        x, caches, keep = saved
         T, N = x.shape[:2]
         H, G = self.hidden_size, self.num_gates * self.hidden_size
         shape = (N, T, H) if self.batch_first else (T, N, H)
@@ -455,6 +487,11 @@ class _Recurrent:
             grad = (grad_outputs[t],) + (zero,) * (len(self.state_names) - 1)
             return tuple(a + b for a, b in zip(grad, grad_final, strict=True)) if t == T - 1 else grad
 
+        def step_back(grad: State, t: int) -> tuple[Tensor, Tensor, State]:
+            """Step t's backward; at a restart the error stops: the state entering step t was zero, not h_{t-1}."""
+            dx, dh, grad = self._cell_backward(grad, caches[t])
+            return dx, dh, grad if keep is None else tuple(g * keep[t] for g in grad)
+
         grad_x_side = [x.new_zeros(N, G) for _ in range(T)]  # delta_t, the input side's pre-activations
         grad_h_side = [x.new_zeros(N, G) for _ in range(T)]  # and the recurrent side's (the GRU's n block differs)
         if truncate is None or truncate >= T:
@@ -462,7 +499,7 @@ class _Recurrent:
             grad = tuple(zero for _ in self.state_names)
             for t in reversed(range(T)):
                 grad = tuple(a + b for a, b in zip(grad, injected(t), strict=True))
-                grad_x_side[t], grad_h_side[t], grad = self._cell_backward(grad, caches[t])
+                grad_x_side[t], grad_h_side[t], grad = step_back(grad, t)
             grad_state0 = grad
         else:
             # TBPTT(k): each injected error separately through steps t, .., t-k+1, then dropped at h_{t-k}
@@ -470,7 +507,7 @@ class _Recurrent:
             for t in reversed(range(T)):
                 grad = injected(t)
                 for s in range(t, max(t - truncate, -1), -1):
-                    dx, dh, grad = self._cell_backward(grad, caches[s])
+                    dx, dh, grad = step_back(grad, s)
                     grad_x_side[s] = grad_x_side[s] + dx
                     grad_h_side[s] = grad_h_side[s] + dh
                 if t - truncate < 0:  # this error's window reached step 1: what is left lands on the initial state
@@ -534,10 +571,11 @@ class RNN(_Recurrent):
         h = x_t.new_zeros(x_t.shape[0], self.hidden_size) if h is None else h
         return self._cell(x_t, (h,))[0][0]
 
-    def forward(self, x: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, h0: Tensor | None = None, reset: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``x`` [T, N, I], ``h0`` [N, H] (zeros if None) -> (outputs ``h_1 .. h_T`` [T, N, H], ``h_T`` [N, H]).
-        Keeps what :meth:`backward` needs."""
-        outputs, (h_n,) = self._forward(x, (h0,))
+        ``reset`` [T, N] bool: sequence n restarts from the zero state at step t (module docstring). Keeps what
+        :meth:`backward` needs."""
+        outputs, (h_n,) = self._forward(x, (h0,), reset)
         return outputs, h_n
 
     __call__ = forward
@@ -606,11 +644,12 @@ class LSTM(_Recurrent):
         return self._cell(x_t, state)[0]
 
     def forward(
-        self, x: Tensor, h0: Tensor | None = None, c0: Tensor | None = None
+        self, x: Tensor, h0: Tensor | None = None, c0: Tensor | None = None, reset: Tensor | None = None
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """``x`` [T, N, I], ``h0``, ``c0`` [N, H] (zeros if None) -> (outputs ``h_1 .. h_T`` [T, N, H],
-        ``(h_T, c_T)``). Keeps what :meth:`backward` needs."""
-        outputs, (h_n, c_n) = self._forward(x, (h0, c0))
+        ``(h_T, c_T)``). ``reset`` [T, N] bool: sequence n restarts from zero ``(h, c)`` at step t. Keeps what
+        :meth:`backward` needs."""
+        outputs, (h_n, c_n) = self._forward(x, (h0, c0), reset)
         return outputs, (h_n, c_n)
 
     __call__ = forward
@@ -656,6 +695,82 @@ class GRU(_Recurrent):
     # One state, h, as the RNN: the same step, forward and backward.
     step, forward, backward = RNN.step, RNN.forward, RNN.backward
     __call__ = forward
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The hand-written BPTT inside autograd
+
+
+class _HandBPTT(torch.autograd.Function):
+    """Forward: the layer's loop over time; backward: its BPTT. Inputs after the layer, ``truncate`` and the keep
+    mask: ``x``, the initial state's tensors, then the weights in the layer's order."""
+
+    @staticmethod
+    def forward(ctx, layer: _Recurrent, truncate: int | None, keep: Tensor | None, x: Tensor, *tensors: Tensor):
+        n_states = len(layer.state_names)
+        outputs, state, caches = layer._run(x, tuple(tensors[:n_states]), keep)
+        ctx.layer, ctx.truncate, ctx.saved = layer, truncate, (x, caches, keep)
+        return (outputs, *state)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_outputs: Tensor, *grad_final: Tensor):
+        layer = ctx.layer
+        grad_x, grad_state0, grads = layer._backward(grad_outputs, grad_final, ctx.truncate, ctx.saved)
+        ctx.saved = None  # the caches hold T steps of activations: free them now
+        return (None, None, None, grad_x, *grad_state0, *(grads[name] for name in layer._names))
+
+
+class RecurrentModule(torch.nn.Module):
+    """A hand-written :class:`RNN`, :class:`LSTM` or :class:`GRU` as a ``torch.nn.Module``: the layer's weights are
+    registered as parameters (under torch's names), and gradients through :meth:`forward` come from the layer's own
+    BPTT -- truncated to ``truncate`` steps if given -- not from autograd's tape of the loop.
+
+        core = RecurrentModule(LSTM(8, 32))
+        out, (h, c) = core(x, state, reset=starts)      # x [T, N, 8]; state None or (h0, c0); reset [T, N] bool
+        loss(out).backward()                            # the hand-written BPTT fills core.weight_hh_l0.grad, ...
+
+    Sequences are seq-first, ``[T, N, I]``. Moving the module (``.to``) moves the layer's weights with it, since they
+    are the same tensors.
+    """
+
+    def __init__(self, layer: RNN | LSTM | GRU, truncate: int | None = None) -> None:
+        super().__init__()
+        if not isinstance(layer, _Recurrent):
+            raise ValueError(f"RecurrentModule wraps an mpenv.nn RNN, LSTM or GRU, got {type(layer).__name__}")
+        if layer.batch_first:
+            raise ValueError("RecurrentModule takes seq-first layers ([T, N, I]): make it with batch_first=False")
+        if truncate is not None and (isinstance(truncate, bool) or not isinstance(truncate, int) or truncate < 1):
+            raise ValueError(f"truncate must be None or a positive integer, got {truncate!r}")
+        self.layer, self.truncate = layer, truncate
+        for name, tensor in layer.parameters().items():
+            parameter = torch.nn.Parameter(tensor)
+            self.register_parameter(name, parameter)
+            setattr(layer, name, parameter)  # the layer computes with the parameters themselves
+
+    @property
+    def hidden_size(self) -> int:
+        return self.layer.hidden_size
+
+    def initial_state(self, batch: int, like: Tensor) -> tuple[Tensor, ...]:
+        """The zero state for ``batch`` sequences, as a tuple (``(h,)``, or the LSTM's ``(h, c)``)."""
+        return tuple(like.new_zeros(batch, self.layer.hidden_size) for _ in self.layer.state_names)
+
+    def forward(
+        self, x: Tensor, state: tuple[Tensor, ...] | None = None, reset: Tensor | None = None
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """``x`` [T, N, I], ``state`` a tuple of [N, H] tensors (None: zeros), ``reset`` [T, N] bool -> (outputs
+        [T, N, H], the final state as a tuple)."""
+        layer = self.layer
+        x = layer._check_input(x)
+        given = (None,) * len(layer.state_names) if state is None else tuple(state)
+        if len(given) != len(layer.state_names):
+            raise ValueError(f"{type(layer).__name__} takes a state of {len(layer.state_names)} tensors "
+                             f"{layer.state_names}, got {len(given)}")  # fmt: skip
+        state0 = layer._initial_state(given, x)
+        keep = layer._check_reset(reset, x)
+        outputs, *final = _HandBPTT.apply(layer, self.truncate, keep, x, *state0, *layer.parameters().values())
+        return outputs, tuple(final)
 
 
 # ----------------------------------------------------------------------------------------------------------------
