@@ -14,15 +14,34 @@ by temporal differences, and the actor follows the advantage of what it did.
 
 The algorithm, top to bottom:
 
-    1. step ``n_envs`` envs in lock-step for ``n_steps`` steps with the stochastic policy (only the
-       actor runs while acting; the critic evaluates the whole rollout at once afterwards);
-    2. value every observation of the rollout, bootstrap from the last one (and from the final
-       observation of any episode cut by a time limit), compute advantages and value targets;
+    1. step ``n_envs`` envs in lock-step for ``n_steps`` steps with the stochastic policy; the critic
+       runs only to value what the rollout bootstraps from: the observation after its last step and
+       the final observation of any episode cut by a time limit;
+    2. value every observation of the rollout at once, compute advantages and value targets;
     3. one gradient step on L, with the gradient's global norm clipped;
     4. optionally fold the rollout into the running observation statistics.
 
     from agents.actor_critic import A2CConfig, train_a2c
     policy = train_a2c(A2CConfig(), RunContext("CartPole-v1", total_steps=200_000))
+
+**Recurrent A2C** (``--recurrent``). Where the observation o_t does not determine the state (the T-maze's cue is
+shown once, at the start), the policy needs memory: an LSTM carries h_t = LSTM(f(o_t), h_{t-1}) and the actor and
+critic read pi(a_t|h_t), V(h_t) (agents.policies.RecurrentActorCritic). The equations above hold with h_t for s_t.
+What changes is bookkeeping:
+
+    acting:     the state is carried from step to step and zeroed where an episode ends, so a new episode
+                starts from h_0 = 0 (its reset mask: starts_t = d_{t-1}, the previous step ended one);
+    bootstrap:  V(s_{t+1}) needs the state too, so it is computed while acting, with the state of that moment;
+    update:     the rollout is replayed from its first state h_start (detached: the previous rollout's graph is
+                gone) with the same reset mask, and the loss back-propagates through time over the rollout --
+                truncated BPTT with a window of n_steps, by mpenv.nn's hand-written LSTM backward.
+
+So ``n_steps`` bounds what can be learned: a cue must be remembered for fewer steps than a rollout holds.
+The T-maze of length 10 (the cue needed 11 steps later) is solved with 32-step rollouts
+(tests/test_recurrent_a2c.py)::
+
+    mpenv-train a2c --env mpenv/TMaze-v0 --recurrent --total-steps 150000 --n-envs 16 --n-steps 32 \\
+        --hidden-sizes 32 --lstm-size 32 --ent-coef 0.01
 
 Pendulum-v1 (continuous torques) is learned in about 250k steps with short rollouts (many updates),
 a short horizon, normalised observations, scaled-down rewards and ReLU networks (tanh ones need about
@@ -46,7 +65,16 @@ from torch import nn
 from agents.envs import InfoMeans, finished_episodes
 from agents.evaluate import KeepBest
 from agents.optim import OPTIMIZERS, gradient_step
-from agents.policies import ACTIVATIONS, ActorCritic, actor_from_network, build_actor_critic, observations_to_tensor
+from agents.policies import (
+    ACTIVATIONS,
+    ActorCritic,
+    RecurrentActorCritic,
+    State,
+    actor_from_network,
+    build_actor_critic,
+    forget,
+    observations_to_tensor,
+)
 from agents.returns import gae
 from agents.run import (
     Every,
@@ -85,6 +113,11 @@ class A2CConfig:
         "help": "standardise observations with running statistics (saved in the checkpoint)"})
     hidden_sizes: str = field(default="64,64", metadata={"help": "hidden layer widths of the actor and the critic"})
     activation: str = field(default="tanh", metadata={"help": "'tanh' or 'relu'"})
+    recurrent: bool = field(default=False, metadata={
+        "help": "an LSTM policy: memory across steps, zeroed at episode ends, trained by BPTT over each rollout "
+                "(remembers at most n_steps steps back)"})
+    lstm_size: int = field(default=64, metadata={"help": "--recurrent: the LSTM's hidden units (after the "
+                                                          "hidden_sizes encoder)"})
     init_log_std: float = field(default=0.0, metadata={
         "help": "Box actions: initial log sigma of the Gaussian (in units of half the action range)"})
     eval_every: int = field(default=20_000, metadata={
@@ -97,7 +130,7 @@ def check_config(config: A2CConfig) -> None:
     """Raise ``ValueError`` naming every hyperparameter that cannot work."""
     check_config_fields(
         "A2C", config,
-        at_least_one=("n_envs", "n_steps", "eval_every_episodes", "log_every"),
+        at_least_one=("n_envs", "n_steps", "lstm_size", "eval_every_episodes", "log_every"),
         non_negative=("ent_coef", "vf_coef", "max_grad_norm", "eval_every"),
         positive=("learning_rate", "reward_scale"),
         unit_interval=("gamma", "gae_lambda"),
@@ -109,8 +142,9 @@ def check_config(config: A2CConfig) -> None:
 
 
 class Rollout:
-    """One rollout's [T, N] arrays, plus what bootstrapping needs: the observation after the last step
-    and the final observations of episodes cut by a time limit (their next row is a new episode).
+    """One rollout's [T, N] arrays, plus what bootstrapping needs: V of the observation after the last step and
+    of the final observations of episodes cut by a time limit (their next row is a new episode), both computed
+    while acting, and (recurrent policies) the state the rollout started from.
 
     What the envs return is stored in NumPy arrays (a copy per step costs a microsecond) and becomes
     tensors once per rollout; the sampled actions are tensors already.
@@ -125,31 +159,47 @@ class Rollout:
         self.truncated = np.zeros(shape, dtype=np.float32)
         action_dtype = torch.long if isinstance(action_space, gym.spaces.Discrete) else torch.float32
         self.actions = torch.zeros(shape + action_space.shape, dtype=action_dtype, device=device)
-        self.last_obs = np.zeros_like(self.obs[0])
-        self.cut: list[tuple[int, int, np.ndarray]] = []  # (t, env, final observation) of truncated episodes
+        self.last_values = torch.zeros(envs.num_envs, device=device)
+        self.cut: list[tuple[int, int, float]] = []  # (t, env, V(final observation)) of truncated episodes
+        self.state0: State | None = None
         self.device = device
 
     def tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array).to(self.device)
 
+    def starts(self) -> torch.Tensor:
+        """[T, N] bool: an episode starts at step t (the previous step ended one; row 0's state is already zero)."""
+        done = torch.from_numpy((self.terminated > 0) | (self.truncated > 0)).to(self.device)
+        return torch.cat([torch.zeros_like(done[:1]), done[:-1]])
+
+
+def state_rows(state: State | None, index: int) -> State | None:
+    return None if state is None else (state[0][index : index + 1], state[1][index : index + 1])
+
 
 @torch.inference_mode()  # lighter than no_grad: the tensors made while acting need no version counters
-def collect_rollout(model: ActorCritic, envs: gym.vector.VectorEnv, rollout: Rollout, obs: np.ndarray, step: int,
-                    log: LogFn) -> tuple[np.ndarray, int]:
-    """Fill ``rollout`` with ``n_steps`` steps of every env; returns the next observations and env-step count.
-    Logs finished episodes and the rollout means of numeric info terms (the humanoid's ``imitation/*``)."""
+def collect_rollout(model: ActorCritic | RecurrentActorCritic, envs: gym.vector.VectorEnv, rollout: Rollout,
+                    obs: np.ndarray, state: State | None, step: int, log: LogFn
+                    ) -> tuple[np.ndarray, State | None, int]:
+    """Fill ``rollout`` with ``n_steps`` steps of every env; returns the next observations, the policy's state
+    (None for a feed-forward one) and the env-step count. Logs finished episodes and the rollout means of
+    numeric info terms (the humanoid's ``imitation/*``)."""
     rollout.cut.clear()
+    rollout.state0 = state
     info_means = InfoMeans()
     for t in range(len(rollout.obs)):
         rollout.obs[t] = obs
-        actions = model.act(observations_to_tensor(obs, rollout.device))
+        actions, state = model.step(observations_to_tensor(obs, rollout.device), state)
         obs, rewards, terminated, truncated, infos = envs.step(model.env_action(actions))
         step += envs.num_envs
         rollout.actions[t] = actions
         rollout.rewards[t], rollout.terminated[t], rollout.truncated[t] = rewards, terminated, truncated
         if truncated.any():
             for env_index in np.flatnonzero(truncated & ~terminated):
-                rollout.cut.append((t, int(env_index), np.asarray(infos["final_obs"][env_index])))  # int states too
+                final = observations_to_tensor(np.asarray(infos["final_obs"][env_index])[None], rollout.device)
+                value = model.state_value(final, state_rows(state, env_index))
+                rollout.cut.append((t, int(env_index), float(value[0])))
+        state = forget(state, terminated | truncated)
         if "episode" in infos:
             for episode_return, length in finished_episodes(infos):
                 log("charts/episodic_return", episode_return, step)
@@ -157,36 +207,31 @@ def collect_rollout(model: ActorCritic, envs: gym.vector.VectorEnv, rollout: Rol
         info_means.add(infos)
     for key, mean in info_means.pop_means().items():
         log(f"imitation/{key}", mean, step)
-    rollout.last_obs[:] = obs
-    return obs, step
+    rollout.last_values[:] = model.state_value(observations_to_tensor(obs, rollout.device), state)
+    return obs, state, step
 
 
 # ---------------------------------------------------------------------------------------------------
 # Update
 
 
-def a2c_loss(model: ActorCritic, rollout: Rollout, config: A2CConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    n_steps, n_envs = rollout.rewards.shape
-    obs = observations_to_tensor(rollout.obs, rollout.device).flatten(0, 1)
+def a2c_loss(model: ActorCritic | RecurrentActorCritic, rollout: Rollout, config: A2CConfig
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     rewards = rollout.tensor(rollout.rewards)
     if config.reward_scale != 1.0:
         rewards = rewards * config.reward_scale
     terminated, truncated = rollout.tensor(rollout.terminated), rollout.tensor(rollout.truncated)
-    # One critic pass over the rollout, the bootstrap observation and any cut episodes' final observations.
-    bootstrap_obs = np.concatenate([rollout.last_obs, *(final[None] for _, _, final in rollout.cut)])
-    all_values = model.value(torch.cat([obs, observations_to_tensor(bootstrap_obs, rollout.device)]))
-    values = all_values[: n_steps * n_envs].view(n_steps, n_envs)
+    obs = observations_to_tensor(rollout.obs, rollout.device)
+    log_prob, entropy, values = model.evaluate_rollout(obs, rollout.actions, rollout.state0, rollout.starts())
     with torch.no_grad():
         # V(s'_t): the next row's value, except after the last row and where an episode was cut.
-        bootstrap_values = all_values[n_steps * n_envs:]
-        next_values = torch.cat([values[1:], bootstrap_values[None, :n_envs]])
-        for k, (t, env_index, _) in enumerate(rollout.cut):
-            next_values[t, env_index] = bootstrap_values[n_envs + k]
+        next_values = torch.cat([values[1:], rollout.last_values[None]])
+        for t, env_index, value in rollout.cut:
+            next_values[t, env_index] = value
         advantages = gae(rewards, values, next_values, terminated, truncated, config.gamma, config.gae_lambda)
         targets = advantages + values
         if config.normalize_advantage:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-    log_prob, entropy = model.log_prob_and_entropy(obs, rollout.actions.flatten(0, 1))
     policy_loss = -(log_prob * advantages.flatten()).mean()
     value_loss = nn.functional.mse_loss(values, targets)
     entropy = entropy.mean()
@@ -200,7 +245,7 @@ def a2c_loss(model: ActorCritic, rollout: Rollout, config: A2CConfig) -> tuple[t
 # Training loop
 
 
-def train_a2c(config: A2CConfig, run: RunContext) -> ActorCritic:
+def train_a2c(config: A2CConfig, run: RunContext) -> ActorCritic | RecurrentActorCritic:
     """Train A2C on ``run.env_id``; returns the best policy found by evaluation."""
     check_config(config)
     with policy_gradient_run(config, run, n_envs=config.n_envs) as state:
@@ -208,10 +253,11 @@ def train_a2c(config: A2CConfig, run: RunContext) -> ActorCritic:
     return state.keeper.best
 
 
-def train_loop(model: ActorCritic, optimizer: torch.optim.Optimizer, keeper: KeepBest,
+def train_loop(model: ActorCritic | RecurrentActorCritic, optimizer: torch.optim.Optimizer, keeper: KeepBest,
                envs: gym.vector.VectorEnv, config: A2CConfig, run: RunContext, step: int) -> None:
     rollout = Rollout(config.n_steps, envs, next(model.parameters()).device)
     obs, _ = envs.reset(seed=run.seed + step)  # a resumed run plays new episodes, not the first ones again
+    state = model.initial_state(envs.num_envs)
     checkpoint, evaluation = Every(run.checkpoint_every, step), Every(config.eval_every, step)
     loss_log = Every(config.log_every, step)
     save_training_state(run, step, model, keeper, optimizer)
@@ -220,7 +266,7 @@ def train_loop(model: ActorCritic, optimizer: torch.optim.Optimizer, keeper: Kee
             learning_rate = config.learning_rate * (1.0 - step / run.total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate
-        obs, step = collect_rollout(model, envs, rollout, obs, step, run.log)
+        obs, state, step = collect_rollout(model, envs, rollout, obs, state, step, run.log)
         loss, terms = a2c_loss(model, rollout, config)
         gradient_step(optimizer, loss, config.max_grad_norm, step)
         # Only after the gradient step, so that the gradient saw the statistics the actions were sampled with.

@@ -46,6 +46,26 @@ HELD_OUT_SEED_OFFSET = 10_000
 RECOVERED = 0.05  # metres of root-relative MPJPE under which a pushed humanoid tracks its reference again
 
 
+def forget_memory(act: Act | BatchAct) -> None:
+    """A recurrent policy's actor (``agents.policies.RecurrentActor``) forgets its hidden state: envs were reset."""
+    reset = getattr(act, "reset", None)
+    if reset is not None:
+        reset()
+
+
+class OneAtATime:
+    """A batched actor used on one observation at a time (``run_episodes``); keeps its ``reset``."""
+
+    def __init__(self, batched: BatchAct):
+        self.batched = batched
+
+    def __call__(self, obs: Any) -> Any:
+        return self.batched(np.asarray(obs)[None])[0]
+
+    def reset(self) -> None:
+        forget_memory(self.batched)
+
+
 def run_episodes(env: gym.Env, act: Act, episodes: int, seed: int = 0, max_steps: int = 10_000,
                  on_frame: Callable[[], None] | None = None,
                  on_step: Callable[[int, dict[str, Any]], None] | None = None) -> np.ndarray:
@@ -56,6 +76,7 @@ def run_episodes(env: gym.Env, act: Act, episodes: int, seed: int = 0, max_steps
     returns = np.zeros(episodes)
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed if episode == 0 else None)
+        forget_memory(act)
         if on_frame:
             on_frame()
         for _ in range(max_steps):
@@ -75,6 +96,7 @@ def vector_returns(envs: gym.vector.VectorEnv, act: BatchAct, seed: int, max_ste
     step); a copy's later, autoreset episodes do not count. Episodes are cut at ``max_steps`` (envs
     without a time limit and a policy that never ends one)."""
     obs, _ = envs.reset(seed=seed)
+    forget_memory(act)
     returns = np.zeros(envs.num_envs)
     running = np.ones(envs.num_envs, dtype=bool)
     for _ in range(max_steps):
@@ -157,8 +179,7 @@ def load_actor(checkpoint: str, config: dict[str, Any], env: gym.Env, seed: int)
     """The policy of a checkpoint as a function of one observation, whichever kind of agent wrote it."""
     algo = config.get("algo")
     if algo in DEEP_AGENT_MODULES:
-        batched = importlib.import_module(DEEP_AGENT_MODULES[algo]).load_policy(checkpoint, env)
-        return lambda obs: batched(np.asarray(obs)[None])[0]
+        return OneAtATime(importlib.import_module(DEEP_AGENT_MODULES[algo]).load_policy(checkpoint, env))
     arrays = load_arrays(checkpoint)
     if "pi" not in arrays:
         raise CheckpointError(f"{checkpoint}: no policy 'pi' in checkpoint.npz (found: {sorted(arrays)})")

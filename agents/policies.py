@@ -240,11 +240,124 @@ class ActorCritic(nn.Module):
         if isinstance(self.normalizer, RunningNormalizer):
             self.normalizer.update(obs)
 
+    # The rollout interface of A2C, shared with RecurrentActorCritic: a feed-forward policy carries no state.
 
-def build_actor_critic(config: Any, observation_space: gym.Space, action_space: gym.Space) -> ActorCritic:
-    """The network a config describes (fields ``hidden_sizes``, ``activation``, ``init_log_std``, ``normalize_obs``)."""
-    return ActorCritic(observation_space, action_space, parse_hidden_sizes(config.hidden_sizes),
-                       activation_named(config.activation), config.init_log_std, config.normalize_obs)
+    recurrent = False
+
+    def initial_state(self, batch: int) -> None:
+        return None
+
+    def step(self, obs: torch.Tensor, state: None, deterministic: bool = False) -> tuple[torch.Tensor, None]:
+        return (self.deterministic_action(obs) if deterministic else self.act(obs)), None
+
+    def state_value(self, obs: torch.Tensor, state: None) -> torch.Tensor:
+        return self.value(obs)
+
+    def evaluate_rollout(self, obs: torch.Tensor, actions: torch.Tensor, state0: None, starts: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """log pi(a_t|s_t) and the entropy [T * N], and V(s_t) [T, N], of a rollout's ``obs`` [T, N, ...]."""
+        flat_obs = obs.flatten(0, 1)
+        log_prob, entropy = self.log_prob_and_entropy(flat_obs, actions.flatten(0, 1))
+        return log_prob, entropy, self.value(flat_obs).view(starts.shape)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The recurrent actor-critic
+
+State = tuple[torch.Tensor, torch.Tensor]  # the LSTM's (h, c), each [N, H]
+
+
+class RecurrentActorCritic(nn.Module):
+    """An LSTM policy for partially observable envs: pi(a_t | h_t) and V(h_t), where the hidden state
+    h_t = LSTM(f(o_t), h_{t-1}) summarises the observations so far (f an MLP encoder).
+
+    The actor and the critic share the encoder and the LSTM (one memory for both, as in CleanRL's
+    ``ppo_atari_lstm.py``), with a linear head each. The LSTM is ``mpenv.nn``'s, so its gradients come from the
+    hand-written BPTT (``mpenv.nn.RecurrentModule``); its forget gate starts at bias 1, open enough to carry a
+    cue across tens of steps from the first update.
+
+    The state is zeroed where an episode starts, while acting (:func:`forget`) and in the unrolled forward of a
+    training rollout (``starts``), so no episode sees another's memory.
+    """
+
+    recurrent = True
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, hidden: Sequence[int] = (64,),
+                 lstm_size: int = 64, activation: type[nn.Module] = nn.Tanh, init_log_std: float = 0.0,
+                 normalize_obs: bool = False):
+        super().__init__()
+        from mpenv.nn import LSTM, RecurrentModule  # loads mpenv.nn only for recurrent agents
+
+        check_spaces(observation_space, action_space)
+        if normalize_obs and (not isinstance(observation_space, gym.spaces.Box) or is_image_space(observation_space)):
+            raise ValueError(f"normalize_obs needs vector Box observations, not {observation_space}")
+        self.normalizer: nn.Module = RunningNormalizer(observation_space.shape) if normalize_obs else nn.Identity()
+        self.encoder, n_features = encoder_for(observation_space, hidden, activation)
+        lstm = LSTM(n_features, lstm_size, generator=torch.Generator().manual_seed(int(torch.randint(2**31, ()))))
+        lstm.init_forget_bias(1.0)
+        self.core = RecurrentModule(lstm)
+        self.head: CategoricalHead | GaussianHead
+        if isinstance(action_space, gym.spaces.Discrete):
+            self.head = CategoricalHead(lstm_size, int(action_space.n))
+        else:
+            self.head = GaussianHead(lstm_size, action_space, init_log_std)
+        self.critic = layer_init(nn.Linear(lstm_size, 1), std=1.0)
+
+    def initial_state(self, batch: int) -> State:
+        zeros = torch.zeros(batch, self.core.hidden_size, device=self.critic.weight.device)
+        return zeros, zeros.clone()
+
+    def unroll(self, obs: torch.Tensor, state: State, starts: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, State]:
+        """h_1 .. h_T [T, N, H] and the final state for ``obs`` [T, N, ...] from ``state``; ``starts`` [T, N] bool
+        marks the steps where an episode begins (its state is zeroed there)."""
+        steps, batch = obs.shape[:2]
+        features = self.encoder(self.normalizer(obs.flatten(0, 1))).view(steps, batch, -1)
+        hidden, final = self.core(features, state, starts)
+        return hidden, (final[0], final[1])
+
+    def step(self, obs: torch.Tensor, state: State, deterministic: bool = False) -> tuple[torch.Tensor, State]:
+        """One env step: actions for ``obs`` [N, ...] and the next state."""
+        hidden, state = self.unroll(obs[None], state)
+        params = self.head(hidden[0])
+        return (self.head.mode(params) if deterministic else self.head.sample(params)), state
+
+    def state_value(self, obs: torch.Tensor, state: State) -> torch.Tensor:
+        """V of ``obs`` [N, ...] seen after ``state``: what a rollout bootstraps from."""
+        return self.critic(self.unroll(obs[None], state)[0][0]).squeeze(-1)
+
+    def evaluate_rollout(self, obs: torch.Tensor, actions: torch.Tensor, state0: State, starts: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The rollout replayed from its first state, with gradients: log pi and the entropy [T * N], V [T, N]."""
+        hidden, _ = self.unroll(obs, state0, starts)
+        log_prob, entropy = self.head.log_prob_and_entropy(self.head(hidden.flatten(0, 1)), actions.flatten(0, 1))
+        return log_prob, entropy, self.critic(hidden).squeeze(-1)
+
+    def env_action(self, actions: torch.Tensor) -> np.ndarray:
+        return self.head.env_action(actions)
+
+    def update_normalizer(self, obs: torch.Tensor) -> None:
+        if isinstance(self.normalizer, RunningNormalizer):
+            self.normalizer.update(obs)
+
+
+def forget(state: State | None, done: np.ndarray) -> State | None:
+    """The state with the rows of finished episodes zeroed: the next observation there starts a new episode."""
+    if state is None or not done.any():
+        return state
+    keep = torch.as_tensor(~done, device=state[0].device).unsqueeze(-1)
+    return state[0] * keep, state[1] * keep
+
+
+def build_actor_critic(config: Any, observation_space: gym.Space, action_space: gym.Space
+                       ) -> ActorCritic | RecurrentActorCritic:
+    """The network a config describes (fields ``hidden_sizes``, ``activation``, ``init_log_std``, ``normalize_obs``,
+    and ``recurrent`` with ``lstm_size`` where the config has them)."""
+    hidden, activation = parse_hidden_sizes(config.hidden_sizes), activation_named(config.activation)
+    if getattr(config, "recurrent", False):
+        return RecurrentActorCritic(observation_space, action_space, hidden, config.lstm_size, activation,
+                                    config.init_log_std, config.normalize_obs)
+    return ActorCritic(observation_space, action_space, hidden, activation, config.init_log_std, config.normalize_obs)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -256,8 +369,11 @@ def observations_to_tensor(obs: np.ndarray, device: torch.device) -> torch.Tenso
     return tensor if tensor.dtype == torch.uint8 else tensor.float()
 
 
-def actor_from_network(model: ActorCritic) -> Callable[[np.ndarray], np.ndarray]:
-    """A batch of observations -> the batch of deterministic actions, ready for ``env.step``."""
+def actor_from_network(model: ActorCritic | RecurrentActorCritic) -> Callable[[np.ndarray], np.ndarray]:
+    """A batch of observations -> the batch of deterministic actions, ready for ``env.step``. A recurrent
+    policy's actor remembers: see :class:`RecurrentActor`."""
+    if model.recurrent:
+        return RecurrentActor(model)
     device = next(model.parameters()).device
     model.eval()  # no layer behaves differently today; a future dropout or norm layer would
 
@@ -266,3 +382,25 @@ def actor_from_network(model: ActorCritic) -> Callable[[np.ndarray], np.ndarray]
             return model.env_action(model.deterministic_action(observations_to_tensor(obs, device)))
 
     return act
+
+
+class RecurrentActor:
+    """A recurrent policy acting deterministically on a batch of envs, carrying its hidden state from call to
+    call. ``reset()`` forgets it: the evaluation loops of ``agents.evaluate`` call it whenever they reset the
+    envs, so every episode starts from the zero state, as in training."""
+
+    def __init__(self, model: RecurrentActorCritic):
+        self.model = model.eval()
+        self.device = next(model.parameters()).device
+        self.state: State | None = None
+
+    def reset(self) -> None:
+        self.state = None
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            obs_tensor = observations_to_tensor(obs, self.device)
+            if self.state is None or self.state[0].shape[0] != obs_tensor.shape[0]:
+                self.state = self.model.initial_state(obs_tensor.shape[0])
+            actions, self.state = self.model.step(obs_tensor, self.state, deterministic=True)
+            return self.model.env_action(actions)

@@ -41,7 +41,7 @@ import numpy as np
 
 from agents import actor_critic, dp, dqn, mc, reinforce, sb3_ppo, td
 from agents.envs import make_env, parse_env_kwargs
-from agents.evaluate import HELD_OUT_SEED_OFFSET, check_policy, evaluate_policy, run_episodes
+from agents.evaluate import HELD_OUT_SEED_OFFSET, OneAtATime, check_policy, evaluate_policy, run_episodes
 from agents.plots import save_figure, value_policy_figure
 from agents.run import RunContext
 from agents.tabular import discrete_sizes
@@ -362,7 +362,7 @@ def train_deep(name: str, run: RunConfig, params: Any, env: gym.Env, env_kwargs:
             algorithm.fn(params, context)
         if run.eval_episodes > 0:
             act = algorithm.load_policy(run_dir, env)
-            report_evaluation(logger, run_episodes(env, lambda obs: act(np.asarray(obs)[None])[0], run.eval_episodes,
+            report_evaluation(logger, run_episodes(env, OneAtATime(act), run.eval_episodes,
                                                    seed=run.seed + HELD_OUT_SEED_OFFSET))
     return run_dir
 
