@@ -27,6 +27,8 @@ Everything else lives in its submodule (``from vision3d.body.fitting import robu
 - :mod:`vision3d.body.render` -- skeleton motions as PNG strips and mp4 videos (matplotlib, imageio).
 - :mod:`vision3d.body.fitting` -- fitting shape, pose and a camera to 2D keypoints (SMPLify-style), PA-MPJPE.
 - :mod:`vision3d.body.heatmaps` -- 2D joint heatmaps: Gaussian encoding, argmax and soft-argmax decoding.
+- :mod:`vision3d.body.synthetic`, :mod:`vision3d.body.people_render` -- synthetic people: the body model posed like
+  the frames of the clips, random shapes and cameras, exact 2D/3D ground truth, rendered images with visibility.
 - :mod:`vision3d.body.pictorial_structures` -- exact MAP inference of part locations on a tree of parts with
   generalized distance transforms.
 """
@@ -62,5 +64,6 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "quaternion_to_axis_angle", "quaternion_to_matrix", "rotation_6d_to_matrix",
     ),
     "skeleton": ("JOINT_INDEX", "JOINT_NAMES", "N_JOINTS", "PARENTS"),
+    "synthetic": ("People", "PeopleConfig", "TEST_CLIPS", "TRAIN_CLIPS", "sample_people"),
 }  # fmt: skip
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, ["lbs"])

@@ -12,6 +12,7 @@ Main names are re-exported lazily (``import vision3d.scenes`` imports no torch):
   ray intersections (closed form or sphere tracing) and uniform surface samples.
 - :mod:`vision3d.scenes.mesh` -- :class:`TriangleMesh`: Möller–Trumbore ray casting, winding numbers, signed
   distances; mesh files through trimesh.
+- :mod:`vision3d.scenes.raster` -- a z-buffer triangle rasterizer (batched; the ray caster's first hits, faster).
 - :mod:`vision3d.scenes.rendering` -- Blinn–Phong renders with depth, normals and masks; :class:`ViewSet`.
 - :mod:`vision3d.scenes.library` -- named scenes (``sphere``, ``box``, ``torus``, ``capsule``, ``blocks``,
   ``body``).
@@ -29,6 +30,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "library": ("body_mesh", "make_scene", "scene_names", "scene_views"),
     "mesh": ("TriangleMesh", "load_mesh", "sample_mesh_surface", "save_mesh"),
+    "raster": ("Fragments", "rasterize"),
     "rendering": ("Scene", "View", "ViewSet", "render", "render_views"),
     "samplers": ("PointSamples", "occupancy_samples", "sdf_samples", "surface_samples"),
     "shapes": ("Box", "Capsule", "Sphere", "Torus", "Union"),
