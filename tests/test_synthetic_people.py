@@ -104,7 +104,7 @@ def test_visibility_rule_by_hand():
 
 def test_every_vertex_has_a_part(model):
     part = part_of_vertex(model)
-    assert part.shape == (model.v_template.shape[0],) and part.min() >= 0 and len(part.unique()) == 5
+    assert part.shape == (model.v_template.shape[0],) and part.min() >= 0 and len(part.unique()) == 6
 
 
 def test_bad_configs_are_named():

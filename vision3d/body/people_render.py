@@ -2,8 +2,10 @@
 (:mod:`vision3d.scenes.raster`) and shaded, with per-joint visibility.
 
 Each image is drawn at ``supersample`` times its size and averaged down (anti-aliased edges). Colours are random per
-sample: the skin, a shirt over the torso and arms (down to the elbows or to the wrists), trousers, shoes; a vertex
-takes the colour of the body part whose joint moves it most (the argmax of its skinning weights). Shading is
+sample: the skin, a shirt over the torso and arms (down to the elbows or to the wrists), trousers, shoes, hair over
+the back and top of the head (without it, front and back views of the smooth body differ in little but the bend of
+the knees, and left and right get swapped); a vertex takes the colour of the body part whose joint moves it most
+(the argmax of its skinning weights). Shading is
 Lambertian, ``c = albedo * (ambient + (1 - ambient) max(0, n . l))``, with smooth (interpolated) normals and a light
 from a random direction on the camera's side. The background is a random colour gradient plus smooth blotches and
 pixel noise, so that a network cannot find the person by colour alone.
@@ -40,16 +42,24 @@ PARTS = {
     "trousers": ("pelvis", "left_hip", "right_hip", "left_knee", "right_knee"),
     "shoes": ("left_ankle", "right_ankle", "left_foot", "right_foot"),
 }
-PART_NAMES = tuple(PARTS)
+PART_NAMES = (*PARTS, "hair")  # hair: the back and top of the head, so that a face tells front from back
 
 
 def part_of_vertex(model: BodyModel) -> Tensor:
-    """[V] index into ``PART_NAMES`` of each vertex: the part of the joint with its largest skinning weight."""
+    """[V] index into ``PART_NAMES`` of each vertex: the part of the joint with its largest skinning weight, except
+    that head vertices facing backwards or up in the rest pose (SMPL: y up, z forward) are hair."""
     part_of_joint = torch.empty(len(JOINT_NAMES), dtype=torch.long)
     for index, joints in enumerate(PARTS.values()):
         for joint in joints:
             part_of_joint[JOINT_NAMES.index(joint)] = index
-    return part_of_joint[model.weights.argmax(-1).cpu()]
+    part = part_of_joint[model.weights.argmax(-1).cpu()]
+    rest = model.v_template.detach().cpu().double()[None]
+    normals = vertex_normals(rest, model.faces.cpu())[0]
+    head = model.weights.argmax(-1).cpu() == JOINT_NAMES.index("head")
+    head_height = float(model.J_regressor.cpu().double()[JOINT_NAMES.index("head")] @ rest[0, :, 1])
+    hair = head & ((normals[:, 2] < -0.1) | ((normals[:, 1] > 0.5) & (rest[0, :, 1] > head_height)))
+    part[hair] = PART_NAMES.index("hair")
+    return part
 
 
 def _random_colors(rng: np.random.Generator, n: int) -> Tensor:
@@ -60,7 +70,9 @@ def _random_colors(rng: np.random.Generator, n: int) -> Tensor:
     sleeve = np.where(rng.uniform(size=(n, 1)) < 0.5, shirt, skin)
     trousers = rng.uniform(0.05, 0.8, (n, 3))
     shoes = rng.uniform(0.02, 0.3, (n, 1)) * np.ones(3)
-    return torch.from_numpy(np.stack([skin, shirt, sleeve, trousers, shoes], axis=1))
+    hair_dark, hair_fair = np.array([0.08, 0.06, 0.05]), np.array([0.75, 0.6, 0.35])
+    hair = hair_dark + rng.uniform(0, 1, (n, 1)) ** 2 * (hair_fair - hair_dark)
+    return torch.from_numpy(np.stack([skin, shirt, sleeve, trousers, shoes, hair], axis=1))
 
 
 def _backgrounds(rng: np.random.Generator, n: int, size: int) -> Tensor:
