@@ -34,6 +34,12 @@ from vision3d.body.heatmaps import gaussian_heatmaps
 from vision3d.body.pose_heatmap_net import N_JOINTS, backbone, conv_block
 
 
+def bounded_correction(error: Tensor, max_length: float) -> Tensor:
+    """``e = min(L, |error|) error / |error|`` per joint: the error [..., 2], shortened to at most ``L``."""
+    length = error.norm(dim=-1, keepdim=True)
+    return error * (max_length / length.clamp_min(1e-12)).clamp(max=1.0)
+
+
 class RegressionPoseNet(nn.Module):
     """Coordinates from the image, refined over ``steps`` error-feedback steps (module docstring)."""
 
@@ -89,9 +95,7 @@ class RegressionPoseNet(nn.Module):
         estimate = self.mean_pose.expand(len(images), -1, -1)
         per_step = []
         for _ in range(self.steps):
-            error = target - estimate
-            length = error.norm(dim=-1, keepdim=True)
-            bounded = error * (self.max_correction / length.clamp_min(1e-12)).clamp(max=1.0)
+            bounded = bounded_correction(target - estimate, self.max_correction)
             step = self.correction(images, estimate)
             per_step.append((step - bounded).pow(2).sum((1, 2)).mean())
             estimate = (estimate + step).detach()
