@@ -4,6 +4,8 @@ The models are in their own files: :mod:`vision3d.body.pose_heatmap_net` (multi-
 supervision) and :mod:`vision3d.body.pose_regression_net` (direct coordinate regression, and its refinement by
 iterative error feedback). Both expose ``loss(images, keypoints)``, ``predict(images, stage)`` and ``n_steps``, so
 one training loop and one evaluation serve both, and every stage or step can be scored on its own.
+:func:`pictorial_structures_decode` puts the tree model of :mod:`vision3d.body.pictorial_structures` on top of the
+learned heatmaps.
 
 **Data** (:func:`pose_set`): rendered synthetic people (:func:`vision3d.body.synthetic.sample_people`), train images
 from the frames of :data:`~vision3d.body.synthetic.TRAIN_CLIPS` and test images from the held-out
@@ -31,12 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from mpenv.checkpoint import CheckpointError, load_config, load_state_dict_checked, load_torch, save_torch
 from mpenv.logger import write_json
-from vision3d.body.skeleton import JOINT_INDEX, N_JOINTS
+from vision3d.body.skeleton import JOINT_INDEX, N_JOINTS, PARENTS
 from vision3d.body.synthetic import TEST_CLIPS, TRAIN_CLIPS, PeopleConfig, sample_people
 
 MODELS = ("heatmap", "regression")
@@ -162,6 +165,37 @@ def evaluate(model: nn.Module, data: PoseSet) -> list[dict[str, float]]:
                      "pck@0.2": pck(pred, data.keypoints, data.visible, 0.2),
                      "pixel_error": pixel_error(pred, data.keypoints, data.visible)})  # fmt: skip
     return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pictorial structures on the learned unaries
+
+
+def fit_springs(keypoints: Tensor, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """The springs of a pictorial-structures model on the SMPL tree, at heatmap resolution (pixels / ``stride``),
+    from training keypoints [N, 24, 2]: each part's offset from its parent as a Gaussian, mean ``mu`` and per-axis
+    variance ``s^2``, whose negative log-density is the spring ``(d - mu)^2 / (2 s^2)``: ``w = 1 / (2 s^2)``."""
+    offsets = (keypoints[:, 1:] - keypoints[:, list(PARENTS[1:])]).double() / stride  # [N, 23, 2]
+    means = torch.cat([torch.zeros(1, 2, dtype=torch.float64), offsets.mean(0)])
+    weights = torch.cat([torch.ones(1, 2, dtype=torch.float64), 1 / (2 * offsets.var(0).clamp_min(1e-3))])
+    return weights.numpy(), means.numpy()
+
+
+@torch.no_grad()
+def pictorial_structures_decode(model: nn.Module, data: PoseSet, springs: tuple[np.ndarray, np.ndarray]) -> Tensor:
+    """Keypoints [N, 24, 2] from the exact MAP configuration of the tree model (:func:`map_inference`) whose unary
+    costs are the last stage's heatmaps as negative log-probabilities, ``m_k = -log softmax(H_k)``: every part moves
+    from its own argmax where its neighbours, through the springs, make another location likelier. One dynamic
+    program per image (the distance transforms inside are vectorized)."""
+    from vision3d.body.pictorial_structures import map_inference
+
+    weights, means = springs
+    located = []
+    for start in range(0, len(data), 256):
+        heatmaps = model(data.inputs(slice(start, start + 256)))[-1]
+        costs = -torch.log_softmax(heatmaps.flatten(-2), dim=-1).view_as(heatmaps).double().numpy()
+        located += [map_inference(cost, PARENTS, weights, means)[0] for cost in costs]
+    return (torch.from_numpy(np.stack(located)).float() + 0.5) * model.stride
 
 
 # ---------------------------------------------------------------------------------------------------------------
