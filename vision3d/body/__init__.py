@@ -29,6 +29,11 @@ Everything else lives in its submodule (``from vision3d.body.fitting import robu
 - :mod:`vision3d.body.heatmaps` -- 2D joint heatmaps: Gaussian encoding, argmax and soft-argmax decoding.
 - :mod:`vision3d.body.synthetic`, :mod:`vision3d.body.people_render` -- synthetic people: the body model posed like
   the frames of the clips, random shapes and cameras, exact 2D/3D ground truth, rendered images with visibility.
+- :mod:`vision3d.body.pose2d` -- learned 2D pose: PCK, training, evaluation and the CLI for
+  :mod:`~vision3d.body.pose_heatmap_net` (multi-stage heatmaps) and :mod:`~vision3d.body.pose_regression_net`
+  (direct regression, iterative error feedback); pictorial structures on the learned heatmaps.
+- :mod:`vision3d.body.pose_prior` -- SMPLify's Gaussian-mixture pose prior learned from mocap by EM, the shipped
+  prior (training clips only) and its use in fitting (``FitConfig(pose_prior="gmm")``).
 - :mod:`vision3d.body.pictorial_structures` -- exact MAP inference of part locations on a tree of parts with
   generalized distance transforms.
 """
@@ -56,6 +61,10 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "model": ("BodyModel", "BodyOutput"),
     "motion": ("Motion", "motion_joints"),
     "pictorial_structures": ("map_inference",),
+    "pose2d": ("PoseSet", "load_pose_model", "pck", "pose_set", "train_pose_model"),
+    "pose_heatmap_net": ("HeatmapPoseNet",),
+    "pose_prior": ("GaussianMixturePrior", "default_pose_prior", "fit_gmm_prior", "gmm_fit_config"),
+    "pose_regression_net": ("RegressionPoseNet",),
     "render": ("skeleton_strip", "skeleton_video"),
     "retarget": ("bvh_to_motion", "deepmimic_to_motion"),
     "rotations": (

@@ -23,6 +23,12 @@ The objective (course notation), for each batch element independently:
   joints: a Gaussian with diagonal covariance (SMPLify uses a mixture of Gaussians learned from mocap; a single
   diagonal Gaussian, by default centred on the rest pose, is the simplest prior that still keeps the
   unobservable degrees of freedom -- rotations about a bone's own axis, depth ambiguities -- at plausible values).
+  With ``FitConfig(pose_prior="gmm")`` (or a :class:`~vision3d.body.pose_prior.GaussianMixturePrior`) it is
+  SMPLify's ``E_theta = min_k (-log w_k + 1/2 (theta - mu_k)^T Sigma_k^{-1} (theta - mu_k) + 1/2 log det Sigma_k)``
+  of a full-covariance Gaussian mixture fitted to mocap frames (:mod:`vision3d.body.pose_prior`; the shipped one
+  saw the training clips only, and :func:`~vision3d.body.pose_prior.gmm_fit_config` sets its tuned weight): it
+  knows how joints move together, which narrows depth ambiguities the diagonal Gaussian leaves open -- on poses
+  like its training motions; ``benchmarks/bench_pose_prior.py`` measures how much carries over to new motion.
 - Joint-limit term ``E_a = sum_{knees, elbows} max(0, -s_j a_j)^2``: a squared hinge on the one angle of each knee
   (``x``) and elbow (``y``) that flexes it, with ``s_j`` the sign of natural flexion. A bent limb projects the same
   whether it bends forwards or backwards; the hinge picks the anatomically possible side (SMPLify uses
@@ -65,7 +71,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import Tensor
@@ -78,6 +84,9 @@ from vision3d.body.rotations import (
     rotation_6d_to_matrix,
 )
 from vision3d.body.skeleton import JOINT_INDEX, N_JOINTS
+
+if TYPE_CHECKING:
+    from vision3d.body.pose_prior import GaussianMixturePrior
 
 __all__ = [
     "FitConfig",
@@ -341,6 +350,9 @@ class FitConfig:
         "help": "mu of the diagonal Gaussian pose prior, radians: a number or a [69] tensor (0: the rest pose)"})
     pose_prior_std: Tensor | float | None = field(default=None, metadata={
         "help": "s of the pose prior, radians: a number or a [69] tensor; None: default_pose_prior_std() (hinges)"})
+    pose_prior: Literal["gaussian", "gmm"] | GaussianMixturePrior = field(default="gaussian", metadata={
+        "help": "E_theta: 'gaussian' (diagonal, pose_prior_mean/std), 'gmm' (the shipped mocap mixture, "
+                "vision3d.body.pose_prior; use its weight, gmm_fit_config()) or a GaussianMixturePrior"})
     sigma: float = field(default=100.0, metadata={"help": "scale of the robust penalty, pixels"})
     penalty: Penalty = field(default="gmof", metadata={
         "help": "robust penalty of the reprojection error: 'gmof' (Geman-McClure), 'huber' or 'l2'"})
@@ -374,6 +386,8 @@ def check_fit_config(config: FitConfig) -> None:
             raise ValueError(f"{name} must be a positive number, got {value}")
     if config.penalty not in ("gmof", "huber", "l2"):
         raise ValueError(f"penalty must be 'gmof', 'huber' or 'l2', got {config.penalty!r}")
+    if not (config.pose_prior in ("gaussian", "gmm") or callable(getattr(config.pose_prior, "energy", None))):
+        raise ValueError(f"pose_prior must be 'gaussian', 'gmm' or a GaussianMixturePrior, got {config.pose_prior!r}")
 
 
 @dataclass
@@ -465,6 +479,7 @@ class _Energy:
     camera: Camera
     config: FitConfig
     pose_prior_std: Tensor | float  # config.pose_prior_std, or the default when that is None
+    mixture: GaussianMixturePrior | None = None  # the GMM prior, when config.pose_prior asks for one
 
     @property
     def weak(self) -> bool:
@@ -497,9 +512,13 @@ class _Energy:
         )
         body_pose = matrix_to_axis_angle(rotations).reshape(n, -1)
         if not torso_only:
+            if self.mixture is not None:
+                pose_energy = self.mixture.energy(body_pose)
+            else:
+                pose_energy = pose_prior(body_pose, config.pose_prior_mean, self.pose_prior_std)
             energy = (
                 energy
-                + prior_factor * config.pose_weight * pose_prior(body_pose, config.pose_prior_mean, self.pose_prior_std)
+                + prior_factor * config.pose_weight * pose_energy
                 + config.joint_limit_weight * joint_limit_prior(body_pose)
                 + prior_factor * config.shape_weight * (x.betas * x.betas).sum(-1)
             )
@@ -571,7 +590,12 @@ def fit_to_keypoints(
     iterations, anneal, lr = config.iterations, config.anneal, config.lr
     batch, factory = keypoints.shape[0], {"dtype": model.dtype, "device": model.device}
     pose_prior_std = default_pose_prior_std(**factory) if config.pose_prior_std is None else config.pose_prior_std
-    energy = _Energy(model, keypoints, confidences, camera, config, pose_prior_std)
+    mixture = config.pose_prior if not isinstance(config.pose_prior, str) else None
+    if config.pose_prior == "gmm":
+        from vision3d.body.pose_prior import default_pose_prior
+
+        mixture = default_pose_prior()
+    energy = _Energy(model, keypoints, confidences, camera, config, pose_prior_std, mixture)
 
     # Stage 1: camera and global orientation from the torso, starting from similar triangles.
     orient0 = torch.as_tensor(config.init_global_orient, **factory).reshape(-1, 3).expand(batch, 3)
