@@ -26,6 +26,8 @@ Everything else lives in its submodule (``from vision3d.body.fitting import robu
   walk and jumps), ``load_clip(name)``, and the script that converted them.
 - :mod:`vision3d.body.render` -- skeleton motions as PNG strips and mp4 videos (matplotlib, imageio).
 - :mod:`vision3d.body.fitting` -- fitting shape, pose and a camera to 2D keypoints (SMPLify-style), PA-MPJPE.
+- :mod:`vision3d.body.lifting` -- 2D -> 3D lifting (Martinez et al.'s simple baseline), bone-length statistics,
+  fitting the body model to 3D joint sequences with one shape.
 - :mod:`vision3d.body.heatmaps` -- 2D joint heatmaps: Gaussian encoding, argmax and soft-argmax decoding.
 - :mod:`vision3d.body.synthetic`, :mod:`vision3d.body.people_render` -- synthetic people: the body model posed like
   the frames of the clips, random shapes and cameras, exact 2D/3D ground truth, rendered images with visibility.
@@ -57,6 +59,10 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "kinematics": (
         "angular_velocities", "center_of_mass", "forward_kinematics", "forward_kinematics_axis_angle",
         "joint_velocities",
+    ),
+    "lifting": (
+        "JointFit", "LiftConfig", "Lifter", "TrainConfig", "fit_body_to_joints", "load_lifter", "save_lifter",
+        "train_lifter",
     ),
     "model": ("BodyModel", "BodyOutput"),
     "motion": ("Motion", "motion_joints"),
