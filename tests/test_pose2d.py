@@ -15,6 +15,7 @@ from mpenv.checkpoint import CheckpointError
 from vision3d.body.pose2d import (
     PoseSet,
     build_model,
+    default_pose_model,
     evaluate,
     fit_springs,
     load_pose_model,
@@ -157,3 +158,25 @@ def test_a_small_heatmap_network_beats_the_mean_pose_on_held_out_clips():
     baseline = pck(train.keypoints.mean(0).expand_as(test.keypoints), test.keypoints, test.visible, 0.2)
     assert rows[-1]["pck@0.2"] >= baseline + 0.1, (rows, baseline)
     assert rows[-1]["pck@0.2"] >= rows[0]["pck@0.2"] - 0.01, rows
+
+
+@pytest.fixture(scope="module")
+def shipped_rows() -> list[dict[str, float]]:
+    """The shipped 3-stage network on 500 fresh images of the test clips (seed 7: neither its training images, seed
+    0, nor the CLI's own test images, seed 1)."""
+    return evaluate(default_pose_model(), pose_set(500, TEST_CLIPS, seed=7))
+
+
+@pytest.mark.slow
+def test_each_stage_of_the_shipped_network_helps(shipped_rows):
+    """Measured when shipped (1,000 other held-out images): PCK@0.2 0.668, 0.747, 0.766 after stages 1, 2, 3."""
+    for before, after in zip(shipped_rows, shipped_rows[1:], strict=False):
+        assert after["pck@0.2"] >= before["pck@0.2"] + 0.01, shipped_rows
+        assert after["pixel_error"] <= before["pixel_error"], shipped_rows
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="bar not reached: the shipped 3-stage network (8,000 images, 12 epochs, 21 min "
+                   "on one core) scores PCK@0.2 0.766 on held-out clips at 64x64; the issue asks 0.9")
+def test_the_shipped_network_meets_the_issue_bar(shipped_rows):
+    assert shipped_rows[-1]["pck@0.2"] >= 0.9, shipped_rows

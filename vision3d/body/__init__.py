@@ -67,7 +67,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "model": ("BodyModel", "BodyOutput"),
     "motion": ("Motion", "motion_joints"),
     "pictorial_structures": ("map_inference",),
-    "pose2d": ("PoseSet", "load_pose_model", "pck", "pose_set", "train_pose_model"),
+    "pose2d": ("PoseSet", "default_pose_model", "load_pose_model", "pck", "pose_set", "train_pose_model"),
     "pose_heatmap_net": ("HeatmapPoseNet",),
     "pose_prior": ("GaussianMixturePrior", "default_pose_prior", "fit_gmm_prior", "gmm_fit_config"),
     "pose_regression_net": ("RegressionPoseNet",),

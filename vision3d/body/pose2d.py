@@ -226,6 +226,12 @@ def load_pose_model(run_dir: str | Path) -> nn.Module:
     return model.eval()
 
 
+def default_pose_model() -> nn.Module:
+    """The shipped heatmap network (``vision3d/body/data/pose_heatmap``: 3 stages, trained by this module's CLI on
+    8,000 images of the training clips; its ``config.json`` records the command's settings and held-out scores)."""
+    return load_pose_model(Path(__file__).parent / "data" / "pose_heatmap")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # CLI
 
