@@ -192,6 +192,21 @@ def activation_named(name: str) -> type[nn.Module]:
     return ACTIVATIONS[name]
 
 
+def make_normalizer(observation_space: gym.Space, normalize_obs: bool) -> nn.Module:
+    """Running observation statistics (vector Box observations only), or the identity."""
+    if not normalize_obs:
+        return nn.Identity()
+    if not isinstance(observation_space, gym.spaces.Box) or is_image_space(observation_space):
+        raise ValueError(f"normalize_obs needs vector Box observations, not {observation_space}")
+    return RunningNormalizer(observation_space.shape)
+
+
+def make_head(n_features: int, action_space: gym.Space, init_log_std: float) -> CategoricalHead | GaussianHead:
+    if isinstance(action_space, gym.spaces.Discrete):
+        return CategoricalHead(n_features, int(action_space.n))
+    return GaussianHead(n_features, action_space, init_log_std)
+
+
 class ActorCritic(nn.Module):
     """Separate actor and critic MLPs on the same (optionally normalised) observations.
 
@@ -203,15 +218,9 @@ class ActorCritic(nn.Module):
                  activation: type[nn.Module] = nn.Tanh, init_log_std: float = 0.0, normalize_obs: bool = False):
         super().__init__()
         check_spaces(observation_space, action_space)
-        if normalize_obs and (not isinstance(observation_space, gym.spaces.Box) or is_image_space(observation_space)):
-            raise ValueError(f"normalize_obs needs vector Box observations, not {observation_space}")
-        self.normalizer: nn.Module = RunningNormalizer(observation_space.shape) if normalize_obs else nn.Identity()
+        self.normalizer = make_normalizer(observation_space, normalize_obs)
         self.actor_body, n_features = encoder_for(observation_space, hidden, activation)
-        self.head: CategoricalHead | GaussianHead
-        if isinstance(action_space, gym.spaces.Discrete):
-            self.head = CategoricalHead(n_features, int(action_space.n))
-        else:
-            self.head = GaussianHead(n_features, action_space, init_log_std)
+        self.head = make_head(n_features, action_space, init_log_std)
         critic_body, n_features = encoder_for(observation_space, hidden, activation)
         self.critic = nn.Sequential(critic_body, layer_init(nn.Linear(n_features, 1), std=1.0))
 
@@ -289,18 +298,12 @@ class RecurrentActorCritic(nn.Module):
         from mpenv.nn import LSTM, RecurrentModule  # loads mpenv.nn only for recurrent agents
 
         check_spaces(observation_space, action_space)
-        if normalize_obs and (not isinstance(observation_space, gym.spaces.Box) or is_image_space(observation_space)):
-            raise ValueError(f"normalize_obs needs vector Box observations, not {observation_space}")
-        self.normalizer: nn.Module = RunningNormalizer(observation_space.shape) if normalize_obs else nn.Identity()
+        self.normalizer = make_normalizer(observation_space, normalize_obs)
         self.encoder, n_features = encoder_for(observation_space, hidden, activation)
         lstm = LSTM(n_features, lstm_size, generator=torch.Generator().manual_seed(int(torch.randint(2**31, ()))))
         lstm.init_forget_bias(1.0)
         self.core = RecurrentModule(lstm)
-        self.head: CategoricalHead | GaussianHead
-        if isinstance(action_space, gym.spaces.Discrete):
-            self.head = CategoricalHead(lstm_size, int(action_space.n))
-        else:
-            self.head = GaussianHead(lstm_size, action_space, init_log_std)
+        self.head = make_head(lstm_size, action_space, init_log_std)
         self.critic = layer_init(nn.Linear(lstm_size, 1), std=1.0)
 
     def initial_state(self, batch: int) -> State:
