@@ -36,6 +36,9 @@ Everything else lives in its submodule (``from vision3d.body.fitting import robu
   (direct regression, iterative error feedback); pictorial structures on the learned heatmaps.
 - :mod:`vision3d.body.pose_prior` -- SMPLify's Gaussian-mixture pose prior learned from mocap by EM, the shipped
   prior (training clips only) and its use in fitting (``FitConfig(pose_prior="gmm")``).
+- :mod:`vision3d.body.video_fitting`, :mod:`vision3d.body.sfv` -- fitting a video's keypoints with one shape and a
+  smoothness prior, the result as a Z-up Motion; ``python -m vision3d.body.sfv`` from frames to a Motion for the
+  physics humanoid.
 - :mod:`vision3d.body.pictorial_structures` -- exact MAP inference of part locations on a tree of parts with
   generalized distance transforms.
 """
@@ -80,5 +83,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "skeleton": ("JOINT_INDEX", "JOINT_NAMES", "N_JOINTS", "PARENTS"),
     "synthetic": ("People", "PeopleConfig", "TEST_CLIPS", "TRAIN_CLIPS", "sample_people"),
+    "video_fitting": (
+        "SequenceConfig", "SequenceFit", "acceleration_error", "fit_sequence", "render_motion_video",
+        "sequence_to_motion",
+    ),
 }  # fmt: skip
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, ["lbs"])
