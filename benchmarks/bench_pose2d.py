@@ -29,9 +29,9 @@ from vision3d.body.synthetic import TEST_CLIPS, TRAIN_CLIPS
 
 MODELS = {
     "direct regression": ("regression", {"steps": 1}),
-    "IEF, 3 steps": ("regression", {"steps": 3}),
-    "heatmaps, 1 stage": ("heatmap", {"stages": 1}),
-    "heatmaps, 3 stages": ("heatmap", {"stages": 3}),
+    "IEF (3 steps)": ("regression", {"steps": 3}),
+    "heatmaps (1 stage)": ("heatmap", {"stages": 1}),
+    "heatmaps (3 stages)": ("heatmap", {"stages": 3}),
 }
 
 
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated names from the table")
+    parser.add_argument("--models", default=";".join(MODELS), help="semicolon-separated names from the table")
     args = parser.parse_args()
     torch.set_num_threads(1)
     train = pose_set(args.train_samples, TRAIN_CLIPS, seed=args.seed + 20)
@@ -56,7 +56,7 @@ def main() -> None:
     print(f"| mean training pose | - | {pck(mean_pose, test.keypoints, test.visible, 0.1):.3f} | "
           f"{pck(mean_pose, test.keypoints, test.visible, 0.2):.3f} | "
           f"{pixel_error(mean_pose, test.keypoints, test.visible):.2f} | - |")
-    for name in args.models.split(","):
+    for name in args.models.split(";"):
         kind, kwargs = MODELS[name]
         torch.manual_seed(args.seed)
         model = build_model(kind, width=args.width, **kwargs)
