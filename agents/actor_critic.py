@@ -40,8 +40,8 @@ So ``n_steps`` bounds what can be learned: a cue must be remembered for fewer st
 The T-maze of length 10 (the cue needed 11 steps later) is solved with 32-step rollouts
 (tests/test_recurrent_a2c.py)::
 
-    mpenv-train a2c --env mpenv/TMaze-v0 --recurrent --total-steps 150000 --n-envs 16 --n-steps 32 \\
-        --hidden-sizes 32 --lstm-size 32 --ent-coef 0.01
+    mpenv-train a2c --env mpenv/TMaze-v0 --recurrent --total-steps 600000 --n-envs 16 --n-steps 32 \\
+        --hidden-sizes 32 --lstm-size 32 --learning-rate 2e-3 --gamma 0.95 --ent-coef 0.01
 
 Pendulum-v1 (continuous torques) is learned in about 250k steps with short rollouts (many updates),
 a short horizon, normalised observations, scaled-down rewards and ReLU networks (tanh ones need about
