@@ -26,6 +26,8 @@ Everything else lives in its submodule (``from vision3d.body.fitting import robu
   walk and jumps), ``load_clip(name)``, and the script that converted them.
 - :mod:`vision3d.body.render` -- skeleton motions as PNG strips and mp4 videos (matplotlib, imageio).
 - :mod:`vision3d.body.fitting` -- fitting shape, pose and a camera to 2D keypoints (SMPLify-style), PA-MPJPE.
+- :mod:`vision3d.body.learned_fitting` -- fitting by learned gradient descent (Song et al. 2020), the shipped update
+  network.
 - :mod:`vision3d.body.lifting` -- 2D -> 3D lifting (Martinez et al.'s simple baseline), bone-length statistics,
   fitting the body model to 3D joint sequences with one shape.
 - :mod:`vision3d.body.heatmaps` -- 2D joint heatmaps: Gaussian encoding, argmax and soft-argmax decoding.
@@ -62,6 +64,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "kinematics": (
         "angular_velocities", "center_of_mass", "forward_kinematics", "forward_kinematics_axis_angle",
         "joint_velocities",
+    ),
+    "learned_fitting": (
+        "LearnedUpdate", "default_learned_fitter", "learned_fit", "load_learned_fitter", "save_learned_fitter",
     ),
     "lifting": (
         "JointFit", "LiftConfig", "Lifter", "TrainConfig", "fit_body_to_joints", "load_lifter", "save_lifter",
