@@ -74,6 +74,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mpenv import tables
 from vision3d.body.fitting import (
     FACING_CAMERA,
     TORSO_JOINTS,
@@ -516,12 +517,10 @@ def compare(samples: int = 48, seed: int = 0, network: LearnedUpdate | None = No
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| method | iterations | wall s | PA-MPJPE median (cm) | PA-MPJPE p90 (cm) | reprojection (px) |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
-    for r in rows:
-        lines.append(f"| {r['method']} | {r['iterations']} | {r['seconds']:.2f} | {r['median_cm']:.1f} "
-                     f"| {r['p90_cm']:.1f} | {r['reprojection_px']:.2f} |")  # fmt: skip
-    return "\n".join(lines)
+    return tables.markdown_table(rows, {
+        "method": "{method}", "iterations": "{iterations}", "wall s": "{seconds:.2f}",
+        "PA-MPJPE median (cm)": "{median_cm:.1f}", "PA-MPJPE p90 (cm)": "{p90_cm:.1f}",
+        "reprojection (px)": "{reprojection_px:.2f}"})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from mpenv.checkpoint import CheckpointError, load_config, load_state_dict_checked, load_torch, save_torch
 from mpenv.logger import write_json
+from mpenv.tables import markdown_table
 from vision3d.body.skeleton import JOINT_INDEX, N_JOINTS, PARENTS
 from vision3d.body.synthetic import TEST_CLIPS, TRAIN_CLIPS, PeopleConfig, sample_people
 
@@ -237,9 +238,11 @@ def default_pose_model() -> nn.Module:
 
 
 def print_table(rows: list[dict[str, float]], title: str) -> None:
-    print(f"{title}\n| stage/step | PCK@0.1 | PCK@0.2 | pixel error |\n| --- | --- | --- | --- |")
-    for row in rows:
-        print(f"| {row['stage']} | {row['pck@0.1']:.3f} | {row['pck@0.2']:.3f} | {row['pixel_error']:.2f} |")
+    print(title)
+    cells = [{"stage": row["stage"], "pck10": row["pck@0.1"], "pck20": row["pck@0.2"], "error": row["pixel_error"]}
+             for row in rows]
+    print(markdown_table(cells, {"stage/step": "{stage}", "PCK@0.1": "{pck10:.3f}", "PCK@0.2": "{pck20:.3f}",
+                                 "pixel error": "{error:.2f}"}))  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

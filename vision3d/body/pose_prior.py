@@ -63,6 +63,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mpenv import tables
+
 if TYPE_CHECKING:
     from vision3d.body.fitting import FitConfig
     from vision3d.body.motion import Motion
@@ -402,12 +404,9 @@ def compare_priors(
 
 
 def markdown_table(rows: list[dict[str, float | str | int]]) -> str:
-    lines = ["| clips | prior | samples | PA-MPJPE median (cm) | PA-MPJPE p90 (cm) | reprojection (px) |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
-    for r in rows:
-        lines.append(f"| {r['clips']} | {r['prior']} | {r['samples']} | {r['median_cm']:.1f} | {r['p90_cm']:.1f} "
-                     f"| {r['reprojection_px']:.2f} |")  # fmt: skip
-    return "\n".join(lines)
+    return tables.markdown_table(rows, {
+        "clips": "{clips}", "prior": "{prior}", "samples": "{samples}", "PA-MPJPE median (cm)": "{median_cm:.1f}",
+        "PA-MPJPE p90 (cm)": "{p90_cm:.1f}", "reprojection (px)": "{reprojection_px:.2f}"})
 
 
 def main(argv: list[str] | None = None) -> None:
