@@ -138,3 +138,30 @@ def load_state_dict_checked(module: Any, state_dict: dict[str, Any], source: str
         module.load_state_dict(state_dict)
     except (RuntimeError, KeyError, ValueError) as err:
         raise CheckpointError(f"{source}: weights do not fit the network ({str(err).splitlines()[0]})") from err
+
+
+def load_weights_checked(path: str | Path, module: Any, what: str = "weights") -> None:
+    """Load the state dict at ``path`` (``weights_only=True``) into ``module`` after checking it: a dict with
+    exactly the module's keys, tensors of the module's shapes, all finite. Anything else is a
+    :class:`CheckpointError` naming the file and what is wrong."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many kinds (pickle, zip, OS): all mean "not a checkpoint"
+        raise CheckpointError(f"{path}: cannot load the {what} ({err})") from err
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: expected a state dict, got {type(state).__name__}")
+    expected = module.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: the {what} do not match the network (missing {missing}, "
+                              f"unexpected {unexpected})")
+    for key, tensor in expected.items():
+        value = state[key]
+        if not isinstance(value, torch.Tensor) or value.shape != tensor.shape:
+            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise CheckpointError(f"{path}: {key} should have shape {tuple(tensor.shape)}, got {got}")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{path}: {key} has NaN or infinite values")
+    module.load_state_dict(state)

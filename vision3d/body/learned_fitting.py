@@ -75,6 +75,7 @@ import torch
 from torch import Tensor, nn
 
 from mpenv import tables
+from mpenv.checkpoint import load_weights_checked
 from vision3d.body.fitting import (
     FACING_CAMERA,
     TORSO_JOINTS,
@@ -363,22 +364,8 @@ def load_learned_fitter(directory: str | Path) -> LearnedUpdate:
         raise ValueError(f"{config_path}: unknown architecture keys {sorted(unknown)} (expected {sorted(fields)})")
     config = LearnedConfig(**raw["architecture"])
     config.check(str(config_path))
-    try:
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 (a missing, truncated or foreign file all mean "not a checkpoint")
-        raise ValueError(f"{weights_path}: cannot load the learned-fitting weights ({error})") from error
     network = LearnedUpdate(config)
-    expected = network.state_dict()
-    if not isinstance(state, dict) or set(state) != set(expected):
-        got = sorted(state) if isinstance(state, dict) else type(state).__name__
-        raise ValueError(f"{weights_path}: expected tensors {sorted(expected)}, got {got}")
-    for name, tensor in state.items():
-        if not isinstance(tensor, Tensor) or tensor.shape != expected[name].shape:
-            shape = tuple(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
-            raise ValueError(f"{weights_path}: {name} should be {tuple(expected[name].shape)}, got {shape}")
-        if not bool(torch.isfinite(tensor).all()):
-            raise ValueError(f"{weights_path}: {name} has NaN or infinite values")
-    network.load_state_dict(state)
+    load_weights_checked(weights_path, network, "learned-fitting weights")
     return network.eval()
 
 

@@ -63,6 +63,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from mpenv.checkpoint import load_weights_checked
 from vision3d.body import kinematics
 from vision3d.body.fitting import (
     default_pose_prior_std,
@@ -325,23 +326,8 @@ def load_lifter(directory: str | os.PathLike[str], device: str | torch.device = 
         config = LiftConfig(**{name: raw[name] for name in names})
     except (TypeError, ValueError) as error:
         raise ValueError(f"{config_path}: {error}") from error
-    try:
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many kinds (pickle, zip, OS): all mean "not a checkpoint"
-        raise ValueError(f"{weights_path}: cannot load the lifter weights ({error})") from error
     lifter = Lifter(config)
-    expected = lifter.state_dict()
-    if not isinstance(state, dict):
-        raise ValueError(f"{weights_path}: expected a state dict, got {type(state).__name__}")
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise ValueError(f"{weights_path}: state dict does not match {config} (missing {missing}, "
-                         f"unexpected {unexpected})")  # fmt: skip
-    for key, tensor in expected.items():
-        if not isinstance(state[key], Tensor) or state[key].shape != tensor.shape:
-            got = tuple(state[key].shape) if isinstance(state[key], Tensor) else type(state[key]).__name__
-            raise ValueError(f"{weights_path}: {key} should have shape {tuple(tensor.shape)}, got {got}")
-    lifter.load_state_dict(state)
+    load_weights_checked(weights_path, lifter, "lifter weights")
     return lifter.to(device).eval()
 
 
