@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from generative import data, metrics
 from generative.gans import DCGAN, GAN, WGANGP, UnrolledGAN
-from generative.gans.train import GANHistory, _batch_stream, fit_gan, make_optimizers, train_step
+from generative.gans.train import GANHistory, batch_stream, fit_gan, make_optimizers, train_step
 
 VARIANTS = {"minimax": lambda: GAN((2,), loss="minimax"), "non-saturating": lambda: GAN((2,)),
             "WGAN-GP": lambda: WGANGP((2,)), "unrolled (5 steps)": lambda: UnrolledGAN((2,))}  # fmt: skip
@@ -77,7 +77,7 @@ def throughput(rounds: int, round_steps: int, seed: int) -> None:
     ours = DCGAN((1, 8, 8))
     reference = copy.deepcopy(ours)
     players = {"ours": (ours, make_optimizers(ours, 2e-4)), "reference": (reference, make_optimizers(reference, 2e-4))}
-    streams = {name: _batch_stream(train_split, 64, torch.Generator().manual_seed(seed)) for name in players}
+    streams = {name: batch_stream(train_split, 64, torch.Generator().manual_seed(seed)) for name in players}
     rates: dict[str, list[float]] = {name: [] for name in players}
     for r in range(rounds):
         for name in (("ours", "reference") if r % 2 == 0 else ("reference", "ours")):

@@ -31,7 +31,7 @@ from generative.gans.gan import GAN
 from mpenv.checkpoint import load_state_dict_checked, load_torch, save_torch
 from mpenv.device import torch_threads
 
-__all__ = ["GANHistory", "fit_gan", "make_optimizers", "sample_quality_report"]
+__all__ = ["GANHistory", "batch_stream", "fit_gan", "make_optimizers", "sample_quality_report"]
 
 BETAS = (0.5, 0.999)
 QUALITY_SAMPLES = 1000
@@ -59,7 +59,7 @@ def make_optimizers(model: GAN, lr: float) -> dict[str, torch.optim.Optimizer]:
             "discriminator": torch.optim.Adam(model.discriminator.parameters(), lr=lr, betas=BETAS)}  # fmt: skip
 
 
-def _batch_stream(x: Tensor, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
+def batch_stream(x: Tensor, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
     """Full batches of reshuffled passes over ``x``, forever."""
     batch_size = min(batch_size, len(x))
     while True:
@@ -109,7 +109,7 @@ def fit_gan(model: GAN, train: Tensor, *, epochs: int = 100, steps: int | None =
     history = GANHistory() if history is None else history
     optimizers = make_optimizers(model, lr) if optimizers is None else optimizers
     device = model._anchor.device
-    batches = _batch_stream(train.to(device), batch_size, torch.Generator().manual_seed(seed + history.epochs))
+    batches = batch_stream(train.to(device), batch_size, torch.Generator().manual_seed(seed + history.epochs))
     steps_per_epoch = -(-len(train) // batch_size)
     total_steps = steps if steps is not None else epochs * steps_per_epoch
     start = time.perf_counter() - history.seconds

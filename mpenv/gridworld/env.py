@@ -180,15 +180,15 @@ class GridWorld(gym.Env):
         cell_size: int | None = None,
         view_size: int = 3,
     ) -> None:
-        _check_choice("obs_mode", obs_mode, OBS_MODES)
+        check_choice("obs_mode", obs_mode, OBS_MODES)
         self.view_size = _check_view_size(view_size)
-        _check_choice("render_mode", render_mode, (None, *RENDER_MODES))
+        check_choice("render_mode", render_mode, (None, *RENDER_MODES))
         self.slip = _check_slip(slip)
         rewards = CellRewards(
-            step=_check_reward("step_reward", step_reward),
-            goal=_check_reward("goal_reward", goal_reward),
-            hole=_check_reward("hole_reward", hole_reward),
-            cliff=_check_reward("cliff_reward", cliff_reward),
+            step=check_reward("step_reward", step_reward),
+            goal=check_reward("goal_reward", goal_reward),
+            hole=check_reward("hole_reward", hole_reward),
+            cliff=check_reward("cliff_reward", cliff_reward),
         )
         self.max_episode_steps = _check_positive_int("max_episode_steps", max_episode_steps)
         cell_size = _check_positive_int("cell_size", cell_size)
@@ -350,7 +350,7 @@ def local_view_table(desc: np.ndarray, view_size: int) -> np.ndarray:
 # -- argument checks: all run before the layout or the model is built -------------------------------
 
 
-def _check_choice(name: str, value: object, choices: tuple) -> None:
+def check_choice(name: str, value: object, choices: tuple) -> None:
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; expected one of {list(choices)}")
 
@@ -365,7 +365,7 @@ def _check_slip(slip: float) -> float:
     return value
 
 
-def _check_reward(name: str, value: float) -> float:
+def check_reward(name: str, value: float) -> float:
     try:
         reward = float(value)
     except (TypeError, ValueError):

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from mpenv.gridworld.env import _check_choice, _check_reward
+from mpenv.gridworld.env import check_choice, check_reward
 from mpenv.gridworld.model import DOWN, LEFT, N_ACTIONS, RIGHT, UP
 from mpenv.gridworld.render import ACTION_NAMES, AGENT_CHAR
 
@@ -145,15 +145,15 @@ class TMaze(gym.Env):
         cue_visible_always: bool = False,
         render_mode: str | None = None,
     ) -> None:
-        _check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
+        check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
         if isinstance(length, bool) or not isinstance(length, int | np.integer) or length < 1:
             raise ValueError(f"length must be an int >= 1, got {length!r}")
         if not isinstance(cue_visible_always, bool | np.bool_):
             raise ValueError(f"cue_visible_always must be a bool, got {cue_visible_always!r}")
         self.length = int(length)
-        self.goal_reward = _check_reward("goal_reward", goal_reward)
-        self.wrong_reward = _check_reward("wrong_reward", wrong_reward)
-        self.step_reward = _check_reward("step_reward", step_reward)
+        self.goal_reward = check_reward("goal_reward", goal_reward)
+        self.wrong_reward = check_reward("wrong_reward", wrong_reward)
+        self.step_reward = check_reward("step_reward", step_reward)
         self.cue_visible_always = bool(cue_visible_always)
         self.render_mode = render_mode
         self.action_space = spaces.Discrete(N_ACTIONS)

@@ -140,7 +140,7 @@ from mpenv.humanoid.reference import (
 from vision3d.body.motion import Motion
 from vision3d.body.skeleton import END_EFFECTOR_NAMES
 
-__all__ = ["HumanoidMimicEnv", "load_motion"]
+__all__ = ["HumanoidMimicEnv", "heading_angle", "heading_rotation", "load_motion"]
 
 DEFAULT_WEIGHTS = (0.65, 0.1, 0.15, 0.1)
 JOINT_WEIGHTS: dict[str, float] = {
@@ -221,7 +221,7 @@ def quaternion_matrix(quat: np.ndarray) -> np.ndarray:
     return matrix.reshape(3, 3)
 
 
-def _heading_rotation(root_matrix: np.ndarray) -> np.ndarray:
+def heading_rotation(root_matrix: np.ndarray) -> np.ndarray:
     """Rotation about z that turns the pelvis's facing direction (its body x axis) onto world +x."""
     x, y = root_matrix[0, 0], root_matrix[1, 0]
     norm = math.hypot(x, y)
@@ -641,7 +641,7 @@ class HumanoidMimicEnv(MujocoEnv):
     def _observation(self, ref: dict[str, np.ndarray]) -> np.ndarray:
         data, ids = self.data, self._body_ids
         root_pos, root_mat = data.xpos[ids[0]], data.xmat[ids[0]].reshape(3, 3)
-        heading = _heading_rotation(root_mat)
+        heading = heading_rotation(root_mat)
         rel = (data.xpos[ids[1:]] - root_pos) @ heading.T
         rotations = heading @ data.xmat[ids].reshape(-1, 3, 3)
         rot6d = rotations[:, :, :2].reshape(-1)

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from mpenv.humanoid.env import HumanoidMimicEnv, _heading_rotation, heading_angle
+from mpenv.humanoid.env import HumanoidMimicEnv, heading_angle, heading_rotation
 from mpenv.humanoid.mjcf import BODY_ORDER
 
 __all__ = ["StrikeEnv", "TargetHeadingEnv"]
@@ -225,7 +225,7 @@ class StrikeEnv(HumanoidMimicEnv):
 
     def _goal(self) -> np.ndarray:
         ids = self._body_ids
-        heading = _heading_rotation(self.data.xmat[ids[0]].reshape(3, 3))
+        heading = heading_rotation(self.data.xmat[ids[0]].reshape(3, 3))
         opens, closes = self._window_frames(self._window_index)
         time, fps = self._start + self._frame, self.metadata["render_fps"]
         return np.concatenate([heading @ (self.target - self.data.xpos[ids[0]]),

@@ -90,7 +90,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FitConfig",
+    "FitEnergy",
     "FitResult",
+    "FitUnknowns",
     "PerspectiveCamera",
     "TORSO_JOINTS",
     "WeakPerspectiveCamera",
@@ -98,6 +100,7 @@ __all__ = [
     "default_pose_prior_std",
     "depth_hypotheses",
     "fit_to_keypoints",
+    "initial_camera",
     "joint_limit_prior",
     "mpjpe",
     "pa_mpjpe",
@@ -106,6 +109,7 @@ __all__ = [
     "project",
     "reprojection_loss",
     "robust_penalty",
+    "weighted_centroid_and_spread",
 ]
 
 TORSO_JOINTS: tuple[int, ...] = tuple(
@@ -421,7 +425,7 @@ def _check_inputs(keypoints: Tensor, confidences: Tensor, model: BodyModel) -> N
         raise ValueError(f"model must be a BodyModel, got {type(model).__name__}")
 
 
-def _weighted_centroid_and_spread(points: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
+def weighted_centroid_and_spread(points: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
     """Confidence-weighted centroid ``[B, D]`` and RMS distance to it ``[B]`` of ``points [B, N, D]``."""
     w = weights / weights.sum(-1, keepdim=True).clamp(min=1e-12)
     centroid = (w[..., None] * points).sum(-2)
@@ -429,14 +433,14 @@ def _weighted_centroid_and_spread(points: Tensor, weights: Tensor) -> tuple[Tens
     return centroid, spread
 
 
-def _initial_camera(
+def initial_camera(
     rest_torso: Tensor, keypoints: Tensor, confidences: Tensor, camera: Camera
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Similar-triangles start: ``(transl [B, 3], log_scale [B], shift [B, 2])``. ``rest_torso [B, T, 3]`` are the
     torso joints of the initial pose, camera frame, before translation; a perspective camera gets ``transl``
     placing them at the depth where their pixel size matches, a weak one the scale and shift doing the same."""
-    centre_3d, spread_3d = _weighted_centroid_and_spread(rest_torso[..., :2], confidences)
-    centre_2d, spread_2d = _weighted_centroid_and_spread(keypoints, confidences)
+    centre_3d, spread_3d = weighted_centroid_and_spread(rest_torso[..., :2], confidences)
+    centre_2d, spread_2d = weighted_centroid_and_spread(keypoints, confidences)
     batch = keypoints.shape[0]
     transl = keypoints.new_zeros(batch, 3)
     if isinstance(camera, PerspectiveCamera):
@@ -451,7 +455,7 @@ def _initial_camera(
 
 
 @dataclass
-class _Unknowns:
+class FitUnknowns:
     """The optimized tensors of ``N`` problems (``N = B`` or ``B * H`` with depth hypotheses)."""
 
     orient_6d: Tensor  # [N, 6]
@@ -461,16 +465,16 @@ class _Unknowns:
     log_scale: Tensor  # [N] weak perspective only
     shift: Tensor  # [N, 2] weak perspective only
 
-    def repeat(self, times: int) -> _Unknowns:
+    def repeat(self, times: int) -> FitUnknowns:
         """Each problem ``times`` times in a row (sample-major: row ``b * times + h``), detached copies."""
-        return _Unknowns(*(t.detach().repeat_interleave(times, dim=0).clone() for t in vars(self).values()))
+        return FitUnknowns(*(t.detach().repeat_interleave(times, dim=0).clone() for t in vars(self).values()))
 
-    def select(self, rows: Tensor) -> _Unknowns:
-        return _Unknowns(*(t.detach()[rows] for t in vars(self).values()))
+    def select(self, rows: Tensor) -> FitUnknowns:
+        return FitUnknowns(*(t.detach()[rows] for t in vars(self).values()))
 
 
 @dataclass(frozen=True)
-class _Energy:
+class FitEnergy:
     """Everything fixed during a fit: data, camera, weights (see :func:`fit_to_keypoints`)."""
 
     model: BodyModel
@@ -485,10 +489,10 @@ class _Energy:
     def weak(self) -> bool:
         return isinstance(self.camera, WeakPerspectiveCamera)
 
-    def camera_of(self, x: _Unknowns) -> Camera:
+    def camera_of(self, x: FitUnknowns) -> Camera:
         return WeakPerspectiveCamera(x.log_scale.exp(), x.shift) if self.weak else self.camera
 
-    def __call__(self, x: _Unknowns, torso_only: bool, prior_factor: float) -> tuple[Tensor, Tensor, Tensor]:
+    def __call__(self, x: FitUnknowns, torso_only: bool, prior_factor: float) -> tuple[Tensor, Tensor, Tensor]:
         """``(E [N], joints [N, 24, 3], body pose axis-angle [N, 69])`` at ``x``; ``torso_only``: the camera
         stage's data term (pose and shape are frozen at 0 there, so the priors are constant and left out)."""
         n = x.betas.shape[0]
@@ -524,7 +528,7 @@ class _Energy:
             )
         return energy, joints, body_pose
 
-    def repeat(self, times: int) -> _Energy:
+    def repeat(self, times: int) -> FitEnergy:
         return replace(
             self,
             keypoints=self.keypoints.repeat_interleave(times, dim=0),
@@ -533,7 +537,7 @@ class _Energy:
 
 
 def _adam(
-    energy: _Energy, x: _Unknowns, names: Sequence[str], steps: int, lr: float, torso_only: bool, factor: float
+    energy: FitEnergy, x: FitUnknowns, names: Sequence[str], steps: int, lr: float, torso_only: bool, factor: float
 ) -> list[Tensor]:
     """``steps`` Adam iterations on the fields ``names`` of ``x`` (in place); returns the energies ``[N]``."""
     unknowns = [getattr(x, name).requires_grad_(True) for name in names]
@@ -595,15 +599,15 @@ def fit_to_keypoints(
         from vision3d.body.pose_prior import default_pose_prior
 
         mixture = default_pose_prior()
-    energy = _Energy(model, keypoints, confidences, camera, config, pose_prior_std, mixture)
+    energy = FitEnergy(model, keypoints, confidences, camera, config, pose_prior_std, mixture)
 
     # Stage 1: camera and global orientation from the torso, starting from similar triangles.
     orient0 = torch.as_tensor(config.init_global_orient, **factory).reshape(-1, 3).expand(batch, 3)
     with torch.no_grad():
         rest = model(global_orient=orient0, return_verts=False, return_full_pose=False).joints
     torso = list(TORSO_JOINTS)
-    transl, log_scale, shift = _initial_camera(rest[:, torso], keypoints[:, torso], confidences[:, torso], camera)
-    x = _Unknowns(
+    transl, log_scale, shift = initial_camera(rest[:, torso], keypoints[:, torso], confidences[:, torso], camera)
+    x = FitUnknowns(
         orient_6d=matrix_to_rotation_6d(axis_angle_to_matrix(orient0)).clone(),
         pose_6d=matrix_to_rotation_6d(torch.eye(3, **factory).expand(batch, N_JOINTS - 1, 3, 3)).reshape(batch, -1),
         betas=torch.zeros(batch, model.num_betas, **factory),

@@ -81,9 +81,9 @@ from vision3d.body.fitting import (
     TORSO_JOINTS,
     FitResult,
     PerspectiveCamera,
-    _initial_camera,
-    _weighted_centroid_and_spread,
+    initial_camera,
     project,
+    weighted_centroid_and_spread,
 )
 from vision3d.body.model import BodyModel
 from vision3d.body.rotations import (
@@ -183,7 +183,7 @@ def initial_theta(model: BodyModel, keypoints: Tensor, confidences: Tensor, came
     with torch.no_grad():
         rest = model(global_orient=orient, return_verts=False, return_full_pose=False).joints.to(keypoints.dtype)
     torso = list(TORSO_JOINTS)
-    transl, _, _ = _initial_camera(rest[:, torso], keypoints[:, torso], confidences[:, torso], camera)
+    transl, _, _ = initial_camera(rest[:, torso], keypoints[:, torso], confidences[:, torso], camera)
     identity = matrix_to_rotation_6d(torch.eye(3, **factory).expand(batch, N_JOINTS - 1, 3, 3))
     return pack(matrix_to_rotation_6d(axis_angle_to_matrix(orient)), identity, keypoints.new_zeros(batch, NUM_BETAS),
                 transl)  # fmt: skip
@@ -194,14 +194,14 @@ def reprojection_objective(
 ) -> Tensor:
     """``L_reproj [B]`` of the module docstring: confidence-weighted mean squared reprojection error in units of the
     keypoints' spread."""
-    _, spread = _weighted_centroid_and_spread(keypoints, confidences)
+    _, spread = weighted_centroid_and_spread(keypoints, confidences)
     squared = (((project(joints, camera) - keypoints) / spread[:, None, None]) ** 2).sum(-1)
     return (confidences * squared).sum(-1) / confidences.sum(-1).clamp(min=1e-12)
 
 
 def keypoint_features(keypoints: Tensor, confidences: Tensor, camera: PerspectiveCamera) -> Tensor:
     """``[B, 75]``: normalised keypoints (48), confidences (24), centroid and spread in camera units (3)."""
-    centroid, spread = _weighted_centroid_and_spread(keypoints, confidences)
+    centroid, spread = weighted_centroid_and_spread(keypoints, confidences)
     normalised = (keypoints - centroid[:, None]) / spread[:, None, None] * (confidences > 0)[..., None]
     focal = keypoints.new_tensor(camera.focal)
     where = (centroid - keypoints.new_tensor(camera.principal_point)) / focal

@@ -19,7 +19,7 @@ translation ``t_t`` (camera frame, OpenCV axes):
 
 - ``E_J^t, E_theta, E_a, ||beta||^2``: SMPLify's per-frame terms exactly as
   :func:`vision3d.body.fitting.fit_to_keypoints` computes them (robust reprojection error in pixels weighted by
-  confidence, pose prior, knee/elbow hinge, shape prior), evaluated by the same code (its ``_Energy``) on all
+  confidence, pose prior, knee/elbow hinge, shape prior), evaluated by the same code (its ``FitEnergy``) on all
   ``T`` frames at once. The shape prior appears once per frame, so a ``T``-frame video weighs it against its
   data as a single image does.
 - Joint smoothness: the squared second difference (discrete acceleration, metres per frame^2) of every 3D joint
@@ -66,10 +66,10 @@ from torch import Tensor
 
 from vision3d.body.fitting import (
     FitConfig,
+    FitEnergy,
     FitResult,
+    FitUnknowns,
     PerspectiveCamera,
-    _Energy,
-    _Unknowns,
     check_fit_config,
     default_pose_prior_std,
     fit_to_keypoints,
@@ -220,7 +220,7 @@ def fit_sequence(
         from vision3d.body.pose_prior import default_pose_prior
 
         mixture = default_pose_prior()
-    energy = _Energy(model, keypoints, confidences, camera, per_frame, pose_prior_std, mixture)
+    energy = FitEnergy(model, keypoints, confidences, camera, per_frame, pose_prior_std, mixture)
 
     orient_6d = matrix_to_rotation_6d(axis_angle_to_matrix(init.global_orient.to(**factory))).clone()
     pose_6d = matrix_to_rotation_6d(axis_angle_to_matrix(init.body_pose.to(**factory).reshape(frames, -1, 3)))
@@ -233,7 +233,7 @@ def fit_sequence(
     zero_scale, zero_shift = torch.zeros(frames, **factory), torch.zeros(frames, 2, **factory)
 
     def total(orient_6d: Tensor, pose_6d: Tensor, betas: Tensor, transl: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        x = _Unknowns(orient_6d, pose_6d, betas.expand(frames, -1), transl, zero_scale, zero_shift)
+        x = FitUnknowns(orient_6d, pose_6d, betas.expand(frames, -1), transl, zero_scale, zero_shift)
         per_frame_energy, joints, body_pose = energy(x, torso_only=False, prior_factor=1.0)
         accel = second_difference(joints) * scale[1:-1, None, None]  # [T - 2, 24, 3] pixels
         rotations = torch.cat([rotation_6d_to_matrix(orient_6d)[:, None],

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vision3d.scenes.shapes import Vec3, _check_points, _check_rays, _vec
+from vision3d.scenes.shapes import Vec3, as_vec3, check_points, check_rays
 
 RAY_CHUNK = 1024
 POINT_CHUNK = 512
@@ -190,7 +190,7 @@ def sample_mesh_surface(
     NumPy arrays; normals follow the right-hand rule on each face's vertex order (outward for a consistently
     counter-clockwise mesh).
     """
-    verts = _check_points(torch.as_tensor(vertices, dtype=torch.float64), "vertices").numpy()
+    verts = check_points(torch.as_tensor(vertices, dtype=torch.float64), "vertices").numpy()
     tris = np.asarray(torch.as_tensor(faces).detach().cpu().numpy())
     if tris.ndim != 2 or tris.shape[1] != 3 or tris.shape[0] == 0:
         raise ValueError(f"faces must have shape [F, 3] with F >= 1, got {tris.shape}")
@@ -279,11 +279,11 @@ class TriangleMesh:
         return face_clusters(self.vertices, self.faces)
 
     def intersect(self, origins: Tensor, directions: Tensor) -> Tensor:
-        origins, directions = _check_rays(origins, directions)
+        origins, directions = check_rays(origins, directions)
         return ray_mesh_hits(origins, directions, self.vertices, self.faces, self.clusters)[0]
 
     def winding_number(self, x: Tensor) -> Tensor:
-        return winding_number(_check_points(x), self.vertices, self.faces)
+        return winding_number(check_points(x), self.vertices, self.faces)
 
     def occupancy(self, x: Tensor) -> Tensor:
         self.check_watertight()
@@ -291,17 +291,17 @@ class TriangleMesh:
 
     def sdf(self, x: Tensor) -> Tensor:
         self.check_watertight()
-        x = _check_points(x)
+        x = check_points(x)
         distance, _ = mesh_distance(x, self.vertices, self.faces, self.clusters)
         return torch.where(self.winding_number(x) > 0.5, -distance, distance)
 
     def normal(self, x: Tensor) -> Tensor:
         """The normal of the nearest triangle at each (surface) point."""
-        _, nearest = mesh_distance(_check_points(x), self.vertices, self.faces, self.clusters)
+        _, nearest = mesh_distance(check_points(x), self.vertices, self.faces, self.clusters)
         return self.face_normals().to(x)[nearest]
 
     def albedo(self, x: Tensor) -> Tensor:
-        return _vec(self.color, x).expand(x.shape[0], 3)
+        return as_vec3(self.color, x).expand(x.shape[0], 3)
 
     def bounds(self) -> tuple[Tensor, Tensor]:
         return self.vertices.min(dim=0).values, self.vertices.max(dim=0).values

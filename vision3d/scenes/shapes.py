@@ -25,11 +25,11 @@ from torch import Tensor
 Vec3 = tuple[float, float, float]
 
 
-def _vec(values: Vec3 | Tensor, like: Tensor) -> Tensor:
+def as_vec3(values: Vec3 | Tensor, like: Tensor) -> Tensor:
     return torch.as_tensor(values, dtype=like.dtype, device=like.device)
 
 
-def _check_points(x: Tensor, name: str = "points") -> Tensor:
+def check_points(x: Tensor, name: str = "points") -> Tensor:
     if not isinstance(x, Tensor):
         x = torch.as_tensor(x, dtype=torch.float64)
     if x.ndim != 2 or x.shape[-1] != 3:
@@ -39,8 +39,8 @@ def _check_points(x: Tensor, name: str = "points") -> Tensor:
     return x
 
 
-def _check_rays(origins: Tensor, directions: Tensor) -> tuple[Tensor, Tensor]:
-    origins, directions = _check_points(origins, "ray origins"), _check_points(directions, "ray directions")
+def check_rays(origins: Tensor, directions: Tensor) -> tuple[Tensor, Tensor]:
+    origins, directions = check_points(origins, "ray origins"), check_points(directions, "ray directions")
     if origins.shape != directions.shape:
         raise ValueError(f"ray origins {list(origins.shape)} and directions {list(directions.shape)} differ")
     if ((directions.norm(dim=-1) - 1.0).abs() > 1e-6).any():
@@ -104,19 +104,19 @@ class Shape:
         raise NotImplementedError
 
     def intersect(self, origins: Tensor, directions: Tensor) -> Tensor:
-        origins, directions = _check_rays(origins, directions)
+        origins, directions = check_rays(origins, directions)
         return sphere_trace(self, origins, directions)
 
     def normal(self, x: Tensor) -> Tensor:
-        return _unit(sdf_gradient(self.sdf, _check_points(x)))
+        return _unit(sdf_gradient(self.sdf, check_points(x)))
 
     def albedo(self, x: Tensor) -> Tensor:
         """Diffuse colour [N, 3] at surface points ``x``."""
-        return _vec(self.color, x).expand(x.shape[0], 3)
+        return as_vec3(self.color, x).expand(x.shape[0], 3)
 
     def occupancy(self, x: Tensor) -> Tensor:
         """Inside (``True``) or outside, from the sign of the distance."""
-        return self.sdf(_check_points(x)) < 0
+        return self.sdf(check_points(x)) < 0
 
 
 @dataclass(frozen=True)
@@ -125,12 +125,12 @@ class Sphere(Shape):
     radius: float = 1.0
 
     def sdf(self, x: Tensor) -> Tensor:
-        return (x - _vec(self.center, x)).norm(dim=-1) - self.radius
+        return (x - as_vec3(self.center, x)).norm(dim=-1) - self.radius
 
     def intersect(self, origins: Tensor, directions: Tensor) -> Tensor:
         """Roots of ``|o + t d - c|^2 = r^2``: ``t = -b -/+ sqrt(b^2 - c)`` with ``b = d . (o - c)``."""
-        origins, directions = _check_rays(origins, directions)
-        offset = origins - _vec(self.center, origins)
+        origins, directions = check_rays(origins, directions)
+        offset = origins - as_vec3(self.center, origins)
         b = (directions * offset).sum(-1)
         c = (offset * offset).sum(-1) - self.radius**2
         discriminant = b * b - c
@@ -159,14 +159,14 @@ class Box(Shape):
     half_size: Vec3 = (0.5, 0.5, 0.5)
 
     def sdf(self, x: Tensor) -> Tensor:
-        q = (x - _vec(self.center, x)).abs() - _vec(self.half_size, x)
+        q = (x - as_vec3(self.center, x)).abs() - as_vec3(self.half_size, x)
         return q.clamp_min(0.0).norm(dim=-1) + q.max(dim=-1).values.clamp_max(0.0)
 
     def intersect(self, origins: Tensor, directions: Tensor) -> Tensor:
         """The slab method: the ray is inside all three slabs for ``max_i t_near,i <= t <= min_i t_far,i``."""
-        origins, directions = _check_rays(origins, directions)
-        low = _vec(self.center, origins) - _vec(self.half_size, origins)
-        high = _vec(self.center, origins) + _vec(self.half_size, origins)
+        origins, directions = check_rays(origins, directions)
+        low = as_vec3(self.center, origins) - as_vec3(self.half_size, origins)
+        high = as_vec3(self.center, origins) + as_vec3(self.half_size, origins)
         # Rays parallel to a slab get +-inf, which the max/min below treat correctly; 0 * inf must not appear.
         inverse = 1.0 / torch.where(directions == 0, torch.full_like(directions, 1e-300), directions)
         t0, t1 = (low - origins) * inverse, (high - origins) * inverse
@@ -210,7 +210,7 @@ class Torus(Shape):
             raise ValueError(f"need 0 < minor < major, got minor={self.minor}, major={self.major}")
 
     def sdf(self, x: Tensor) -> Tensor:
-        p = x - _vec(self.center, x)
+        p = x - as_vec3(self.center, x)
         ring = torch.stack([p[:, :2].norm(dim=-1) - self.major, p[:, 2]], dim=-1)
         return ring.norm(dim=-1) - self.minor
 
@@ -246,7 +246,7 @@ class Capsule(Shape):
     radius: float = 0.3
 
     def _segment_offset(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        a, b = _vec(self.a, x), _vec(self.b, x)
+        a, b = as_vec3(self.a, x), as_vec3(self.b, x)
         along = ((x - a) @ (b - a) / ((b - a) @ (b - a))).clamp(0.0, 1.0)
         return x - (a + along[:, None] * (b - a)), along
 
@@ -300,7 +300,7 @@ class Union(Shape):
         return self._distances(x).abs().argmin(dim=-1)
 
     def normal(self, x: Tensor) -> Tensor:
-        x = _check_points(x)
+        x = check_points(x)
         nearest = self._nearest_child(x)
         normals = torch.zeros_like(x)
         for k, child in enumerate(self.children):
@@ -310,7 +310,7 @@ class Union(Shape):
         return normals
 
     def albedo(self, x: Tensor) -> Tensor:
-        colors = torch.stack([_vec(c.color, x) for c in self.children])
+        colors = torch.stack([as_vec3(c.color, x) for c in self.children])
         return colors[self._nearest_child(x)]
 
     def bounds(self) -> tuple[Tensor, Tensor]:
