@@ -159,7 +159,7 @@ def figure_style_mixing(seed: int, epochs: int = 80) -> Figure:
     classifier = metrics.load_classifier()
     with torch.no_grad():
         fd = metrics.frechet_distance(classifier.features(test_split), classifier.features(gan.sample(360)))
-    generator = gan.generator.eval()
+    generator = gan.sampling_generator.eval()
     torch.manual_seed(1)
     coarse, fine = torch.randn(5, gan.latent_dim), torch.randn(6, gan.latent_dim)
     with torch.no_grad():

@@ -54,9 +54,10 @@ def test_ddpm_samples_digits_better_than_the_vae(ancestral_fd) -> None:
     assert ancestral_fd < VAE_FD, ancestral_fd
 
 
-@pytest.mark.xfail(strict=True, reason="DDIM-50 is 7.6 FD behind the 1000-step loop on this 300-epoch model (37.1 "
-                   "against 29.5); on 400-epoch models 5.7 behind (the benchmark's) or, by seed, 5.8 behind to 3.2 "
-                   "ahead (the README's CLI run)")
+@pytest.mark.xfail(strict=False, reason="borderline, by CPU: DDIM-50 is 7.6 FD behind the 1000-step loop on this "
+                   "300-epoch model on one CPU (37.1 against 29.5) and 4.3 behind on another (34.0 against 29.7); on "
+                   "400-epoch models 5.7 behind (the benchmark's) or, by seed, 5.8 behind to 3.2 ahead (the README's "
+                   "CLI run)")
 def test_ddim_with_50_steps_keeps_up_with_the_ancestral_loop(digits, digits_ddpm, ancestral_fd) -> None:
     """DDIM with 50 steps (eta 0) within 5 FD of the 1000-step loop, at 1/20 of the network calls."""
     torch.manual_seed(1)

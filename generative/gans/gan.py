@@ -91,12 +91,17 @@ class GAN(nn.Module):
         """The discriminator's logits ``l(x)``, ``[N]``."""
         return self.discriminator(x).view(len(x))
 
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The generator that samples come from: the weights' moving average when kept (``ema_decay > 0``)."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
         """``n`` samples ``G(z)`` (from the weights' moving average when kept), generator in eval mode."""
         if n < 1:
             raise ValueError(f"{type(self).__name__}: n must be at least 1, got {n}")
-        generator = self.generator_ema if self.generator_ema is not None else self.generator
+        generator = self.sampling_generator
         was_training = generator.training
         generator.eval()
         x = generator(self.noise(n)).view(n, *self.input_shape)

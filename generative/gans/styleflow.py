@@ -58,8 +58,9 @@ def digit_attributes(images: Tensor, classifier: torch.nn.Module, ink_mean: floa
 
 def fit_styleflow(gan: StyleGAN, classifier: torch.nn.Module, n: int = 20_000, epochs: int = 40,
                   seed: int = 0) -> StyleFlow:  # fmt: skip
-    """Sample ``n`` latents, measure their images' attributes, fit the conditional flow ``p(w | a)``."""
-    generator = gan.generator.eval()
+    """Sample ``n`` latents, measure their images' attributes, fit the conditional flow ``p(w | a)`` (of the
+    generator that ``gan.sample`` uses: the moving average of the weights when kept)."""
+    generator = gan.sampling_generator.eval()
     torch.manual_seed(seed)
     with torch.no_grad():
         w = generator.map(torch.randn(n, gan.latent_dim))
