@@ -41,6 +41,8 @@ Everything else lives in its submodule (``from vision3d.body.fitting import robu
 - :mod:`vision3d.body.video_fitting`, :mod:`vision3d.body.sfv` -- fitting a video's keypoints with one shape and a
   smoothness prior, the result as a Z-up Motion; ``python -m vision3d.body.sfv`` from frames to a Motion for the
   physics humanoid.
+- :mod:`vision3d.body.animatable` -- an animatable implicit body (SNARF): a canonical occupancy field and a learned
+  skinning-weight field, posed by forward LBS with Broyden root finding; the shipped fields.
 - :mod:`vision3d.body.pictorial_structures` -- exact MAP inference of part locations on a tree of parts with
   generalized distance transforms.
 """
@@ -52,6 +54,10 @@ from mpenv.lazy import lazy_exports
 # Re-exported names by home submodule (tests/test_body_imports.py checks that every one resolves). The functions
 # ``lbs.lbs`` and ``retarget.retarget`` are not re-exported: ``vision3d.body.lbs`` / ``.retarget`` are the modules.
 _EXPORTS: dict[str, tuple[str, ...]] = {
+    "animatable": (
+        "AnimatableBody", "AnimatableConfig", "canonical_mesh", "default_animatable", "load_animatable", "pose_mesh",
+        "pose_transforms",
+    ),
     "bvh": ("BVHClip", "read_bvh"),
     "clips": ("clip_names", "load_clip"),
     "deepmimic": ("DeepMimicClip", "read_deepmimic"),
