@@ -155,3 +155,30 @@ def test_humanoid_replays_the_recovered_motion_on_the_true_clip(model):
     assert against_truth["mpjpe"] < 0.03 and against_truth["mpjpe_global"] < 0.05, against_truth
     itself = humanoid_replay(recovered)
     assert itself["mpjpe_global"] < 1e-6 and itself["reward"] == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="bars not met: world MPJPE 183 mm (bar 60), replay reward 0.28 (bar 0.9; "
+                   "root-relative 167 mm, PA-MPJPE 134 mm): at 64 px the per-frame fits flip in depth and the "
+                   "network's keypoints swap left and right between front and back views")
+def test_sfv_end_to_end_meets_the_issue_bar(model):
+    """The whole pipeline on 60 frames (2 s) of the held-out cmu_walk filmed at 64 x 64: the shipped 2D network's
+    keypoints, the temporal fit, the Motion aligned to the clip by a turn about z and a shift. The issue's bars:
+    mean joint error to the true motion (world frame, the humanoid's skeleton) at most 60 mm, and its kinematic
+    replay in HumanoidMimic-v0 scored against the true clip with a mean reward of at least 0.9."""
+    from vision3d.body.retarget import smpl_rest_joints
+    from vision3d.body.sfv import network_keypoints, to_network_input
+
+    clip = walk(60)
+    video = render_motion_video(clip, model, yaw_degrees=60, image_size=64, seed=0)
+    images, scale = to_network_input(video.images.numpy())
+    keypoints = (network_keypoints(images) / scale).float()
+    fit = fit_sequence(model, keypoints, None, video.camera, SequenceConfig())
+    recovered = align_motion(sequence_to_motion(fit, 30.0, "recovered", model), clip)
+    rest = smpl_rest_joints()
+    error = float(np.linalg.norm(motion_joints(recovered, rest) - motion_joints(clip, rest)[: recovered.n_frames],
+                                 axis=-1).mean())  # fmt: skip
+    replay = humanoid_replay(recovered, clip)
+    print(f"world MPJPE {1e3 * error:.0f} mm, replay {replay}")
+    assert error <= 0.060, error
+    assert replay["reward"] >= 0.9, replay
