@@ -41,6 +41,8 @@ Everything else lives in its submodule (``from vision3d.body.fitting import robu
 - :mod:`vision3d.body.video_fitting`, :mod:`vision3d.body.sfv` -- fitting a video's keypoints with one shape and a
   smoothness prior, the result as a Z-up Motion; ``python -m vision3d.body.sfv`` from frames to a Motion for the
   physics humanoid.
+- :mod:`vision3d.body.template_capture` -- template-based capture: the body fitted to the first point cloud of a
+  sequence (shape and pose unknown), then its pose tracked by ICP with the learned prior.
 - :mod:`vision3d.body.animatable` -- an animatable implicit body (SNARF): a canonical occupancy field and a learned
   skinning-weight field, posed by forward LBS with Broyden root finding; the shipped fields.
 - :mod:`vision3d.body.pictorial_structures` -- exact MAP inference of part locations on a tree of parts with
@@ -94,6 +96,10 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "skeleton": ("JOINT_INDEX", "JOINT_NAMES", "N_JOINTS", "PARENTS"),
     "synthetic": ("People", "PeopleConfig", "TEST_CLIPS", "TRAIN_CLIPS", "sample_people"),
+    "template_capture": (
+        "CaptureConfig", "CaptureResult", "capture_errors", "fit_frames_independently", "fit_template",
+        "posed_point_clouds", "track",
+    ),
     "video_fitting": (
         "SequenceConfig", "SequenceFit", "acceleration_error", "fit_sequence", "render_motion_video",
         "sequence_to_motion",
