@@ -33,14 +33,6 @@ from vision3d.body.model import BodyModel
 from vision3d.body.synthetic import TEST_CLIPS, TRAIN_CLIPS
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def model64() -> BodyModel:
     return BodyModel.default(dtype=torch.float64, device="cpu")

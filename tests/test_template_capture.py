@@ -42,14 +42,6 @@ N_POINTS = 2000
 METRIC_POINTS = 1000
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def model() -> BodyModel:
     return BodyModel.default(dtype=torch.float32, device="cpu")

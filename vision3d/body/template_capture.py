@@ -625,8 +625,7 @@ def track(clouds: Tensor | np.ndarray | Sequence[Tensor], model: BodyModel, conf
     prior = default_pose_prior() if prior is None else prior
     clouds, cloud_normals, samples = _prepare(clouds, normals, model, config)
     fitted_template = template is None
-    if template is None:
-        template = _fit_template(clouds[0], cloud_normals[0], samples, model, config, prior)
+    template = template or _fit_template(clouds[0], cloud_normals[0], samples, model, config, prior)
     history = [_template_pose(template, model)]
     energies = [template.energy] + [float("nan")] * (len(clouds) - 1)
     frames = range(1, len(clouds))
@@ -664,8 +663,7 @@ def fit_frames_independently(clouds: Tensor | np.ndarray | Sequence[Tensor], mod
     prior = default_pose_prior() if prior is None else prior
     clouds, cloud_normals, samples = _prepare(clouds, normals, model, config)
     fitted_template = template is None
-    if template is None:
-        template = _fit_template(clouds[0], cloud_normals[0], samples, model, config, prior)
+    template = template or _fit_template(clouds[0], cloud_normals[0], samples, model, config, prior)
     n = len(clouds)
     one = _template_pose(template, model)
     pose = _Pose(one.global_orient.repeat(n, 1), one.body_pose.repeat(n, 1), one.transl.repeat(n, 1), one.betas)
