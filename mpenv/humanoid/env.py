@@ -360,6 +360,9 @@ class HumanoidMimicEnv(MujocoEnv):
         if not display_available():  # what this instance can render: gymnasium's check_env tries each mode
             self.metadata = {**self.metadata, "render_modes": ["rgb_array", "depth_array"]}
         self._body_ids = np.array([self.model.body(name).id for name in BODY_ORDER])
+        # MuJoCo numbers the bodies in this order after the world body: a slice reads them as views, no gather
+        contiguous = np.array_equal(self._body_ids, np.arange(self._body_ids[0], self._body_ids[0] + len(BODY_ORDER)))
+        self._bodies = slice(self._body_ids[0], self._body_ids[-1] + 1) if contiguous else self._body_ids
         self._parents = body_parent_ids(self.model)
         self._end_ids = np.array([BODY_ORDER.index(name) for name in END_EFFECTOR_NAMES])
         self._floor = self.model.geom("floor").id
@@ -415,11 +418,16 @@ class HumanoidMimicEnv(MujocoEnv):
         mujoco.mju_mulQuat(qpos[3:7], quat, root_quat)
         qvel[:3] = turn @ qvel[:3]  # world linear velocity turns; the free joint's angular velocity is in the body
         local_rot[0] = turn @ local_rot[0]  # the root's "local" rotation is its world one
+        body_pos = base["body_pos"] @ turn.T + move
+        if self._placement is not self._global:  # re-synced since the reset
+            body_pos_global = base["body_pos"] @ self._global.turn.T + self._global.origin
+        else:
+            body_pos_global = body_pos
         return {
             "qpos": qpos,
             "qvel": qvel,
-            "body_pos": base["body_pos"] @ turn.T + move,
-            "body_pos_global": base["body_pos"] @ self._global.turn.T + self._global.origin,
+            "body_pos": body_pos,
+            "body_pos_global": body_pos_global,
             "local_rot": local_rot,
             "com": turn @ base["com"] + move,
             "phase": np.array(base["phase"]),
@@ -481,12 +489,12 @@ class HumanoidMimicEnv(MujocoEnv):
         action = np.asarray(action, dtype=np.float64)
         if action.shape != (N_HINGES,):
             raise ValueError(f"action must have shape ({N_HINGES},), got {action.shape}")
-        if not np.all(np.isfinite(action)):
+        if not np.isfinite(action).all():  # the method: np.all's dispatch costs more than the check here
             raise ValueError(f"action contains NaN or infinite values: {action}")
         if self.action_noise > 0:
             action = action + self.action_noise * self.np_random.standard_normal(N_HINGES)
         pushed = self.push_force > 0 and self._apply_push(self._frame)
-        self.do_simulation(self._pd_targets(np.clip(action, -1.0, 1.0)), self.frame_skip)
+        self.do_simulation(self._pd_targets(np.minimum(np.maximum(action, -1.0), 1.0)), self.frame_skip)
         self._frame += 1
         time = self._start + self._frame
         cycle = self._cycle_of(time)
@@ -582,8 +590,8 @@ class HumanoidMimicEnv(MujocoEnv):
 
     def _reward(self, ref: dict[str, np.ndarray]) -> tuple[float, dict[str, Any]]:
         data, ids = self.data, self._body_ids
-        pos = data.xpos[ids]
-        rotations = data.xmat[ids].reshape(-1, 3, 3)
+        pos = data.xpos[self._bodies]
+        rotations = data.xmat[self._bodies].reshape(-1, 3, 3)
         local = local_rotations(rotations, self._parents)
         pose_err = self._joint_w @ rotation_angles(local, ref["local_rot"]) ** 2
         qvel_err = data.qvel[:_CHAR_NV] - ref["qvel"]
@@ -636,17 +644,17 @@ class HumanoidMimicEnv(MujocoEnv):
         contact = self.data.contact
         geom1, geom2 = contact.geom1, contact.geom2
         other = np.concatenate([geom2[geom1 == self._floor], geom1[geom2 == self._floor]])
-        return bool(np.any(~self._allowed[self.model.geom_bodyid[other]]))
+        return not self._allowed[self.model.geom_bodyid[other]].all()
 
     # ------------------------------------------------------------------------------------------ observation
 
     def _observation(self, ref: dict[str, np.ndarray]) -> np.ndarray:
-        data, ids = self.data, self._body_ids
-        root_pos, root_mat = data.xpos[ids[0]], data.xmat[ids[0]].reshape(3, 3)
+        data = self.data
+        pos, mats = data.xpos[self._bodies], data.xmat[self._bodies].reshape(-1, 3, 3)
+        root_pos, root_mat = pos[0], mats[0]
         heading = heading_rotation(root_mat)
-        rel = (data.xpos[ids[1:]] - root_pos) @ heading.T
-        rotations = heading @ data.xmat[ids].reshape(-1, 3, 3)
-        rot6d = rotations[:, :, :2].reshape(-1)
+        rel = (pos[1:] - root_pos) @ heading.T
+        rot6d = (heading @ mats[:, :, :2]).reshape(-1)  # the first two columns of each heading-relative rotation
         qvel = data.qvel
         linear = heading @ qvel[0:3]
         angular = heading @ (root_mat @ qvel[3:6])  # the free joint's angular velocity is in the body frame
