@@ -24,7 +24,7 @@ from generative.diffusion import (
     normal_kl,
     variational_bound,
 )
-from generative.fit import fit_phases
+from generative.fit import fit, fit_phases
 
 
 @pytest.mark.parametrize("kind", ["linear", "cosine", "quadratic"])
@@ -360,3 +360,37 @@ def test_ddpm_learns_the_eight_gaussians() -> None:
     torch.manual_seed(1)
     covered, good = metrics.mode_coverage(model.sample(5000), *data.mixture_modes("eight_gaussians"))
     assert covered == 8 and good >= 0.95, (covered, good)
+
+
+CORNERS = torch.tensor([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
+
+
+def labelled_corners(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Points of four classes, class ``c`` drawn from ``N(CORNERS[c], 0.7^2 I)``: the classes overlap, so even
+    the true conditional puts only about 85% of its samples nearest their own corner."""
+    y = torch.randint(0, 4, (n,), generator=generator)
+    return CORNERS[y] + 0.7 * torch.randn(n, 2, generator=generator), y
+
+
+@pytest.mark.slow
+def test_conditional_ddpm_learns_the_labels_and_guidance_sharpens_them() -> None:
+    """The cheap learning test of label dropout and classifier-free guidance (the digits one loads a shipped
+    model): ``ConditionalDDPM`` (label dropout 0.1) trained 200 epochs on 4,000 labelled points (batch 256, Adam
+    1e-3, seed 0). Of 2,000 DDIM-50 samples (eta 1), 500 per label, at least 70% lie nearest their label's corner
+    without guidance (the true conditional: 85%, ignoring the label: 25%; measured 0.815, 0.822, 0.825 at seeds 0,
+    1, 2, and 0.49 after 100 epochs), and with rho = 2 at least 95% and more than without (measured 1.000 at each
+    seed): guidance pushes each class away from the others."""
+    generator = torch.Generator().manual_seed(0)
+    train_split, val_split = labelled_corners(4000, generator), labelled_corners(1000, generator)
+    torch.manual_seed(0)
+    model = ConditionalDDPM((2,), num_classes=4)
+    fit(model, train_split, val_split, epochs=200, batch_size=256, patience=200)
+    y = torch.arange(4).repeat_interleave(500)
+    nearest_own = {}
+    for rho in (0.0, 2.0):
+        torch.manual_seed(1)
+        samples = model.sample(len(y), y, sampler="ddim", steps=50, eta=1.0, guidance=rho)
+        nearest_own[rho] = float((torch.cdist(samples, CORNERS).argmin(1) == y).float().mean())
+    print(f"nearest their label's corner: rho 0 {nearest_own[0.0]:.3f}, rho 2 {nearest_own[2.0]:.3f}")
+    assert nearest_own[0.0] >= 0.7, nearest_own
+    assert nearest_own[2.0] >= 0.95 and nearest_own[2.0] > nearest_own[0.0], nearest_own

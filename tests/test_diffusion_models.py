@@ -237,3 +237,30 @@ def test_cli_help_states_the_diffusion_defaults() -> None:
     assert DDPM.training_defaults == {"epochs": train.DIFFUSION_EPOCHS, "patience": train.DIFFUSION_EPOCHS}
     help_text = train.build_parser()._subparsers._group_actions[0].choices["train"].format_help()
     assert f"diffusion: {train.DIFFUSION_EPOCHS}" in " ".join(help_text.split())
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_shipped_digits_ddpms_are_the_documented_runs(conditional: bool) -> None:
+    """The shipped models (``load_digits_ddpm``, what ``tests/test_diffusion_learning.py`` checks) are run
+    directories of the recipe their docstrings state, with every epoch of their training in the TensorBoard
+    events beside the weights, and load through the CLI's run loader as the right class in eval mode."""
+    from generative.diffusion import ConditionalDDPM, digits_ddpm_dir, load_digits_ddpm
+    from mpenv.checkpoint import load_config, load_torch
+    from mpenv.logger import read_scalars
+
+    run_dir = digits_ddpm_dir(conditional)
+    epochs = 200 if conditional else 300
+    config = load_config(run_dir)
+    assert config["model"] == ("ddpm-cond" if conditional else "ddpm") and config["model_kwargs"] == {"n_bins": 2}
+    settings = ("data", "seed", "epochs", "patience", "batch_size", "learning_rate")
+    assert [config[key] for key in settings] == ["digits-binary", 0, epochs, epochs, 64, 1e-3]
+    steps, val_loss = read_scalars(run_dir, "loss/val")
+    assert list(steps) == list(range(1, epochs + 1))
+    extra = load_torch(run_dir)["extra"]
+    assert extra["best_epoch"] == int(val_loss.argmin()) and math.isclose(min(extra["val_loss"]), val_loss.min(),
+                                                                          rel_tol=1e-6)  # fmt: skip
+    model = load_digits_ddpm(conditional)
+    assert type(model) is (ConditionalDDPM if conditional else DDPM) and not model.training
+    assert sum(p.numel() for p in model.net.parameters()) < 200_000 and (run_dir / "checkpoint.pt").stat().st_size < 2e6
+    if conditional:
+        assert model.p_uncond == 0.1 and model.num_classes == 10

@@ -1,0 +1,83 @@
+"""Train the two diffusion models shipped in ``generative/assets/`` (what ``tests/test_diffusion_learning.py``
+checks and ``generative.diffusion.load_digits_ddpm`` loads).
+
+    python benchmarks/diffusion_assets.py ddpm        # -> generative/assets/digits_ddpm/       (~7 CPU-min)
+    python benchmarks/diffusion_assets.py ddpm-cond   # -> generative/assets/digits_ddpm_cond/  (~5 CPU-min)
+
+The recipe is the one the learning tests used to run in CI, step for step (the same calls in the same order,
+so on one CPU thread, the same machine and torch, the weights are bit for bit the ones those tests trained:
+checked for 2 epochs of each): seed 0, the package defaults on binarized
+digits (``DDPM((1, 8, 8), n_bins=2)``: U-Net of 16 and 32 channels, T = 1000, linear schedule, eps prediction,
+EMA 0.999), ``generative.fit.fit`` with Adam 1e-3, batch 64, no early stop (patience = epochs), keeping the best
+validation epoch's weights; 300 epochs for ``ddpm``, 200 for ``ddpm-cond`` (``ConditionalDDPM``, label dropout
+0.1). Each output folder is an ``mpenv-gen`` run directory: ``config.json``, ``checkpoint.pt`` (only the kept
+weights, the network and its average: no optimizer state, so it cannot be resumed) and the TensorBoard events
+of the run (``loss/train``, ``loss/val`` per epoch), so ``mpenv-gen eval generative/assets/digits_ddpm`` and
+``generative.train.load_run`` read it like any run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from generative import data
+from generative.diffusion import DDPM, ConditionalDDPM
+from generative.fit import FitHistory, fit
+from mpenv.checkpoint import save_torch
+from mpenv.device import seed_everything
+from mpenv.logger import RunLogger
+
+ASSETS = Path(__file__).resolve().parents[1] / "generative" / "assets"
+RECIPES = {"ddpm": {"epochs": 300, "folder": "digits_ddpm"}, "ddpm-cond": {"epochs": 200, "folder": "digits_ddpm_cond"}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", choices=list(RECIPES))
+    parser.add_argument("--out", default=None, help="output folder (default: generative/assets/<folder>)")
+    args = parser.parse_args(argv)
+    recipe = RECIPES[args.model]
+    out = Path(args.out) if args.out else ASSETS / recipe["folder"]
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)  # as in the tests (tests/conftest.py): the weights depend on the thread count
+    epochs, conditional = recipe["epochs"], args.model == "ddpm-cond"
+    # The tests' order of calls: data first, then the seed, the model and fit (fit's own seed, 0, orders batches).
+    if conditional:
+        (train, train_y), (val, val_y), _ = data.load("digits-binary", seed=0, labels=True)
+        train_split, val_split = (train, train_y), (val, val_y)
+    else:
+        train_split, val_split, _ = data.load("digits-binary", seed=0)
+    seed_everything(0)
+    model = ConditionalDDPM((1, 8, 8), n_bins=2) if conditional else DDPM((1, 8, 8), n_bins=2)
+    config = {"model": args.model, "model_kwargs": {"n_bins": 2}, "data": "digits-binary", "binarize": "none",
+              "seed": 0, "epochs": epochs, "batch_size": 64, "learning_rate": 1e-3, "patience": epochs,
+              "input_shape": [1, 8, 8], "algo": args.model, "env_id": "digits-binary",
+              "made_by": f"python benchmarks/diffusion_assets.py {args.model}",
+              "torch": torch.__version__}  # fmt: skip
+    start = time.process_time()
+    with RunLogger(out, config, total_steps=epochs, progress=False) as log:
+
+        def on_epoch(h: FitHistory) -> None:  # logging only: no random numbers drawn, so training is unchanged
+            log.log("loss/train", h.train_loss[-1], h.epochs)
+            log.log("loss/val", h.val_loss[-1], h.epochs)
+            if h.epochs % 10 == 0:
+                print(f"epoch {h.epochs}: train {h.train_loss[-1]:.4f} val {h.val_loss[-1]:.4f} "
+                      f"({time.process_time() - start:.0f} CPU s)", flush=True)  # fmt: skip
+
+        history = fit(model, train_split, val_split, epochs=epochs, patience=epochs, on_epoch=on_epoch)
+    # model holds the best epoch's weights (fit loads them); the run loader reads "best_model", else "model"
+    save_torch(out, {"step": history.epochs, "modules": {"model": model.state_dict()},
+                     "extra": {"best_epoch": history.best_epoch, "train_loss": history.train_loss,
+                               "val_loss": history.val_loss, "cpu_seconds": time.process_time() - start}})  # fmt: skip
+    print(f"{args.model}: {history.epochs} epochs, best validation loss {history.best_val_loss:.4f} at epoch "
+          f"{history.best_epoch + 1}, {time.process_time() - start:.0f} CPU s; wrote {out}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
