@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -15,11 +16,14 @@ from vision3d.image_metrics import psnr, ssim, ssim_map
 from vision3d.nerf.model import RadianceField
 from vision3d.nerf.rendering import RenderResult
 from vision3d.nerf.train import (
+    ASSETS,
     NeRFConfig,
     annealing,
     central_pixels,
     color_consistency_loss,
     distortion_loss,
+    evaluate,
+    load_field,
     preset,
     render_image,
     render_rays,
@@ -284,52 +288,82 @@ def test_central_pixels_are_the_middle_of_every_view():
         preset("nerf", precrop_fraction=0.0)
 
 
-@pytest.mark.slow
 def test_the_body_scene_trains_with_a_central_crop_first():
     """The SMPL-style body covers 8% of its 32x32 views: without the central crop the positional-encoding NeRF
     empties its field in its first 20 steps and renders white (14.35 dB); cropping the first 100 steps, as NeRF's
-    code does for its synthetic scenes, it learns the person: measured 23.6 dB and silhouette IoU 0.77-0.81 after
-    600 steps (at 300 the silhouette is still twice too wide, IoU 0.35-0.45); bars 22 dB and 0.7 on each view."""
-    train, test = scene_views("body", 20, 3, 32, seed=0)
-    run = train_nerf(train, test, preset("nerf", steps=600, batch_rays=512, eval_every=600, precrop_steps=100))
-    assert run.history[-1]["psnr"] >= 22.0, run.history
+    code does for its synthetic scenes, it learns the person: measured 23.4 dB and silhouette IoU 0.77-0.82
+    after 600 steps (at 300 the silhouette is still twice too wide, IoU 0.35-0.45); bars 22 dB and 0.7 on each view.
+    The field is the one ``benchmarks/nerf_assets.py body20`` trains, the recipe this test ran in CI (about 3.5
+    CPU-minutes), shipped with its TensorBoard events in vision3d/nerf/assets/body20_nerf."""
+    _, test = scene_views("body", 1, 3, 32, seed=0)  # the held-out views do not depend on the training views
+    config, field_, history = load_field(ASSETS / "body20_nerf")
+    assert asdict(config) == asdict(preset("nerf", steps=600, batch_rays=512, eval_every=600, checkpoint_every=600,
+                                           precrop_steps=100))
+    measured = evaluate(field_, test, config)["psnr"]
+    assert measured == pytest.approx(history[-1]["psnr"], abs=1e-4)  # the weights the run measured at its end
+    assert measured >= 22.0, measured
     for camera, exact_mask in zip(test.cameras, test.mask, strict=True):
         origins, directions = (x.float() for x in pixel_rays(camera))
         with torch.no_grad():
-            result, _ = render_rays(run.field, origins, directions, run.config, torch.ones(3))
+            result, _ = render_rays(field_, origins, directions, config, torch.ones(3))
         silhouette = result.opacity.reshape(32, 32) > 0.5
         iou = (silhouette & exact_mask).sum() / (silhouette | exact_mask).sum()
         assert iou >= 0.7, iou
 
 
-@pytest.mark.slow
-def test_positional_encoding_nerf_learns_a_scene():
-    """Learning bar at 32x32 within a CPU test budget (measured 22.8 dB); the issue's 25 dB at 64x64 is measured
-    by benchmarks/bench_nerf.py. The density's level set 10 (marching cubes, 64^3) is within Chamfer-L1 0.075 of
-    the exact surface (measured 0.050; blocks spans 1.5 units, and 600 steps of 32x32 views leave the geometry
-    coarse)."""
+def held_out_views(scene_name: str = "blocks", size: int = 32):
+    """The held-out views of :func:`small_views` alone."""
+    return render_views(make_scene(scene_name),
+                        orbit_cameras(3, elevation_degrees=25, start_degrees=30, width=size, height=size))
+
+
+def test_the_shipped_positional_encoding_nerf_learned_a_scene():
+    """Learning bar at 32x32 (measured 22.75 dB; the issue's 25 dB at 64x64 is measured by
+    benchmarks/bench_nerf.py) on the field ``benchmarks/nerf_assets.py blocks30`` trains: the recipe this test ran
+    in CI (30 views, 600 steps of 512 rays, about 3.5 CPU-minutes), shipped with its TensorBoard events in
+    vision3d/nerf/assets/blocks30_nerf; the test below keeps checking that training learns. The density's level set
+    10 (marching cubes, 64^3) is within Chamfer-L1 0.075 of the exact surface (measured 0.050; blocks spans 1.5
+    units, and 600 steps of 32x32 views leave the geometry coarse)."""
     from vision3d.implicit import chamfer_distance, extract_mesh
     from vision3d.scenes import sample_mesh_surface, surface_samples
 
-    train, test = small_views("blocks", 30)
-    run = train_nerf(train, test, preset("nerf", steps=600, batch_rays=512, eval_every=600))
-    assert run.history[-1]["psnr"] >= 22.0, run.history
-    mesh = extract_mesh(run.field.density, bounds=(-1.3, 1.3), resolution=64, level=10.0, inside="positive")
+    config, field_, history = load_field(ASSETS / "blocks30_nerf")
+    assert asdict(config) == asdict(preset("nerf", steps=600, batch_rays=512, eval_every=600, checkpoint_every=600))
+    assert history[-1]["step"] == 600
+    measured = evaluate(field_, held_out_views(), config)["psnr"]
+    assert measured == pytest.approx(history[-1]["psnr"], abs=1e-4)  # the weights the run measured at its end
+    assert measured >= 22.0, measured
+    with torch.no_grad():
+        mesh = extract_mesh(field_.density, bounds=(-1.3, 1.3), resolution=64, level=10.0, inside="positive")
     points, _ = sample_mesh_surface(mesh.vertices, mesh.faces, 20_000, seed=0)
     chamfer = chamfer_distance(points, surface_samples(make_scene("blocks").shape, 20_000, seed=1).points)
     assert chamfer.l1 < 0.075, chamfer
 
 
-@pytest.mark.slow
+def test_positional_encoding_nerf_starts_learning_a_scene():
+    """Training itself, in seconds: 100 steps of 256 rays on the 30 views lift the held-out PSNR from 7.3 dB
+    (untrained; a white image scores 7.5) to 12.4 (seeds 1, 2: 12.3, 12.4); bar 11 dB."""
+    train, test = small_views("blocks", 30)
+    run = train_nerf(train, test, preset("nerf", steps=100, batch_rays=256, eval_every=100))
+    assert run.history[-1]["psnr"] >= 11.0, run.history
+
+
 def test_the_colour_prior_beats_no_prior_on_four_views():
     """The issue's sparse-view bar, on the same budget for both: 4 training views of blocks at 32x32, 400 steps of
-    256 rays, 3 held-out orbit views. Measured 15.73 dB without a prior and 16.97 with colour consistency 0.1
-    (seed 1: 15.33 and 16.76); benchmarks/bench_nerf.py --parts sparse compares them after 1,500 steps."""
-    train, test = small_views("blocks", 4)
+    256 rays, 3 held-out orbit views. Measured 15.69 dB without a prior and 16.95 with colour consistency 0.1
+    (seed 1, before the fields were shipped: 15.33 and 16.76); benchmarks/bench_nerf.py --parts sparse compares
+    them after 1,500 steps. The two fields are the ones ``benchmarks/nerf_assets.py blocks4`` and ``blocks4-prior``
+    train, the recipes this test ran in CI (about 3 CPU-minutes), shipped in vision3d/nerf/assets/ with their
+    TensorBoard events; the colour prior's training is exercised by the CLI test above and its loss checked by the
+    test of color_consistency_loss."""
+    test = held_out_views()
     psnr_of = {}
-    for weight in (0.0, 0.1):
-        config = preset("nerf", steps=400, batch_rays=256, eval_every=400, color_consistency=weight)
-        psnr_of[weight] = train_nerf(train, test, config).history[-1]["psnr"]
+    for name, weight in (("blocks4_nerf", 0.0), ("blocks4_nerf_prior", 0.1)):
+        config, field_, history = load_field(ASSETS / name)
+        assert asdict(config) == asdict(preset("nerf", steps=400, batch_rays=256, eval_every=400,
+                                               checkpoint_every=400, color_consistency=weight))
+        psnr_of[weight] = evaluate(field_, test, config)["psnr"]
+        assert psnr_of[weight] == pytest.approx(history[-1]["psnr"], abs=1e-4)
     assert psnr_of[0.1] >= psnr_of[0.0] + 0.75, psnr_of
 
 

@@ -280,13 +280,16 @@ def test_small_memory_budget_gives_the_same_image_and_gradients():
     scene = random_scene(80, width, height, seed=8)
     weights = torch.randn(height, width, 3, generator=torch.Generator().manual_seed(1), dtype=F64)
     results = []
-    for max_elements in (1, 2**30):  # one tile per chunk (recomputed in backward), or everything in one chunk
+    # One tile per chunk, recomputed in backward or kept; or everything in one chunk.
+    for max_elements, max_saved_elements in ((1, 0), (1, 2**30), (2**30, 2**30)):
         inputs = [t.detach().clone().requires_grad_(t.is_floating_point()) for t in scene]
-        image, alpha = render(inputs, width, height, tile_size=8, max_elements=max_elements)
+        image, alpha = render(inputs, width, height, tile_size=8, max_elements=max_elements,
+                              max_saved_elements=max_saved_elements)
         ((image * weights).sum() + alpha.sum()).backward()
         results.append((image, alpha, *(inputs[i].grad for i in (0, 1, 2, 3, 6))))
-    for small, large in zip(*results, strict=True):
-        torch.testing.assert_close(small, large, rtol=0, atol=1e-12)
+    for chunked in results[:2]:
+        for small, large in zip(chunked, results[-1], strict=True):
+            torch.testing.assert_close(small, large, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize(

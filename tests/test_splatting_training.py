@@ -91,7 +91,8 @@ def test_a_checkpoint_that_is_not_gaussians_names_the_file(tmp_path, views):
 
 
 # The positional-encoding NeRF's learning test (tests/test_nerf_training.py) on the same 30 views of blocks at 32x32
-# and the same 3 held-out orbit views: measured 22.8 dB after 600 steps of 512 rays, about 90 s of training in CI.
+# and the same 3 held-out orbit views: measured 22.8 dB after 600 steps of 512 rays, about 90 s of training in CI,
+# when this bar was set; the field shipped in vision3d/nerf/assets/blocks30_nerf (that recipe) measures 22.75 dB.
 NERF_HELD_OUT_PSNR = 22.8
 
 

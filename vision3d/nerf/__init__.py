@@ -14,7 +14,9 @@ Submodules:
   Instant-NGP's occupancy grid for empty-space skipping.
 - :mod:`vision3d.nerf.model` -- the radiance field: density before the view direction, one colour layer after.
 - :mod:`vision3d.nerf.train` -- training from posed images (NeRF, Fourier-feature and hash-grid presets, the
-  sparse-view priors, the central crop for small objects), held-out PSNR/SSIM, checkpoints with resume.
+  sparse-view priors, the central crop for small objects), held-out PSNR/SSIM, checkpoints with resume, and
+  :func:`~vision3d.nerf.train.load_field` for a run directory such as the trained fields shipped in
+  ``vision3d/nerf/assets/`` (made by ``benchmarks/nerf_assets.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,6 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "rendering": ("RenderResult", "hierarchical_samples", "sample_pdf", "stratified_samples", "volume_render"),
     "encodings": ("FourierFeatures", "HashGrid", "OccupancyGrid", "PositionalEncoding", "make_encoding"),
     "model": ("RadianceField",),
-    "train": ("NeRFConfig", "evaluate", "preset", "render_image", "train_nerf"),
+    "train": ("NeRFConfig", "evaluate", "load_field", "preset", "render_image", "train_nerf"),
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mpenv.checkpoint import load_state_dict_checked, save_torch
+from mpenv.checkpoint import load_config, load_state_dict_checked, load_torch, save_torch
 from mpenv.device import get_device, seed_everything
 from vision3d.nerf.encodings import OccupancyGrid
 from vision3d.nerf.model import RadianceField
@@ -37,6 +37,9 @@ from vision3d.nerf.rendering import RenderResult, hierarchical_samples, stratifi
 from vision3d.scenes.cameras import Camera, hemisphere_cameras, pixel_rays, sphere_bounds
 from vision3d.scenes.rendering import ViewSet
 from vision3d.view_fitting import fitting_run, image_scores, record_evaluation, resume_state
+
+# Trained fields shipped with the package (benchmarks/nerf_assets.py makes them; the learning bars check them).
+ASSETS = Path(__file__).resolve().parent / "assets"
 
 
 @dataclass
@@ -132,10 +135,23 @@ def build_field(config: NeRFConfig) -> RadianceField:
                          color_hidden=config.color_hidden)
 
 
+def load_field(run_dir: str | Path) -> tuple[NeRFConfig, RadianceField, list[dict[str, float]]]:
+    """The config, trained field (eval mode) and history of a run directory, e.g. ``ASSETS / "blocks30_nerf"``;
+    weights only (``torch.load(weights_only=True)``), their shapes checked against the config."""
+    fields = load_config(run_dir)["nerf"]
+    config = NeRFConfig(**{k: v for k, v in fields.items() if k in NeRFConfig.__dataclass_fields__})
+    state = load_torch(run_dir, required=("step", "modules", "history"))
+    field_ = build_field(config)
+    load_state_dict_checked(field_, state["modules"]["field"], f"{run_dir}/checkpoint.pt")
+    return config, field_.eval(), state["history"]
+
+
 def _query(
     field_: RadianceField, points: Tensor, directions: Tensor, grid: OccupancyGrid | None
 ) -> tuple[Tensor, Tensor]:
     """Density and colour at points [R, S, 3]; with a grid, only the occupied ones are evaluated."""
+    if grid is None and isinstance(field_, RadianceField):
+        return field_(points, directions[:, None])  # each ray's direction encoded once (model docstring)
     flat_points = points.reshape(-1, 3)
     flat_dirs = directions[:, None].expand_as(points).reshape(-1, 3)
     if grid is None:

@@ -55,6 +55,9 @@ ALPHA_MAX = 0.99  # alpha is capped below 1 so T never reaches 0 (and 1 - alpha 
 ALPHA_MIN = 1.0 / 255.0  # contributions fainter than one 8-bit step are skipped
 LOG_ALPHA_MAX, LOG_ALPHA_MIN = math.log(ALPHA_MAX), math.log(ALPHA_MIN)
 DEFAULT_MAX_ELEMENTS = 2**20  # elements of one chunk's [tiles, pixels, K] tensor: 4 MB in float32, cache-friendly
+# Padded elements of all chunks together up to which autograd keeps every chunk's activations (about ten tensors of
+# that size: 160 MB in float32) rather than recomputing each chunk in backward.
+DEFAULT_MAX_SAVED_ELEMENTS = 2**22
 
 
 def _check_inputs(
@@ -304,6 +307,7 @@ def rasterize(
     tile_size: int = 8,
     *,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
+    max_saved_elements: int = DEFAULT_MAX_SAVED_ELEMENTS,
 ) -> tuple[Tensor, Tensor]:
     """Composite ``N`` projected Gaussians front to back into an image (see the module docstring for the rules).
 
@@ -320,8 +324,10 @@ def rasterize(
         tile_size: side of the square tiles. 3DGS's CUDA kernels use 16; here 8 is 1.5-1.8x faster, because
             each tile pads every Gaussian to its own pixel count and footprints are a few pixels wide.
         max_elements: budget for one chunk's ``[tiles, pixels per tile, K_max]`` tensor (at least one tile per
-            chunk). With autograd on and several chunks, each chunk is recomputed during backward, so memory stays
-            at about one chunk's activations.
+            chunk).
+        max_saved_elements: with autograd on, several chunks and more padded elements than this in all chunks
+            together, each chunk is recomputed during backward, so memory stays at about one chunk's activations;
+            below it the activations are kept (a small image: one forward pass instead of two).
 
     Returns:
         ``(image, alpha)``: ``[H, W, C]`` colour over the background and ``[H, W]`` accumulated opacity ``1 - T_N``,
@@ -355,12 +361,14 @@ def rasterize(
     tile_first = torch.cumsum(tile_count, 0) - tile_count
 
     # (3): chunks of tiles; tiles without Gaussians keep colour 0 and T = 1, i.e. show the background.
-    # Autograd would keep every chunk's activations until backward, i.e. memory growing with the whole scene; with
-    # several chunks each one is recomputed during backward instead (activation checkpointing: one more forward pass,
-    # memory bounded by one chunk).
+    # Autograd would keep every chunk's activations until backward, i.e. memory growing with the whole scene; past
+    # max_saved_elements each chunk is recomputed during backward instead (activation checkpointing: one more forward
+    # pass, memory bounded by one chunk).
     chunks = _plan_chunks(tile_count, pixels_per_tile, max_elements)
     differentiable = torch.is_grad_enabled() and any(t.requires_grad for t in (means2d, conics, opacities, colors))
-    recompute = differentiable and len(chunks) > 1
+    # A chunk's tiles ascend in count, so its last tile sets its K_max.
+    padded = sum(len(tiles) * pixels_per_tile * int(tile_count[tiles[-1]]) for tiles in chunks)
+    recompute = differentiable and len(chunks) > 1 and padded > max_saved_elements
     chunk_colors, chunk_transmittances = [], []
     for tiles in chunks:
         inputs = (tiles, tile_first, tile_count, sorted_ids, means2d, conics, opacities, colors, bounds)
