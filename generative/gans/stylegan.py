@@ -8,7 +8,8 @@ Each layer's style ``s_l = A_l w + b_l`` (a learned affine map of ``w``, ``b_l``
 convolution's input channels: the weights are modulated, ``W'_{oik} = s_i W_{oik}``, then demodulated,
 ``W''_{oik} = W'_{oik} / sqrt(sum_{ik} W'^2_{oik} + eps)``, so each output channel has unit expected variance
 whatever the style (what AdaIN's instance normalization did in StyleGAN1, without its droplet artefacts). One
-sample's convolution has its own weights: the batch runs as one grouped convolution. Per-pixel noise
+sample's convolution has its own weights; as the convolution is linear, that is the shared weights applied to
+styled input channels, the output channels then scaled by the demodulation factors. Per-pixel noise
 ``n_l ~ N(0, 1)`` with a learned per-channel scale ``a_l`` gives the stochastic detail. The image comes out of a
 1x1 modulated convolution and a sigmoid. The mapping network and the style maps start with unit gain (He
 initialization; ``A_l`` with variance ``1 / dim w``), so ``w`` and the styles vary with ``z`` from the first step:
@@ -40,14 +41,19 @@ __all__ = ["ModulatedConv2d", "StyleGAN", "StyleGenerator", "modulated_conv2d"]
 
 def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool = True, eps: float = 1e-8) -> Tensor:
     """``x [N, I, H, W]`` convolved ('same' padding) with ``weight [O, I, k, k]`` modulated by ``styles [N, I]``
-    per sample (and demodulated per output channel), as one grouped convolution."""
-    n, c_in, h, w = x.shape
-    c_out, _, k, _ = weight.shape
-    weights = weight[None] * styles[:, None, :, None, None]  # [N, O, I, k, k]
+    per sample (and demodulated per output channel).
+
+    The convolution is linear in its weights, so scaling sample ``n``'s weights by ``s_ni`` on the input channels
+    equals scaling its input channels by ``s_ni``, and the demodulation is a per-sample, per-output-channel factor
+    with ``sum_{ik} (s_ni W_oik)^2 = sum_i s_ni^2 sum_k W_oik^2``: one ordinary convolution of the whole batch
+    (StyleGAN2's non-fused form). Building ``N`` modulated weight copies for a grouped convolution instead made a
+    StyleGAN training step on the 8x8 digits (batch 64, channels 64) 2.4x slower on a CPU."""
+    k = weight.shape[-1]
+    out = F.conv2d(x * styles[:, :, None, None], weight, padding=k // 2)
     if demodulate:
-        weights = weights * torch.rsqrt(weights.square().sum(dim=(2, 3, 4), keepdim=True) + eps)
-    out = F.conv2d(x.reshape(1, n * c_in, h, w), weights.reshape(n * c_out, c_in, k, k), padding=k // 2, groups=n)
-    return out.view(n, c_out, h, w)
+        norms = styles.square() @ weight.square().sum(dim=(2, 3)).t()  # [N, O]: each sample's weights' squared norms
+        out = out * torch.rsqrt(norms + eps)[:, :, None, None]
+    return out
 
 
 def _unit_gain(layer: nn.Linear) -> nn.Linear:
