@@ -117,7 +117,8 @@ class PPOConfig:
     init_from: str = field(default="", metadata={
         "help": "start from the best policy of this PPO run or exported policy (weights and observation "
                 "statistics; a fresh optimizer and step counter): fine-tuning, or a curriculum stage with "
-                "new --env-kwargs such as pushes"})
+                "new --env-kwargs such as pushes; features this env adds at the end of the observation (e.g. "
+                "future_frames) start with zero weights, so the start acts as the source did"})
 
 
 def check_config(config: PPOConfig) -> None:
@@ -424,23 +425,53 @@ def check_init_source(config: PPOConfig) -> None:
                                   f"{getattr(source, name)!r}, this run {getattr(config, name)!r}")
 
 
-def load_best_policy(path: str | Path, policy: NormalizedPolicy) -> None:
+def load_best_policy(path: str | Path, policy: NormalizedPolicy, widen: bool = False) -> None:
     """Load a PPO run's best-evaluated weights (its live ones if it has no best yet) and their observation
-    statistics into ``policy``, checked against its shapes."""
+    statistics into ``policy``, checked against its shapes. ``widen``: the source may observe fewer features
+    than ``policy`` (see :func:`widen_inputs`)."""
     state = load_torch(path)
     name = "best_policy" if "best_policy" in state["modules"] else "policy"
     if name not in state["modules"]:
         raise CheckpointError(f"{path}: no policy weights (found: {sorted(state['modules'])})")
-    load_state_dict_checked(policy.policy, state["modules"][name], str(path))
+    weights, shape = state["modules"][name], policy.policy.observation_space.shape
+    source_shape = shape
+    if widen:
+        weights, source_shape = widen_inputs(weights, policy.policy.state_dict(), str(path))
+    load_state_dict_checked(policy.policy, weights, str(path))
     if policy.normalizer is not None:
         prefix = "best_" if name == "best_policy" else ""
-        shape = policy.policy.observation_space.shape
-        policy.load_statistics(load_statistics(path, int(state["step"]), prefix, shape))
+        stats = load_statistics(path, int(state["step"]), prefix, source_shape)
+        extra = shape[0] - source_shape[0]
+        if extra:  # unseen features start as standard ones; the running statistics then learn them
+            stats = {"mean": np.concatenate([stats["mean"], np.zeros(extra)]),
+                     "var": np.concatenate([stats["var"], np.ones(extra)]), "count": stats["count"]}
+        policy.load_statistics(stats)
+
+
+def widen_inputs(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
+                 where: str) -> tuple[dict[str, torch.Tensor], tuple[int]]:
+    """A policy that observes ``n`` features turned into one that observes ``m >= n``, the new ones appended
+    at the end of the observation (as ``future_frames`` appends reference frames): the first layers of the actor
+    and the critic get zero weights for the new inputs, so the widened policy acts and values exactly as the
+    source did, and training learns what the new features are worth. Returns the weights and ``(n,)``."""
+    first = [k for k, v in target.items()
+             if v.dim() == 2 and k.startswith("mlp_extractor.") and k.endswith(".0.weight")]
+    if not first or any(k not in source for k in first):
+        raise CheckpointError(f"{where}: not an SB3 MLP policy with first layers {first}")
+    n, m = source[first[0]].shape[1], target[first[0]].shape[1]
+    if n > m:
+        raise CheckpointError(f"{where}: its policy observes {n} features, this env only {m}")
+    widened = dict(source)
+    for key in first:
+        weight = source[key]
+        widened[key] = torch.cat([weight, weight.new_zeros(weight.shape[0], m - weight.shape[1])], dim=1)
+    return widened, (n,)
 
 
 def initialize_from(path: str | Path, live: NormalizedPolicy, envs: VecEnv) -> None:
-    """Copy another run's best policy and its observation statistics into the live policy and the envs."""
-    load_best_policy(path, live)
+    """Copy another run's best policy and its observation statistics into the live policy and the envs (the
+    source may observe fewer features, appended at the end: :func:`widen_inputs`)."""
+    load_best_policy(path, live, widen=True)
     if live.normalizer is not None:
         stats = live.statistics()
         envs.obs_rms.mean, envs.obs_rms.var, envs.obs_rms.count = stats["mean"], stats["var"], float(stats["count"])
@@ -487,7 +518,6 @@ def load_policy(path: str | Path, env: gym.Env, device: str | torch.device = "cp
     load_best_policy(path, policy)
     policy.policy.set_training_mode(False)
     return policy.to(torch.device(device)).act
-
 
 
 def export_policy(run_dir: str | Path, out_dir: str | Path) -> Path:

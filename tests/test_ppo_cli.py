@@ -249,3 +249,48 @@ def test_eval_on_an_env_with_other_spaces_is_a_clear_error(run_copy, capsys):
     (run_copy / "config.json").write_text(json.dumps(config | {"env_id": "MountainCarContinuous-v0"}))
     assert evaluate.main([str(run_copy), "--episodes", "1"]) == 2
     assert "weights do not fit the network" in capsys.readouterr().err
+
+
+class PendulumWithExtraFeatures(gym.ObservationWrapper):
+    """Pendulum observing two more features, appended at the end (as the humanoid's future frames are)."""
+
+    def __init__(self):
+        super().__init__(gym.make("Pendulum-v1"))
+        low = np.append(self.env.observation_space.low, [-5, -5]).astype(np.float32)
+        self.observation_space = gym.spaces.Box(low, -low, dtype=np.float32)
+
+    def observation(self, obs):
+        return np.append(obs, [obs[0] * 3.0, 1.0]).astype(np.float32)
+
+
+def test_init_from_a_policy_that_observes_fewer_features_starts_where_it_was(pendulum_run, tmp_path, monkeypatch):
+    """--init-from into an env with two more observed features: the new inputs start with zero weights and
+    standard statistics, so the widened policy's actions and values equal the source's on every observation
+    whatever the new features hold; a source observing more than the env is refused."""
+    gym.register("PendulumWithExtraFeatures-v0", entry_point=PendulumWithExtraFeatures)
+    monkeypatch.setattr(sb3_ppo.PPO, "learn", lambda self, **kwargs: self)
+    assert train.main(["ppo", "--env", "PendulumWithExtraFeatures-v0", "--logdir", str(tmp_path / "a"),
+                       "--total-steps", "256", "--init-from", str(pendulum_run), "--eval-every", "0",
+                       "--vec", "dummy", *TINY]) == 0
+    run_dir = only_run_dir(tmp_path / "a")
+    stats = load_arrays(run_dir)
+    np.testing.assert_array_equal(stats["obs_mean"][3:], 0.0)
+    np.testing.assert_array_equal(stats["obs_var"][3:], 1.0)
+    source = sb3_ppo.load_policy(pendulum_run, gym.make("Pendulum-v1"))
+    widened = sb3_ppo.load_policy(run_dir, PendulumWithExtraFeatures())
+    obs = np.random.default_rng(0).uniform(-1.0, 1.0, (64, 3)).astype(np.float32)
+    extras = np.random.default_rng(1).uniform(-5.0, 5.0, (64, 2)).astype(np.float32)
+    np.testing.assert_allclose(widened(np.concatenate([obs, extras], axis=1)), source(obs), rtol=0, atol=1e-6)
+    values = {}
+    for name, folder, x in (("source", pendulum_run, obs), ("widened", run_dir, np.concatenate([obs, extras], 1))):
+        config = sb3_ppo.load_ppo_config(folder)
+        env = gym.make("Pendulum-v1") if name == "source" else PendulumWithExtraFeatures()
+        policy = sb3_ppo.NormalizedPolicy(sb3_ppo.build_policy(config, env.observation_space, env.action_space),
+                                          config.normalize_obs)
+        sb3_ppo.load_best_policy(folder, policy)
+        with torch.no_grad():
+            values[name] = policy.policy.predict_values(policy.normalizer(torch.as_tensor(x))).numpy()
+    np.testing.assert_allclose(values["widened"], values["source"], rtol=0, atol=1e-5)
+    args = ["ppo", "--env", "Pendulum-v1", "--logdir", str(tmp_path / "b"), "--total-steps", "256",
+            "--init-from", str(run_dir), "--eval-every", "0", "--vec", "dummy", *TINY]
+    assert train.main(args) == 2
