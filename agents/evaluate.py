@@ -326,6 +326,10 @@ def with_evaluation_metrics(env_id: str, env_kwargs: dict[str, Any]) -> dict[str
     return {**env_kwargs, "eval_metrics": True}
 
 
+WORST_EPISODE_KEYS = ("mpjpe", "mpjpe_global", "pa_mpjpe")
+"""Tracking errors whose worst per-episode mean the report adds to the means over all steps."""
+
+
 class EpisodeStats:
     """Episode lengths, the per-step means of an env's numeric ``info`` terms (the humanoid's ``reward_*``
     and tracking errors) and, for envs that report ``tracking_lost``, the episodes that never lost tracking
@@ -334,6 +338,7 @@ class EpisodeStats:
     def __init__(self, episodes: int) -> None:
         self.lengths = np.zeros(episodes, dtype=int)
         self.info_means = InfoMeans()
+        self.episode_info = [InfoMeans() for _ in range(episodes)]  # the same means, episode by episode
         self.lost: np.ndarray | None = None  # per episode: tracking lost at some step
         self.fell = np.zeros(episodes, dtype=bool)
         self.pushes = False
@@ -343,6 +348,7 @@ class EpisodeStats:
     def add(self, episode: int, info: dict[str, Any]) -> None:
         self.lengths[episode] += 1
         self.info_means.add(info)
+        self.episode_info[episode].add(info)
         if "tracking_lost" in info:
             if self.lost is None:
                 self.lost = np.zeros(len(self.lengths), dtype=bool)
@@ -355,12 +361,20 @@ class EpisodeStats:
         elif self.push_end[episode] >= 0 and self.recovered[episode] < 0 and info.get("mpjpe", np.inf) < RECOVERED:
             self.recovered[episode] = step
 
+    def episode_means(self, key: str) -> np.ndarray:
+        """The per-step mean of ``info[key]`` in each episode (NaN where an episode never reported it): the
+        issue's bars hold episode by episode, and a mean over all steps hides one bad episode."""
+        return np.array([m.means().get(key, np.nan) for m in self.episode_info])
+
     def summary(self, max_episode_steps: int | None) -> str:
         text = f"episode length {self.lengths.mean():.1f} (min {self.lengths.min()}, max {self.lengths.max()})"
         if max_episode_steps:
             text += f", {np.mean(self.lengths / max_episode_steps):.3f} of the limit {max_episode_steps}"
         terms = ", ".join(f"{key} {mean:.4g}" for key, mean in self.info_means.means().items())
         text += f"\nper-step means: {terms}" if terms else ""
+        worst = [f"{key} {np.nanmax(self.episode_means(key)):.4g}" for key in WORST_EPISODE_KEYS
+                 if key in self.info_means.counts]
+        text += f"\nworst episode's mean: {', '.join(worst)}" if worst else ""
         if self.lost is not None:
             text += (f"\ntracking success (PHC, mean global joint error never above 0.5 m, no fall): "
                      f"{np.sum(~self.lost)}/{len(self.lost)}")

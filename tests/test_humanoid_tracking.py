@@ -99,6 +99,19 @@ def test_mpenv_eval_counts_phc_successes():
             stats.summary(300))
 
 
+def test_mpenv_eval_reports_each_episodes_mean_and_the_worst():
+    """Per-episode means by hand: the report's worst episode is the one a mean over all steps hides."""
+    stats = EpisodeStats(3)
+    for episode, errors in enumerate(([0.01, 0.03], [0.02, 0.02, 0.02, 0.02], [0.2])):
+        for error in errors:
+            stats.add(episode, {"mpjpe": error, "mpjpe_global": 2 * error})
+    np.testing.assert_allclose(stats.episode_means("mpjpe"), [0.02, 0.02, 0.2])
+    np.testing.assert_allclose(stats.episode_means("mpjpe_global"), [0.04, 0.04, 0.4])
+    assert np.isnan(stats.episode_means("pa_mpjpe")).all()
+    assert stats.info_means.means()["mpjpe"] == pytest.approx(0.32 / 7)  # 0.046: below the worst episode by far
+    assert "worst episode's mean: mpjpe 0.2, mpjpe_global 0.4" in stats.summary(300)
+
+
 def test_continuous_start_states_are_interpolated_and_consistent():
     """Between frames i and i+1: hinge angles and root position linear, root quaternion the slerp of the two
     frames (torch's independent slerp), velocity that of frame i (the finite difference the motion follows)."""
