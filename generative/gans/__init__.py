@@ -13,6 +13,7 @@
 | CycleGAN | ``cyclegan.py`` | unpaired translation: two generators, two critics, cycle and identity terms |
 | invert, inpaint, train_encoder | ``inversion.py`` | optimize ``z`` so ``G(z) = x`` (restarts, mask, encoder start) |
 | fit_gan | ``train.py`` | the adversarial loop every GAN uses; the ``mpenv-gen train`` run |
+| load_digits_gan | ``pretrained.py`` | the shipped DCGAN and StyleGAN of 8x8 digits (``generative/assets/``) |
 
 Every model: ``Model(input_shape, ...)``, ``sample(n)``, ``discriminator_loss(real)``, ``generator_loss(n)``;
 trained by :func:`generative.gans.train.fit_gan`. A GAN has no ``log_prob``: ``mpenv-gen eval`` reports sample
@@ -39,12 +40,14 @@ from generative.gans.networks import (
     mlp_generator,
 )
 from generative.gans.pix2pix import Pix2Pix
+from generative.gans.pretrained import DIGITS_GANS, digits_gan_dir, load_digits_gan
 from generative.gans.styleflow import StyleFlow, digit_attributes, fit_styleflow
 from generative.gans.stylegan import ModulatedConv2d, StyleGAN, StyleGenerator, modulated_conv2d
 from generative.gans.train import GANHistory, fit_gan
 from generative.gans.unrolled import unrolled_generator_loss
 
-__all__ = ["DCGAN", "GAN", "LOSSES", "TASKS", "WGANGP", "CycleGAN", "DCGANDiscriminator", "PatchDiscriminator",
+__all__ = ["DIGITS_GANS", "DCGAN", "GAN", "LOSSES", "TASKS", "WGANGP", "CycleGAN", "DCGANDiscriminator",
+           "PatchDiscriminator", "digits_gan_dir", "load_digits_gan",
            "ModulatedConv2d", "Pix2Pix", "StyleFlow", "StyleGAN", "StyleGenerator", "UNetGenerator", "apply_task",
            "digit_attributes", "fit_styleflow", "modulated_conv2d", "DCGANGenerator", "GANHistory", "UnrolledGAN",
            "discriminator_loss", "fit_gan", "generator_loss", "gradient_penalty", "inpaint", "invert",
