@@ -1,5 +1,6 @@
 """The policies shipped in mpenv/humanoid/policies: they load safely and imitate their clips (the walk to the
-issue's 5 cm; the run, trained for a shorter time, stays up for whole episodes but tracks less closely)."""
+issue's 5 cm; the run, trained for a shorter time, stays up for whole episodes but tracks less closely; the global
+walk follows the un-synced reference without losing it, not yet within the issue's 10 cm)."""
 
 import numpy as np
 import pytest
@@ -39,6 +40,22 @@ def test_shipped_run_policy_runs_whole_episodes():
 def test_shipped_run_policy_tracks_within_5_cm():
     stats = run_policy("run", EPISODES)
     assert np.all(stats.episode_means("mpjpe") <= MAX_MPJPE), stats.episode_means("mpjpe")
+
+
+def test_shipped_global_walk_keeps_tracking_the_unsynced_reference():
+    """walk_global tracks the reference without the per-cycle re-sync (the field's global tracking): every
+    episode walks the 10 s, never loses tracking by PHC's criterion, and stays within 5 cm root-relative."""
+    stats = run_policy("walk_global", EPISODES)
+    assert np.all(stats.lengths == 300), stats.lengths
+    assert stats.lost is not None and not stats.lost.any(), stats.lost
+    assert np.all(stats.episode_means("mpjpe") <= MAX_MPJPE), stats.episode_means("mpjpe")
+
+
+@pytest.mark.xfail(strict=True, reason="the global walk tracks at 136 mm global MPJPE over 20 episodes (worst "
+                   "181 mm), not yet the issue's 100 mm")
+def test_shipped_global_walk_tracks_within_10_cm_globally():
+    stats = run_policy("walk_global", EPISODES)
+    assert np.all(stats.episode_means("mpjpe_global") <= 0.10), stats.episode_means("mpjpe_global")
 
 
 def test_unknown_shipped_policy_names_the_choices():
