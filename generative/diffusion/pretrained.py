@@ -20,11 +20,11 @@ import torch
 
 from generative.diffusion.conditional import ConditionalDDPM
 from generative.diffusion.ddpm import DDPM
+from generative.shipped import ASSETS, load_shipped_run
 
 __all__ = ["DIGITS_DDPM_DIRS", "digits_ddpm_dir", "load_digits_ddpm"]
 
-_ASSETS = Path(__file__).resolve().parents[1] / "assets"
-DIGITS_DDPM_DIRS = {False: _ASSETS / "digits_ddpm", True: _ASSETS / "digits_ddpm_cond"}
+DIGITS_DDPM_DIRS = {False: ASSETS / "digits_ddpm", True: ASSETS / "digits_ddpm_cond"}
 """``conditional`` -> the shipped run directory."""
 
 
@@ -36,11 +36,9 @@ def digits_ddpm_dir(conditional: bool = False) -> Path:
 def load_digits_ddpm(conditional: bool = False, device: torch.device | str = "cpu") -> DDPM:
     """The shipped DDPM of binarized 8x8 digits (``conditional``: the ``ConditionalDDPM``), in eval mode; a fresh
     copy on every call."""
-    from generative.train import load_run  # the CLI's loader: checks the config and the weights' keys and shapes
-
-    model, _ = load_run(str(digits_ddpm_dir(conditional)), torch.device(device))
+    model = load_shipped_run(digits_ddpm_dir(conditional), DDPM, device)
     expected = ConditionalDDPM if conditional else DDPM
-    if type(model) is not expected:
+    if type(model) is not expected:  # a ConditionalDDPM is a DDPM too
         raise ValueError(f"{digits_ddpm_dir(conditional)}: expected a {expected.__name__}, found "
                          f"{type(model).__name__}")  # fmt: skip
     return model

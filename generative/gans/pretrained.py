@@ -18,26 +18,19 @@ from pathlib import Path
 import torch
 
 from generative.gans.gan import GAN
+from generative.shipped import load_shipped_run, shipped_run_dir
 
 __all__ = ["DIGITS_GANS", "digits_gan_dir", "load_digits_gan"]
 
-_ASSETS = Path(__file__).resolve().parents[1] / "assets"
 DIGITS_GANS = ("digits_dcgan", "digits_stylegan")
 """The shipped GANs' asset folders."""
 
 
 def digits_gan_dir(name: str) -> Path:
     """The run directory of the shipped GAN ``name`` (one of :data:`DIGITS_GANS`)."""
-    if name not in DIGITS_GANS:
-        raise ValueError(f"unknown shipped GAN {name!r}; one of: {', '.join(DIGITS_GANS)}")
-    return _ASSETS / name
+    return shipped_run_dir(name, DIGITS_GANS, "GAN")
 
 
 def load_digits_gan(name: str, device: torch.device | str = "cpu") -> GAN:
     """The shipped GAN ``name``, in eval mode; a fresh copy on every call."""
-    from generative.train import load_run  # the CLI's loader: checks the config and the weights' keys and shapes
-
-    model, _ = load_run(str(digits_gan_dir(name)), torch.device(device))
-    if not isinstance(model, GAN):
-        raise ValueError(f"{digits_gan_dir(name)}: expected a GAN, found {type(model).__name__}")
-    return model
+    return load_shipped_run(digits_gan_dir(name), GAN, device)
