@@ -92,25 +92,24 @@ def rasterize(vertices: Tensor, faces: Tensor, K: Tensor, width: int, height: in
         if len(b) == 0:
             continue
         steps = torch.arange(size, device=device, dtype=dtype)
-        n = size
         cols = low[b, f, 0][:, None, None] + steps[None, None, :]  # [C, 1, n]
         rows = low[b, f, 1][:, None, None] + steps[None, :, None]  # [C, n, 1]
-        cols, rows = cols.expand(-1, n, n), rows.expand(-1, n, n)
         inside_box = (cols <= high[b, f, 0][:, None, None]) & (rows <= high[b, f, 1][:, None, None])
-        q = torch.stack([cols + 0.5, rows + 0.5], dim=-1)  # [C, n, n, 2]
-        corners = tri_uv[b, f][:, None, None]  # [C, 1, 1, 3, 2]
+        qx, qy = cols + 0.5, rows + 0.5  # pixel centres, broadcast to [C, n, n] only where combined
+        corner_x, corner_y = (tri_uv[b, f][..., axis, None, None] for axis in (0, 1))  # [C, 3, 1, 1] each
+        (x0, x1, x2), (y0, y1, y2) = corner_x.unbind(1), corner_y.unbind(1)
         denominator = area[b, f][:, None, None]
-        l0 = _edge(q, corners[..., 1, :], corners[..., 2, :]) / denominator
-        l1 = _edge(corners[..., 0, :], q, corners[..., 2, :]) / denominator
-        bary = torch.stack([l0, l1, 1 - l0 - l1], dim=-1)  # [C, n, n, 3]
-        covered = inside_box & (bary >= 0).all(-1)
+        l0 = ((x1 - qx) * (y2 - qy) - (y1 - qy) * (x2 - qx)) / denominator  # _edge(q, p_1, p_2) / A
+        l1 = ((qx - x0) * (y2 - y0) - (qy - y0) * (x2 - x0)) / denominator  # _edge(p_0, q, p_2) / A
+        l2 = 1 - l0 - l1
+        covered = inside_box & (l0 >= 0) & (l1 >= 0) & (l2 >= 0)
         c, r, s = torch.nonzero(covered, as_tuple=True)
-        bary = bary[c, r, s]
-        inverse_z = (bary / tri_z[b[c], f[c]]).sum(-1)
-        depth = 1 / inverse_z
-        key = b[c] * pixels + rows[c, r, s].long() * width + cols[c, r, s].long()
+        bary = torch.stack([l0[c, r, s], l1[c, r, s], l2[c, r, s]], dim=-1)
+        over_z = bary / tri_z[b[c], f[c]]
+        depth = 1 / over_z.sum(-1)
+        key = b[c] * pixels + rows[c, r, 0].long() * width + cols[c, 0, s].long()
         best.scatter_reduce_(0, key, depth, reduce="amin")
-        found.append((key, depth, f[c], bary / tri_z[b[c], f[c]] * depth[:, None]))
+        found.append((key, depth, f[c], over_z * depth[:, None]))
 
     face = torch.full((batch * pixels,), -1, dtype=torch.long, device=device)
     bary_out = torch.zeros(batch * pixels, 3, dtype=dtype, device=device)
@@ -133,12 +132,14 @@ def interpolate(fragments: Fragments, faces: Tensor, attributes: Tensor) -> Tens
     perspective-correct barycentrics -> [B, H, W, D] (zeros where empty)."""
     batch, height, width = fragments.face.shape
     attributes = attributes.expand(batch, *attributes.shape[-2:]) if attributes.ndim == 2 else attributes
-    face = fragments.face.clamp_min(0).view(batch, -1)
-    corners = faces.long()[face]  # [B, HW, 3]
-    values = torch.gather(attributes, 1, corners.view(batch, -1, 1).expand(-1, -1, attributes.shape[-1]))
-    values = values.view(batch, height * width, 3, -1)
-    result = (values * fragments.bary.view(batch, -1, 3, 1)).sum(2)
-    return (result * fragments.mask.view(batch, -1, 1)).view(batch, height, width, -1)
+    face = fragments.face.view(batch, -1)
+    b, p = torch.nonzero(face >= 0, as_tuple=True)  # only covered pixels: most of a small image is background
+    values = attributes[b[:, None], faces.long()[face[b, p]]]  # [P, 3, D]
+    bary = fragments.bary.view(batch, -1, 3, 1)[b, p]  # [P, 3, 1]
+    # Three products added in order: the value of summing over the corner axis, which is a slow strided reduction.
+    covered = values[:, 0] * bary[:, 0] + values[:, 1] * bary[:, 1] + values[:, 2] * bary[:, 2]
+    result = covered.new_zeros(batch, height * width, covered.shape[-1]).index_put((b, p), covered)
+    return result.view(batch, height, width, -1)
 
 
 def vertex_normals(vertices: Tensor, faces: Tensor) -> Tensor:
