@@ -1,8 +1,9 @@
-"""Train the two diffusion models shipped in ``generative/assets/`` (what ``tests/test_diffusion_learning.py``
-checks and ``generative.diffusion.load_digits_ddpm`` loads).
+"""Train the diffusion models shipped in ``generative/assets/`` (what ``tests/test_diffusion_learning.py`` checks,
+``generative.diffusion.load_digits_ddpm`` and ``load_digits_controlnet`` load).
 
-    python benchmarks/diffusion_assets.py ddpm        # -> generative/assets/digits_ddpm/       (~7 CPU-min)
-    python benchmarks/diffusion_assets.py ddpm-cond   # -> generative/assets/digits_ddpm_cond/  (~5 CPU-min)
+    python benchmarks/diffusion_assets.py ddpm        # -> generative/assets/digits_ddpm/        (~7 CPU-min)
+    python benchmarks/diffusion_assets.py ddpm-cond   # -> generative/assets/digits_ddpm_cond/   (~5 CPU-min)
+    python benchmarks/diffusion_assets.py controlnet  # -> generative/assets/digits_controlnet/  (~1.5 CPU-min)
 
 The recipe is the one the learning tests used to run in CI, step for step (the same calls in the same order,
 so on one CPU thread, the same machine and torch, the weights are bit for bit the ones those tests trained:
@@ -10,10 +11,14 @@ checked for 2 epochs of each): seed 0, the package defaults on binarized
 digits (``DDPM((1, 8, 8), n_bins=2)``: U-Net of 16 and 32 channels, T = 1000, linear schedule, eps prediction,
 EMA 0.999), ``generative.fit.fit`` with Adam 1e-3, batch 64, no early stop (patience = epochs), keeping the best
 validation epoch's weights; 300 epochs for ``ddpm``, 200 for ``ddpm-cond`` (``ConditionalDDPM``, label dropout
-0.1). Each output folder is an ``mpenv-gen`` run directory: ``config.json``, ``checkpoint.pt`` (only the kept
-weights, the network and its average: no optimizer state, so it cannot be resumed) and the TensorBoard events
-of the run (``loss/train``, ``loss/val`` per epoch), so ``mpenv-gen eval generative/assets/digits_ddpm`` and
-``generative.train.load_run`` read it like any run.
+0.1), 40 for ``controlnet`` (``ControlNet((1, 8, 8), <the shipped digits_ddpm>, control="mask")``: a coarse-mask
+control on the frozen shipped DDPM, which must be made first). Each output folder is an ``mpenv-gen`` run
+directory: ``config.json``, ``checkpoint.pt`` (only the kept weights, the network and its average: no optimizer
+state, so it cannot be resumed; the ControlNet's include its frozen base, as the run loader loads every weight)
+and the TensorBoard events of the run (``loss/train``, ``loss/val`` per epoch), so ``mpenv-gen eval
+generative/assets/digits_ddpm`` and ``generative.train.load_run`` read it like any run (the ControlNet's config
+names its base by the path from the repository root, as ``mpenv-gen train controlnet`` does, so the run loader
+reads it from there; ``load_digits_controlnet`` from anywhere).
 """
 
 from __future__ import annotations
@@ -21,19 +26,60 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 
 from generative import data
-from generative.diffusion import DDPM, ConditionalDDPM
+from generative.diffusion import DDPM, ConditionalDDPM, ControlNet, load_digits_ddpm
 from generative.fit import FitHistory, fit
 from mpenv.checkpoint import save_torch
 from mpenv.device import seed_everything
 from mpenv.logger import RunLogger
 
 ASSETS = Path(__file__).resolve().parents[1] / "generative" / "assets"
-RECIPES = {"ddpm": {"epochs": 300, "folder": "digits_ddpm"}, "ddpm-cond": {"epochs": 200, "folder": "digits_ddpm_cond"}}
+RECIPES: dict[str, dict[str, Any]] = {
+    "ddpm": {"epochs": 300, "folder": "digits_ddpm", "model_kwargs": {"n_bins": 2}},
+    "ddpm-cond": {"epochs": 200, "folder": "digits_ddpm_cond", "model_kwargs": {"n_bins": 2}},
+    "controlnet": {"epochs": 40, "folder": "digits_controlnet",
+                   "model_kwargs": {"base": "generative/assets/digits_ddpm", "control": "mask"}},
+}  # fmt: skip
+"""name -> epochs, asset folder and the model's keyword arguments (the ControlNet's base: the shipped DDPM)."""
+
+
+def recipe_config(name: str) -> dict[str, Any]:
+    """The ``config.json`` of the asset ``name`` (what ``mpenv-gen train`` would write for the same run)."""
+    recipe = RECIPES[name]
+    epochs = recipe["epochs"]
+    return {"model": name, "model_kwargs": recipe["model_kwargs"], "data": "digits-binary", "binarize": "none",
+            "seed": 0, "epochs": epochs, "batch_size": 64, "learning_rate": 1e-3, "patience": epochs,
+            "input_shape": [1, 8, 8], "algo": name, "env_id": "digits-binary",
+            "made_by": f"python benchmarks/diffusion_assets.py {name}", "torch": torch.__version__}  # fmt: skip
+
+
+def train(name: str, epochs: int | None = None,
+          on_epoch: Callable[[FitHistory], None] | None = None) -> tuple[nn.Module, FitHistory]:  # fmt: skip
+    """The tests' training call for call (``epochs`` shortens it, for the bit-equality check; ``on_epoch`` only
+    logs: it draws no random numbers, so training is unchanged)."""
+    epochs = RECIPES[name]["epochs"] if epochs is None else epochs
+    # The tests' order of calls: data first (and the ControlNet's base, the test's second fixture), then the seed,
+    # the model and fit (fit's own seed, 0, orders batches).
+    if name == "ddpm-cond":
+        (train_x, train_y), (val_x, val_y), _ = data.load("digits-binary", seed=0, labels=True)
+        train_split, val_split = (train_x, train_y), (val_x, val_y)
+    else:
+        train_split, val_split, _ = data.load("digits-binary", seed=0)
+    base = load_digits_ddpm() if name == "controlnet" else None
+    seed_everything(0)
+    if name == "controlnet":
+        model = ControlNet((1, 8, 8), base, control=RECIPES[name]["model_kwargs"]["control"])
+    else:
+        model = ConditionalDDPM((1, 8, 8), n_bins=2) if name == "ddpm-cond" else DDPM((1, 8, 8), n_bins=2)
+    history = fit(model, train_split, val_split, epochs=epochs, patience=epochs, on_epoch=on_epoch)
+    return model, history
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,26 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", choices=list(RECIPES))
     parser.add_argument("--out", default=None, help="output folder (default: generative/assets/<folder>)")
     args = parser.parse_args(argv)
-    recipe = RECIPES[args.model]
-    out = Path(args.out) if args.out else ASSETS / recipe["folder"]
+    out = Path(args.out) if args.out else ASSETS / RECIPES[args.model]["folder"]
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)  # as in the tests (tests/conftest.py): the weights depend on the thread count
-    epochs, conditional = recipe["epochs"], args.model == "ddpm-cond"
-    # The tests' order of calls: data first, then the seed, the model and fit (fit's own seed, 0, orders batches).
-    if conditional:
-        (train, train_y), (val, val_y), _ = data.load("digits-binary", seed=0, labels=True)
-        train_split, val_split = (train, train_y), (val, val_y)
-    else:
-        train_split, val_split, _ = data.load("digits-binary", seed=0)
-    seed_everything(0)
-    model = ConditionalDDPM((1, 8, 8), n_bins=2) if conditional else DDPM((1, 8, 8), n_bins=2)
-    config = {"model": args.model, "model_kwargs": {"n_bins": 2}, "data": "digits-binary", "binarize": "none",
-              "seed": 0, "epochs": epochs, "batch_size": 64, "learning_rate": 1e-3, "patience": epochs,
-              "input_shape": [1, 8, 8], "algo": args.model, "env_id": "digits-binary",
-              "made_by": f"python benchmarks/diffusion_assets.py {args.model}",
-              "torch": torch.__version__}  # fmt: skip
+    config = recipe_config(args.model)
     start = time.process_time()
-    with RunLogger(out, config, total_steps=epochs, progress=False) as log:
+    with RunLogger(out, config, total_steps=config["epochs"], progress=False) as log:
 
         def on_epoch(h: FitHistory) -> None:  # logging only: no random numbers drawn, so training is unchanged
             log.log("loss/train", h.train_loss[-1], h.epochs)
@@ -69,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"epoch {h.epochs}: train {h.train_loss[-1]:.4f} val {h.val_loss[-1]:.4f} "
                       f"({time.process_time() - start:.0f} CPU s)", flush=True)  # fmt: skip
 
-        history = fit(model, train_split, val_split, epochs=epochs, patience=epochs, on_epoch=on_epoch)
+        model, history = train(args.model, on_epoch=on_epoch)
     # model holds the best epoch's weights (fit loads them); the run loader reads "best_model", else "model"
     save_torch(out, {"step": history.epochs, "modules": {"model": model.state_dict()},
                      "extra": {"best_epoch": history.best_epoch, "train_loss": history.train_loss,

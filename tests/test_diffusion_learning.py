@@ -1,12 +1,13 @@
 """Diffusion models on binarized digits (slow): the shipped DDPM (``generative/assets/digits_ddpm``) measured by
 the Frechet distance in the shipped classifier's features (the likelihood table's protocol: 360 samples against
-the 360 test digits), DDIM against the ancestral loop, a ControlNet trained on it following its control, RePaint
+the 360 test digits), DDIM against the ancestral loop, the shipped ControlNet on it following its control, RePaint
 completing half-hidden digits, and the shipped class-conditional DDPM's guided samples classified as their labels.
 
-The two DDPMs are loaded, not trained here: ``python benchmarks/diffusion_assets.py ddpm`` (and ``ddpm-cond``) made
-them with the training this module used to run itself, call for call (7 and 5 CPU-minutes), and ships the run's
-TensorBoard events beside the weights; ``tests/test_diffusion.py`` keeps checking cheaply that DDPM and
-classifier-free guidance learn. The fixtures are cheap and function-scoped except the 1000-step ancestral FD, so
+The two DDPMs and the ControlNet are loaded, not trained here: ``python benchmarks/diffusion_assets.py ddpm`` (and
+``ddpm-cond``, ``controlnet``) made them with the training this module used to run itself, call for call (7, 5 and
+1.5 CPU-minutes), and ships the run's TensorBoard events beside the weights; ``tests/test_diffusion.py`` keeps
+checking cheaply that DDPM and classifier-free guidance learn, ``tests/test_diffusion_models.py`` that a ControlNet
+learns to follow its control. The fixtures are cheap and function-scoped except the 1000-step ancestral FD, so
 under pytest-xdist only the two tests that share it stay on one worker."""
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ import pytest
 import torch
 
 from generative import data, metrics
-from generative.diffusion import DDPM, ControlNet, inpaint, load_digits_ddpm
-from generative.fit import fit
-from mpenv.device import seed_everything
+from generative.diffusion import DDPM, inpaint, load_digits_controlnet, load_digits_ddpm
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +38,7 @@ def digits():
 def digits_ddpm() -> DDPM:
     """The shipped DDPM: the package's defaults (U-Net of 16 and 32 channels, T = 1000, linear schedule, eps
     prediction, EMA 0.999) trained for 300 epochs of the simple loss (Adam 1e-3, batch 64, seed 0; the best
-    validation epoch's weights; at 200 epochs the FD is about 32). A fresh copy per test (ControlNet freezes it)."""
+    validation epoch's weights; at 200 epochs the FD is about 32). A fresh copy per test."""
     return load_digits_ddpm()
 
 
@@ -69,19 +68,17 @@ def test_ddim_with_50_steps_keeps_up_with_the_ancestral_loop(digits, digits_ddpm
     assert ddim < ancestral_fd + 5.0, (ancestral_fd, ddim)
 
 
-def test_controlnet_samples_follow_the_mask(digits, digits_ddpm) -> None:
-    """ControlNet (coarse-mask control) trained 40 epochs on the frozen DDPM: its samples' masks overlap the test
-    digits' masks they were given (mean IoU) at least 0.2 more than the base's samples from the same noise
-    (measured 0.896 against 0.630 on the shipped base)."""
-    train, val, test = digits
-    seed_everything(0)
-    model = ControlNet((1, 8, 8), digits_ddpm, control="mask")
-    fit(model, train, val, epochs=40, patience=40)
+def test_controlnet_samples_follow_the_mask(digits) -> None:
+    """The shipped ControlNet (coarse-mask control trained 40 epochs on the frozen shipped DDPM): its samples'
+    masks overlap the test digits' masks they were given (mean IoU) at least 0.2 more than the base's samples from
+    the same noise (measured 0.896 against 0.630)."""
+    test = digits.test
+    model = load_digits_controlnet()
     control = model.control_of(test)
     torch.manual_seed(1)
     controlled = model.sample(len(test), control, sampler="ddim", steps=50, eta=1.0)
     torch.manual_seed(1)
-    free = digits_ddpm.sample(len(test), sampler="ddim", steps=50, eta=1.0)
+    free = model.base.sample(len(test), sampler="ddim", steps=50, eta=1.0)
     with_control, without = model.agreement(controlled, control), model.agreement(free, control)
     print(f"mask IoU: controlled {with_control:.3f}, base {without:.3f}")
     assert with_control > without + 0.2, (with_control, without)
