@@ -4,6 +4,7 @@
     python benchmarks/diffusion_assets.py ddpm        # -> generative/assets/digits_ddpm/        (~7 CPU-min)
     python benchmarks/diffusion_assets.py ddpm-cond   # -> generative/assets/digits_ddpm_cond/   (~5 CPU-min)
     python benchmarks/diffusion_assets.py controlnet  # -> generative/assets/digits_controlnet/  (~1.5 CPU-min)
+    python benchmarks/diffusion_assets.py eight-gaussians  # -> generative/assets/eight_gaussians_ddpm/  (~1 CPU-min)
 
 The recipe is the one the learning tests used to run in CI, step for step (the same calls in the same order,
 so on one CPU thread, the same machine and torch, the weights are bit for bit the ones those tests trained:
@@ -12,7 +13,9 @@ digits (``DDPM((1, 8, 8), n_bins=2)``: U-Net of 16 and 32 channels, T = 1000, li
 EMA 0.999), ``generative.fit.fit`` with Adam 1e-3, batch 64, no early stop (patience = epochs), keeping the best
 validation epoch's weights; 300 epochs for ``ddpm``, 200 for ``ddpm-cond`` (``ConditionalDDPM``, label dropout
 0.1), 40 for ``controlnet`` (``ControlNet((1, 8, 8), <the shipped digits_ddpm>, control="mask")``: a coarse-mask
-control on the frozen shipped DDPM, which must be made first). Each output folder is an ``mpenv-gen`` run
+control on the frozen shipped DDPM, which must be made first). ``eight-gaussians`` is the 2D model of
+``tests/test_diffusion.py``: ``DDPM((2,), schedule="cosine")`` on ``toy:eight_gaussians``, batch 256, 200 epochs
+at 1e-3 and 100 more at 1e-4 with one Adam (``fit_phases``). Each output folder is an ``mpenv-gen`` run
 directory: ``config.json``, ``checkpoint.pt`` (only the kept weights, the network and its average: no optimizer
 state, so it cannot be resumed; the ControlNet's include its frozen base, as the run loader loads every weight)
 and the TensorBoard events of the run (``loss/train``, ``loss/val`` per epoch), so ``mpenv-gen eval
@@ -35,7 +38,7 @@ from torch import nn
 
 from generative import data
 from generative.diffusion import DDPM, ConditionalDDPM, ControlNet, load_digits_ddpm
-from generative.fit import FitHistory, fit
+from generative.fit import FitHistory, fit, fit_phases
 from mpenv.checkpoint import save_torch
 from mpenv.device import seed_everything
 from mpenv.logger import RunLogger
@@ -46,18 +49,26 @@ RECIPES: dict[str, dict[str, Any]] = {
     "ddpm-cond": {"epochs": 200, "folder": "digits_ddpm_cond", "model_kwargs": {"n_bins": 2}},
     "controlnet": {"epochs": 40, "folder": "digits_controlnet",
                    "model_kwargs": {"base": "generative/assets/digits_ddpm", "control": "mask"}},
+    "eight-gaussians": {"epochs": 300, "folder": "eight_gaussians_ddpm", "model": "ddpm", "data": "toy:eight_gaussians",
+                        "model_kwargs": {"schedule": "cosine"}, "input_shape": [2], "batch_size": 256,
+                        "phases": [[200, 1e-3], [100, 1e-4]], "patience": 1000},
 }  # fmt: skip
-"""name -> epochs, asset folder and the model's keyword arguments (the ControlNet's base: the shipped DDPM)."""
+"""name -> epochs, asset folder and the model's keyword arguments (the ControlNet's base: the shipped DDPM); the
+2D model also its data, shape, batch size, patience and learning-rate phases (the others: digits, Adam 1e-3)."""
 
 
 def recipe_config(name: str) -> dict[str, Any]:
     """The ``config.json`` of the asset ``name`` (what ``mpenv-gen train`` would write for the same run)."""
     recipe = RECIPES[name]
-    epochs = recipe["epochs"]
-    return {"model": name, "model_kwargs": recipe["model_kwargs"], "data": "digits-binary", "binarize": "none",
-            "seed": 0, "epochs": epochs, "batch_size": 64, "learning_rate": 1e-3, "patience": epochs,
-            "input_shape": [1, 8, 8], "algo": name, "env_id": "digits-binary",
-            "made_by": f"python benchmarks/diffusion_assets.py {name}", "torch": torch.__version__}  # fmt: skip
+    epochs, model, source = recipe["epochs"], recipe.get("model", name), recipe.get("data", "digits-binary")
+    config = {"model": model, "model_kwargs": recipe["model_kwargs"], "data": source, "binarize": "none",
+              "seed": 0, "epochs": epochs, "batch_size": recipe.get("batch_size", 64), "learning_rate": 1e-3,
+              "patience": recipe.get("patience", epochs), "input_shape": recipe.get("input_shape", [1, 8, 8]),
+              "algo": model, "env_id": source, "made_by": f"python benchmarks/diffusion_assets.py {name}",
+              "torch": torch.__version__}  # fmt: skip
+    if "phases" in recipe:  # [epochs, learning rate] in turn, one Adam throughout (generative.fit.fit_phases)
+        config["phases"] = recipe["phases"]
+    return config
 
 
 def train(name: str, epochs: int | None = None,
@@ -65,6 +76,16 @@ def train(name: str, epochs: int | None = None,
     """The tests' training call for call (``epochs`` shortens it, for the bit-equality check; ``on_epoch`` only
     logs: it draws no random numbers, so training is unchanged)."""
     epochs = RECIPES[name]["epochs"] if epochs is None else epochs
+    if name == "eight-gaussians":  # tests/test_diffusion.py's old order: data, seed, model, the two phases
+        train_split, val_split, _ = data.load("toy:eight_gaussians", seed=0)
+        torch.manual_seed(0)
+        model = DDPM((2,), schedule="cosine")
+        phases, done = [], 0
+        for phase_epochs, lr in RECIPES[name]["phases"]:  # cut to ``epochs`` in all
+            phases.append((min(phase_epochs, epochs - done), lr))
+            done += phases[-1][0]
+        phases = [(e, lr) for e, lr in phases if e > 0]
+        return model, fit_phases(model, train_split, val_split, phases, batch_size=256, on_epoch=on_epoch)
     # The tests' order of calls: data first (and the ControlNet's base, the test's second fixture), then the seed,
     # the model and fit (fit's own seed, 0, orders batches).
     if name == "ddpm-cond":

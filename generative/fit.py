@@ -89,17 +89,18 @@ def fit(model: nn.Module, train: Data, val: Data, *, epochs: int = 200, batch_si
 
 
 def fit_phases(model: nn.Module, train: Data, val: Data, phases: Sequence[tuple[int, float]], *,
-               batch_size: int = 64, patience: int = 1000, seed: int = 0) -> FitHistory:  # fmt: skip
+               batch_size: int = 64, patience: int = 1000, seed: int = 0,
+               on_epoch: Callable[[FitHistory], None] | None = None) -> FitHistory:  # fmt: skip
     """``fit`` in phases of ``(epochs, learning rate)`` with one Adam throughout: a later phase at a smaller rate
     settles what the first found (the CLI's ``--resume RUN --learning-rate``); the best validation epoch's weights
-    are kept."""
+    are kept. ``on_epoch`` as in :func:`fit`."""
     optimizer, history, total = torch.optim.Adam(model.parameters()), FitHistory(), 0
     for epochs, lr in phases:
         for group in optimizer.param_groups:
             group["lr"] = lr
         total += epochs
         fit(model, train, val, epochs=total, batch_size=batch_size, patience=patience, seed=seed, optimizer=optimizer,
-            history=history)  # fmt: skip
+            history=history, on_epoch=on_epoch)  # fmt: skip
     return history
 
 

@@ -311,7 +311,7 @@ def test_shipped_diffusion_models_are_the_recipes() -> None:
     import importlib.util
     from pathlib import Path
 
-    from generative.diffusion import load_digits_controlnet, load_digits_ddpm
+    from generative.diffusion import load_digits_controlnet, load_digits_ddpm, load_eight_gaussians_ddpm
     from generative.diffusion.pretrained import DIGITS_CONTROLNET_DIR
     from generative.shipped import ASSETS
     from mpenv.checkpoint import load_config, load_torch
@@ -342,3 +342,7 @@ def test_shipped_diffusion_models_are_the_recipes() -> None:
         patch.chdir(root)
         loaded, _ = train.load_run(str(run_dir), torch.device("cpu"))
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
+    toy = load_eight_gaussians_ddpm()  # the 2D model: both phases' epochs logged, the cosine schedule
+    assert type(toy) is DDPM and toy.input_shape == (2,) and toy.schedule.kind == "cosine"
+    steps, _ = read_scalars(assets.ASSETS / assets.RECIPES["eight-gaussians"]["folder"], "loss/val")
+    assert list(steps) == list(range(1, 301))

@@ -13,6 +13,7 @@
 | inpaint | ``inpaint.py`` | fill unknown pixels by conditioning the reverse process (RePaint resampling) |
 | load_digits_ddpm | ``pretrained.py`` | the shipped DDPM and class-conditional DDPM of binarized digits |
 | load_digits_controlnet | ``pretrained.py`` | the shipped coarse-mask ControlNet on that DDPM |
+| load_eight_gaussians_ddpm | ``pretrained.py`` | the shipped 2D DDPM of the eight Gaussians |
 
 Every model: ``Model(input_shape, ...)``, ``loss(x)`` (``loss(x, y)`` conditional), ``sample(n, ...,
 steps=None, sampler="ddpm"|"ddim", eta=0)``, ``log_prob(x)`` minus the variational bound (not the latent model);
@@ -25,7 +26,12 @@ from generative.diffusion.ddpm import DDPM, PREDICTIONS
 from generative.diffusion.elbo import Bound, discretized_gaussian_log_prob, normal_kl, variational_bound
 from generative.diffusion.inpaint import inpaint
 from generative.diffusion.latent import LatentDDPM
-from generative.diffusion.pretrained import digits_ddpm_dir, load_digits_controlnet, load_digits_ddpm
+from generative.diffusion.pretrained import (
+    digits_ddpm_dir,
+    load_digits_controlnet,
+    load_digits_ddpm,
+    load_eight_gaussians_ddpm,
+)
 from generative.diffusion.sampling import SAMPLERS, ddim_sample, ddim_timesteps, ddpm_sample, reverse_process
 from generative.diffusion.schedule import SCHEDULES, ContinuousSchedule, NoiseSchedule
 from generative.diffusion.unet import UNet, sinusoidal_embedding
@@ -33,5 +39,5 @@ from generative.diffusion.unet import UNet, sinusoidal_embedding
 __all__ = ["CONTROLS", "DDPM", "PREDICTIONS", "SAMPLERS", "SCHEDULES", "Bound", "ConditionalDDPM",
            "ContinuousSchedule", "ControlNet", "LatentDDPM", "NoiseSchedule", "UNet", "coarse_mask", "ddim_sample",
            "ddim_timesteps", "ddpm_sample", "digits_ddpm_dir", "discretized_gaussian_log_prob", "edge_map", "inpaint",
-           "load_digits_controlnet", "load_digits_ddpm", "mean_iou", "normal_kl", "reverse_process",
-           "sinusoidal_embedding", "variational_bound"]  # fmt: skip
+           "load_digits_controlnet", "load_digits_ddpm", "load_eight_gaussians_ddpm", "mean_iou", "normal_kl",
+           "reverse_process", "sinusoidal_embedding", "variational_bound"]  # fmt: skip

@@ -33,12 +33,15 @@ from generative.diffusion.ddpm import DDPM
 from generative.shipped import ASSETS, load_shipped_run
 from mpenv.checkpoint import CheckpointError, load_config, load_state_dict_checked, load_torch
 
-__all__ = ["DIGITS_CONTROLNET_DIR", "DIGITS_DDPM_DIRS", "digits_ddpm_dir", "load_digits_controlnet", "load_digits_ddpm"]
+__all__ = ["DIGITS_CONTROLNET_DIR", "DIGITS_DDPM_DIRS", "EIGHT_GAUSSIANS_DDPM_DIR", "digits_ddpm_dir",
+           "load_digits_controlnet", "load_digits_ddpm", "load_eight_gaussians_ddpm"]
 
 DIGITS_DDPM_DIRS = {False: ASSETS / "digits_ddpm", True: ASSETS / "digits_ddpm_cond"}
 """``conditional`` -> the shipped run directory."""
 DIGITS_CONTROLNET_DIR = ASSETS / "digits_controlnet"
 """The shipped ControlNet's run directory (its base: ``DIGITS_DDPM_DIRS[False]``)."""
+EIGHT_GAUSSIANS_DDPM_DIR = ASSETS / "eight_gaussians_ddpm"
+"""The shipped 2D DDPM of the eight Gaussians (cosine schedule)."""
 
 
 def digits_ddpm_dir(conditional: bool = False) -> Path:
@@ -72,3 +75,9 @@ def load_digits_controlnet(device: torch.device | str = "cpu") -> ControlNet:
     model = ControlNet(tuple(config["input_shape"]), load_digits_ddpm(device=device), **kwargs).to(device)
     load_state_dict_checked(model, load_torch(run_dir)["modules"]["model"], str(run_dir))
     return model.eval()
+
+
+def load_eight_gaussians_ddpm(device: torch.device | str = "cpu") -> DDPM:
+    """The shipped 2D DDPM of the eight Gaussians (``DDPM((2,), schedule="cosine")``, 200 epochs at 1e-3 and 100
+    at 1e-4, batch 256, seed 0, the best validation epoch's weights), in eval mode; a fresh copy on every call."""
+    return load_shipped_run(EIGHT_GAUSSIANS_DDPM_DIR, DDPM, device)
