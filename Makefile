@@ -22,7 +22,10 @@ $(PY):
 $(STAMP): $(PY) pyproject.toml Makefile
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[test]"
+	# The rest through uv (the same versions as pip resolves, about ten times faster: 8 s against 78 s here); it
+	# keeps the torch installed above, which satisfies the project's range. Plain pip where uv cannot install.
+	($(PY) -m pip install --quiet uv && $(VENV)/bin/uv pip install --quiet --python $(PY) -e ".[test]") \
+	    || $(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
 install: $(STAMP)
