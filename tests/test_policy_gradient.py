@@ -245,12 +245,14 @@ PENDULUM_A2C = dict(n_envs=8, n_steps=8, optimizer="rmsprop", learning_rate=7e-4
 
 @pytest.mark.slow
 def test_a2c_solves_cartpole(tmp_path):
-    assert learn_and_evaluate("a2c", "CartPole-v1", 200_000, seed=1, run_dir=tmp_path, **CARTPOLE_A2C) >= 475
+    """Within 100k steps (seeds 1, 2, 3 score 500 held out; their evaluations first reach 500 at 80k, 20k, 20k)."""
+    assert learn_and_evaluate("a2c", "CartPole-v1", 100_000, seed=1, run_dir=tmp_path, **CARTPOLE_A2C) >= 475
 
 
 @pytest.mark.slow
 def test_reinforce_with_a_baseline_learns_cartpole(tmp_path):
-    assert learn_and_evaluate("reinforce", "CartPole-v1", 150_000, seed=1, run_dir=tmp_path,
+    """Within 75k steps (seeds 1, 2, 3 score 500, 465, 500 held out; their evaluations first reach 500 at 40k)."""
+    assert learn_and_evaluate("reinforce", "CartPole-v1", 75_000, seed=1, run_dir=tmp_path,
                               **CARTPOLE_REINFORCE) >= 400
 
 
