@@ -2,10 +2,11 @@
 ``[0, 1)^D`` whose log-density is exact (autograd's Jacobian of the inverse map), importance sampling with it
 recovers the discrete ``P(k)`` computed by quadrature, its bound lies below ``log P(k)`` and above the uniform one
 once trained, every flow model takes it, and Glow on the grey digits gets a tighter bound than with uniform noise
-(slow)."""
+(the shipped Glows; a small one still learns in a few epochs)."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 
@@ -15,7 +16,7 @@ from test_flows import perturbed  # the flow tests' helper (tests/ is on sys.pat
 
 from generative import data, train
 from generative.fit import fit
-from generative.flows import CFlow, ConditionalFlow, Glow, RealNVP, SplineFlow, SRFlow
+from generative.flows import CFlow, ConditionalFlow, Glow, RealNVP, SplineFlow, SRFlow, load_digits_flow
 from generative.flows.dequantize import dequantize
 from generative.flows.variational_dequantize import VariationalDequantizer, _as_image
 
@@ -173,19 +174,36 @@ def test_cli_names_the_variational_bound(tmp_path, capsys) -> None:
     assert "variational dequantization bound" in capsys.readouterr().out
 
 
-@pytest.mark.slow
 def test_glow_on_grey_digits_gets_a_tighter_bound_with_variational_dequantization() -> None:
     """The same Glow, seed and steps on the 17-level digits: the learned noise gives a lower test NLL bound than
-    uniform noise (Flow++'s finding, on 8x8 digits)."""
-    train_split, val_split, test_split = data.load("digits", seed=0)
+    uniform noise (Flow++'s finding, on 8x8 digits). The two Glows are the shipped ``digits_glow_uniform`` and
+    ``digits_glow_variational`` (``Glow((1, 8, 8), n_bins=17)``, 30 epochs of Adam 1e-3, batch 64, seed 0: the
+    training this test ran until it was shipped, ``benchmarks/flow_assets.py``). Measured: uniform 96.66 nats,
+    variational 94.67."""
+    _, _, test_split = data.load("digits", seed=0)
     nll = {}
     for dequantization in ("uniform", "variational"):
-        torch.manual_seed(0)
-        flow = Glow((1, 8, 8), n_bins=17, dequantization=dequantization)
-        fit(flow, train_split, val_split, epochs=EPOCHS, batch_size=64, patience=1000)
+        flow = load_digits_flow(f"digits_glow_{dequantization}")
         torch.manual_seed(1)
         nll[dequantization] = train.mean_nll(flow, test_split)
     assert nll["variational"] < nll["uniform"] - 1.0, nll
 
 
-EPOCHS = 30
+def test_glow_with_variational_dequantization_learns_in_a_few_epochs() -> None:
+    """The cheap learning check beside the shipped Glows: a small Glow (2 levels of 2 steps, hidden 32) with
+    variational dequantization, 4 epochs of ``fit`` on the grey digits (80 Adam steps), lowers its test NLL bound
+    by more than ``CHEAP_GLOW_BAR`` nats from the untrained model's 170.7 (ActNorms initialized on the data).
+    Measured, seeds 0, 1, 2 (model and batch order): 38.3, 38.4, 38.5 nats; about 8 s."""
+    train_split, val_split, test_split = data.load("digits", seed=0)
+    torch.manual_seed(0)
+    flow = Glow((1, 8, 8), levels=2, steps=2, hidden=(32,), n_bins=17, dequantization="variational")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        untrained = train.mean_nll(copy.deepcopy(flow), test_split)  # the copy's ActNorms initialize, not flow's
+    fit(flow, train_split, val_split, epochs=CHEAP_GLOW_EPOCHS, batch_size=64, patience=1000)
+    torch.manual_seed(1)
+    trained = train.mean_nll(flow, test_split)
+    assert trained < untrained - CHEAP_GLOW_BAR, (trained, untrained)
+
+
+CHEAP_GLOW_EPOCHS, CHEAP_GLOW_BAR = 4, 30.0

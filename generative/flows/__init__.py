@@ -18,6 +18,7 @@
 | ConditionalFlow | ``conditional.py`` | ``p(x; c)``: every coupling network also sees a label or a vector ``c`` |
 | SRFlow, AffineInjector | ``srflow.py`` | super-resolution: conditional Glow on a low-res image's features |
 | CFlow | ``cflow.py`` | two flows, the second conditioned on the first's latent (C-Flow) |
+| load_digits_flow, load_toy_flow | ``pretrained.py`` | the shipped Glows, C-Flow (digits), spline flow (checkerboard) |
 
 Every transform: ``forward(x, cond=None) -> (y, logabsdet [N])`` (data -> latent) and the exact
 ``inverse(y, cond=None) -> (x, logabsdet)``. Every model: ``Model(input_shape, ...)``, ``log_prob(x)`` (nats),
@@ -38,6 +39,7 @@ from generative.flows.coupling import (
 from generative.flows.flow import Flow, Inverse, Transform
 from generative.flows.glow import Glow
 from generative.flows.permutation import Permutation
+from generative.flows.pretrained import DIGITS_FLOWS, TOY_FLOWS, load_digits_flow, load_toy_flow, shipped_flow_dir
 from generative.flows.realnvp import RealNVP
 from generative.flows.spline import RationalQuadraticCoupling, rational_quadratic_spline
 from generative.flows.spline_flow import SplineFlow
@@ -46,8 +48,9 @@ from generative.flows.squeeze import Squeeze
 from generative.flows.srflow import AffineInjector, FeatureAffineCoupling, SRFlow
 from generative.flows.variational_dequantize import VariationalDequantizer
 
-__all__ = ["ActNorm", "AdditiveCoupling", "AffineCoupling", "AffineInjector", "CFlow", "ConditionalFlow",
-           "FeatureAffineCoupling", "Flow", "Glow", "InvConv1x1", "Inverse", "LUInvConv1x1", "Permutation",
-           "RationalQuadraticCoupling", "RealNVP", "SRFlow", "SplineFlow", "Split", "Squeeze", "Transform",
-           "VariationalDequantizer",
-           "alternating_mask", "channel_mask", "checkerboard_mask", "rational_quadratic_spline"]  # fmt: skip
+__all__ = ["DIGITS_FLOWS", "TOY_FLOWS", "ActNorm", "AdditiveCoupling", "AffineCoupling", "AffineInjector", "CFlow",
+           "ConditionalFlow", "FeatureAffineCoupling", "Flow", "Glow", "InvConv1x1", "Inverse", "LUInvConv1x1",
+           "Permutation", "RationalQuadraticCoupling", "RealNVP", "SRFlow", "SplineFlow", "Split", "Squeeze",
+           "Transform", "VariationalDequantizer",
+           "alternating_mask", "channel_mask", "checkerboard_mask", "load_digits_flow", "load_toy_flow",
+           "rational_quadratic_spline", "shipped_flow_dir"]  # fmt: skip
