@@ -1,5 +1,8 @@
 """Fixtures shared by the test files."""
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 
 from mpenv.device import torch_threads
@@ -24,6 +27,21 @@ def pytest_collection_modifyitems(config, items):
         module_path = item.nodeid.split("::")[0]
         if any(d.scope != "function" and d.baseid == module_path for defs in definitions for d in defs):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """Loads a script of ``benchmarks/`` as a module, for tests of its recipes and output:
+    ``benchmark_script("gan_assets").RECIPES``."""
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture(scope="session")

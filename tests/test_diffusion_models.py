@@ -302,13 +302,12 @@ def test_shipped_digits_ddpms_are_the_documented_runs(conditional: bool) -> None
         assert model.p_uncond == 0.1 and model.num_classes == 10
 
 
-def test_shipped_diffusion_models_are_the_recipes() -> None:
+def test_shipped_diffusion_models_are_the_recipes(benchmark_script) -> None:
     """Every shipped diffusion model is the recipe of ``benchmarks/diffusion_assets.py``: its config (model, kwargs,
     data, seed, epochs, patience, batch size, learning rate, ``made_by``) and its TensorBoard events beside the
     weights. The ControlNet: every epoch in the events, its base the shipped DDPM's folder, the base's weights in
     its checkpoint the shipped DDPM's (the run loader loads every weight, so they are stored again: 1.7 MB in
     all), ``load_digits_controlnet`` and the run loader (from the repository root) load the same model."""
-    import importlib.util
     from pathlib import Path
 
     from generative.diffusion import load_digits_controlnet, load_digits_ddpm, load_eight_gaussians_ddpm
@@ -318,9 +317,7 @@ def test_shipped_diffusion_models_are_the_recipes() -> None:
     from mpenv.logger import read_scalars
 
     root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("diffusion_assets", root / "benchmarks" / "diffusion_assets.py")
-    assets = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(assets)
+    assets = benchmark_script("diffusion_assets")
     for name, recipe in assets.RECIPES.items():
         run_dir = ASSETS / recipe["folder"]
         config, expected = load_config(run_dir), assets.recipe_config(name)

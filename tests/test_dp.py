@@ -261,15 +261,9 @@ def test_value_iteration_on_a_large_random_grid_is_fast_and_exact():
     np.testing.assert_allclose(V[reachable], 0.99 ** (distance.ravel()[reachable] - 1.0), rtol=0, atol=1e-9)
 
 
-def test_value_iteration_benchmark_runs_on_small_grids(capsys):
+def test_value_iteration_benchmark_runs_on_small_grids(capsys, benchmark_script):
     """Keeps benchmarks/bench_value_iteration.py working; the timing targets are checked by `make bench`."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_value_iteration.py"
-    spec = importlib.util.spec_from_file_location("bench_value_iteration", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = benchmark_script("bench_value_iteration")
     bench.main(["--size", "60", "--baseline-size", "12", "--slip", "0.2"])
     out = capsys.readouterr().out
     assert "PASS  same V as the loop" in out and "PASS  60x60 solve" in out

@@ -5,13 +5,11 @@ checkerboard's flow shipped, a few epochs of it still learning), and the shipped
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import itertools
 import json
 import math
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -46,8 +44,6 @@ from generative.flows import (
     shipped_flow_dir,
 )
 from generative.flows.dequantize import dequantize
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -521,14 +517,12 @@ def test_the_spline_flow_learns_the_checkerboard_in_a_few_epochs() -> None:
 CHEAP_EPOCHS, CHEAP_GAP = 5, 0.3
 
 
-def test_shipped_flows_are_the_documented_runs() -> None:
+def test_shipped_flows_are_the_documented_runs(benchmark_script) -> None:
     """The flows in ``generative/assets/`` (what the slow tests evaluate instead of training them in CI) are the
     recipes of ``benchmarks/flow_assets.py``: its config (model, kwargs, data, seed, epochs and learning-rate phases,
     batch size, patience, ``made_by``), every epoch trained and logged (the TensorBoard events beside), the loader's
     model class; the checkerboard's recipe is ``LEARNING``'s."""
-    spec = importlib.util.spec_from_file_location("flow_assets", ROOT / "benchmarks" / "flow_assets.py")
-    assets = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(assets)
+    assets = benchmark_script("flow_assets")
     assert {recipe["folder"] for recipe in assets.RECIPES.values()} == set(DIGITS_FLOWS + TOY_FLOWS)
     classes = {"glow": Glow, "cflow": CFlow, "spline-flow": SplineFlow}
     for name, recipe in assets.RECIPES.items():

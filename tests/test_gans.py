@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -39,8 +38,6 @@ from generative.gans import (
     unrolled_generator_loss,
 )
 from generative.gans.styleflow import fit_styleflow
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def normal_pdf(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
@@ -306,15 +303,11 @@ def test_gan_covers_the_eight_gaussians(seed: int) -> None:
     assert covered == 8 and good >= 0.9, (covered, good)
 
 
-def test_shipped_gans_are_the_documented_runs() -> None:
+def test_shipped_gans_are_the_documented_runs(benchmark_script) -> None:
     """The GANs in ``generative/assets/`` (what the slow tests below evaluate instead of training them in CI) are
     the recipe of ``benchmarks/gan_assets.py``: its config (model, kwargs, data, seed, epochs, batch size, learning
     rate, ``made_by``), every epoch's generator steps done, the loader's model class; ``made_by`` names the script."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("gan_assets", ROOT / "benchmarks" / "gan_assets.py")
-    assets = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(assets)
+    assets = benchmark_script("gan_assets")
     assert {recipe["folder"] for recipe in assets.RECIPES.values()} == set(DIGITS_GANS)
     for name, recipe in assets.RECIPES.items():
         run_dir = digits_gan_dir(recipe["folder"])
