@@ -134,6 +134,26 @@ def test_ddim_timesteps_and_trajectory() -> None:
         ddim_timesteps(1000, 0)
 
 
+def test_a_respaced_schedule_keeps_alpha_bar_at_its_steps_and_still_samples_the_data() -> None:
+    """``respaced`` onto every step is the schedule itself; onto 100 of 1000 steps its ``alpha_bar`` equals the
+    original's at those steps, and the ancestral loop on it with the exact predictor draws the mixture to the
+    bars above (weight 0.02, mean and spread 0.03)."""
+    schedule = NoiseSchedule("linear", steps=1000)
+    same = schedule.respaced(list(range(1, 1001)))
+    assert torch.allclose(same.betas, schedule.betas, rtol=1e-9, atol=1e-15) and torch.equal(same.timesteps,
+                                                                                              schedule.timesteps)
+    taus = ddim_timesteps(1000, 100)
+    spaced = schedule.respaced(taus)
+    assert spaced.steps == 100 and spaced.timesteps.tolist() == [0, *sorted(taus)]
+    assert torch.allclose(spaced.alphas_cumprod, schedule.alphas_cumprod[[0, *sorted(taus)]], rtol=1e-12)
+    torch.manual_seed(0)
+    x = ddpm_sample(optimal_eps(spaced), spaced, torch.randn(20_000, 1, dtype=torch.float64), variance="posterior")
+    weight, mean, spread = mixture_report(x)
+    assert abs(weight - 0.7) < 0.02 and abs(mean - 1.5) < 0.03 and abs(spread - SPREAD) < 0.03, (weight, mean, spread)
+    with pytest.raises(ValueError, match="distinct steps in 1..1000"):
+        schedule.respaced([5, 5, 10])
+
+
 # ------------------------------------------------------------------------------------------------ the bound
 
 

@@ -11,7 +11,12 @@ the known part through noise; RePaint (Lugmayr et al. 2022) resamples: after eac
 back to ``x_t`` with ``q(x_t | x_{t-1})`` and repeats the step, ``resample`` times in all, so the two parts can
 agree. No training is involved: any trained ``DDPM`` (or ``ConditionalDDPM`` with labels) inpaints.
 
+``steps`` runs the loop on that many of the ``T`` steps, evenly spaced, with the schedule respaced to them
+(``NoiseSchedule.respaced``: the same ``alpha_bar`` at the kept steps, each step's ``beta`` spanning the gap), as
+RePaint itself does with 250 of 1000 steps: the network calls drop by ``T / steps``.
+
     filled = inpaint(model, images, mask, resample=5)
+    filled = inpaint(model, images, mask, resample=4, steps=250)
 """
 
 from __future__ import annotations
@@ -20,17 +25,21 @@ import torch
 from torch import Tensor
 
 from generative.diffusion.ddpm import DDPM
-from generative.diffusion.sampling import reverse_mean
+from generative.diffusion.sampling import ddim_timesteps, reverse_mean
 
 __all__ = ["inpaint"]
 
 
 @torch.no_grad()
-def inpaint(model: DDPM, known: Tensor, mask: Tensor, resample: int = 1, y: Tensor | None = None) -> Tensor:
+def inpaint(model: DDPM, known: Tensor, mask: Tensor, resample: int = 1, y: Tensor | None = None,
+            steps: int | None = None) -> Tensor:  # fmt: skip
     """Fill the pixels where ``mask`` is 0 for each example of ``known`` (data space, ``[N, *input_shape]``; its
-    values under ``mask == 0`` are ignored). Returns data-space samples whose known pixels equal ``known``'s."""
+    values under ``mask == 0`` are ignored), on all the model's steps or ``steps`` of them. Returns data-space
+    samples whose known pixels equal ``known``'s."""
     if resample < 1:
         raise ValueError(f"inpaint: resample must be at least 1, got {resample}")
+    if steps is not None and not 1 <= steps <= model.schedule.steps:
+        raise ValueError(f"inpaint: steps must lie in 1..{model.schedule.steps}, got {steps}")
     if mask.shape != known.shape or not torch.isin(mask, torch.tensor([0.0, 1.0], device=mask.device)).all():
         raise ValueError(f"inpaint: mask must be a {{0, 1}} tensor of the images' shape {list(known.shape)}, got "
                          f"{list(mask.shape)}")  # fmt: skip
@@ -38,13 +47,16 @@ def inpaint(model: DDPM, known: Tensor, mask: Tensor, resample: int = 1, y: Tens
     m = mask.to(x0)
     eps = model.sampling_eps(model.check_labels(y, len(x0)), 0.0)
     schedule, was_training = model.schedule, model.training
+    if steps is not None:
+        schedule = schedule.respaced(ddim_timesteps(schedule.steps, steps))
     model.eval()
     sigmas2 = schedule.betas if model.variance == "beta" else schedule.posterior_variance
     x = torch.randn_like(x0)
     for step in range(schedule.steps, 0, -1):
         t = torch.full((len(x0),), step, dtype=torch.long, device=x0.device)
+        network_t = torch.full_like(t, int(schedule.timesteps[step]))
         for round_ in range(resample):
-            unknown = reverse_mean(schedule, x, t, eps(x, t), model.clip)
+            unknown = reverse_mean(schedule, x, t, eps(x, network_t), model.clip)
             if step > 1:
                 unknown = unknown + schedule.at(sigmas2, t, x).sqrt() * torch.randn_like(x)
             previous = m * schedule.q_sample(x0, t - 1) + (1 - m) * unknown

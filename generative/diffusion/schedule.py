@@ -43,7 +43,8 @@ def _betas(kind: str, steps: int, beta_start: float, beta_end: float) -> Tensor:
 
 class NoiseSchedule:
     """The discrete forward process: ``betas``, ``alphas``, ``alphas_cumprod`` (``alpha_bar``),
-    ``posterior_variance``, ``posterior_mean_coef1`` and ``2``, each ``[T + 1]`` indexed by ``t`` (float64).
+    ``posterior_variance``, ``posterior_mean_coef1`` and ``2``, each ``[T + 1]`` indexed by ``t`` (float64), and
+    ``timesteps``, the network's step for each ``t`` (``t`` itself, except in a ``respaced`` schedule).
 
     Args:
         kind: ``"linear"``, ``"cosine"`` or ``"quadratic"``.
@@ -58,7 +59,10 @@ class NoiseSchedule:
             raise ValueError(f"NoiseSchedule: need steps >= 1 and 0 < beta_start <= beta_end < 1, got {steps}, "
                              f"{beta_start}, {beta_end}")  # fmt: skip
         self.kind, self.steps = kind, steps
-        betas = _betas(kind, steps, beta_start, beta_end)
+        self.timesteps = torch.arange(steps + 1)
+        self._derive(_betas(kind, steps, beta_start, beta_end))
+
+    def _derive(self, betas: Tensor) -> None:
         self.betas = torch.cat([torch.zeros(1, dtype=torch.float64), betas])
         self.alphas = 1 - self.betas
         self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
@@ -68,6 +72,23 @@ class NoiseSchedule:
         self.posterior_mean_coef1 = previous.sqrt() * self.betas / denominator
         self.posterior_mean_coef2 = self.alphas.sqrt() * (1 - previous) / denominator
         self.alphas_cumprod_prev = previous
+
+    def respaced(self, timesteps: list[int]) -> NoiseSchedule:
+        """The same process seen only at ``timesteps`` (distinct steps of ``1..T``, any order; DDIM's
+        ``ddim_timesteps``): a schedule of ``S = len(timesteps)`` steps whose ``alpha_bar`` at step ``i`` is this
+        one's at the ``i``-th smallest timestep ``tau_i``, so
+        ``beta'_i = 1 - alpha_bar_{tau_i} / alpha_bar_{tau_{i-1}}`` (Nichol & Dhariwal 2021, section 4; RePaint
+        samples on 250 of 1000 steps this way). Its ``timesteps`` ``[S + 1]`` maps each of its steps to the step of
+        this schedule (the one the network was trained on)."""
+        taus = sorted(set(int(t) for t in timesteps))
+        if not taus or len(taus) != len(timesteps) or taus[0] < 1 or taus[-1] > self.steps:
+            raise ValueError(f"respaced: timesteps must be distinct steps in 1..{self.steps}, got {list(timesteps)}")
+        spaced = NoiseSchedule.__new__(NoiseSchedule)
+        spaced.kind, spaced.steps = self.kind, len(taus)
+        spaced.timesteps = self.timesteps[torch.tensor([0, *taus])]
+        alpha_bar = self.alphas_cumprod[spaced.timesteps]
+        spaced._derive(1 - alpha_bar[1:] / alpha_bar[:-1])
+        return spaced
 
     def check_t(self, t: Tensor) -> Tensor:
         t = torch.as_tensor(t)
