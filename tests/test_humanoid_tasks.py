@@ -69,6 +69,30 @@ def test_the_command_changes_once_in_the_change_window():
     assert 0 < abs(turn) <= np.radians(60.0) and 0.8 <= commands[29][1] <= 1.2
 
 
+def test_a_steered_reference_turns_towards_the_command_at_its_rate():
+    """steer_rate=90 at 30 frames/s: the reference's placement turns 3 degrees a step until its travel direction is
+    the command's, its pelvis always over the character's; replayed along a command on the clip's own path, the
+    imitation reward stays 1."""
+    env = TargetHeadingEnv(steer_rate=90.0, random_heading=False, early_termination=False, change_window=(100, 100))
+    replay_kinematically(env)
+    env.reset(seed=0)
+    env.direction = env._travel
+    for _ in range(5):
+        info = env.step(np.zeros(69))[4]
+        assert info["reward_imitation"] == pytest.approx(1.0, abs=1e-6)
+    env.direction = env._travel + np.radians(20.0)
+    yaws = []
+    for _ in range(10):
+        env.step(np.zeros(69))
+        turn, _, move = env._placement
+        yaws.append(np.degrees(np.arctan2(turn[1, 0], turn[0, 0])))
+        pelvis = env.reference_state(env._start + env._frame)["qpos"][:2]
+        np.testing.assert_allclose(pelvis, env.data.xpos[env._body_ids[0]][:2], atol=1e-9)
+    np.testing.assert_allclose(yaws, [3, 6, 9, 12, 15, 18, 20, 20, 20, 20], atol=1e-9)
+    with pytest.raises(ValueError, match="steer_rate"):
+        TargetHeadingEnv(steer_rate=-1.0)
+
+
 def test_strike_replay_hits_every_target_on_the_reference_path():
     """target_spread 0: each target lies on the hand's reference path, so replaying the clip hits it (the hand
     moves under 0.1 m per step): r_G = 1 from the hit on, and every window closes with task_hit = 1."""

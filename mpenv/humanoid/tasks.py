@@ -13,9 +13,12 @@ commanded speed ``v*`` while walking like the clip. DeepMimic's target-heading r
 ``v_c`` the horizontal velocity of the centre of mass over the last step: going slower than commanded, or
 another way, costs; faster does not (the imitation term keeps the clip's pace). The command is drawn at
 reset (within ``initial_turn`` degrees of the start heading, a speed in ``speed_range``) and changes once, at
-a random time in ``change_window`` seconds, by up to ``turn`` degrees, to a new speed. The reference follows
-the character's pelvis and heading every step (``reference_sync="step"``), so imitation scores the style and
-the task the path. Goal (3 numbers): the command's direction in the character's heading frame
+a random time in ``change_window`` seconds, by up to ``turn`` degrees, to a new speed. The reference's pelvis
+follows the character's every step (``reference_sync="step"``). Its heading either follows the character's too
+(``steer_rate=0``, the default), so imitation scores the style and the task alone the path, or it is *steered*:
+the reference's direction of travel turns towards the command at ``steer_rate`` degrees per second, as a
+kinematic controller would turn the clip, so imitation (the end effectors above all, compared in the world
+frame) also pulls the character round. Goal (3 numbers): the command's direction in the character's heading frame
 ``(cos, sin)`` and ``v*``. ``info``: ``reward_task``, ``task_heading_error`` (degrees between the command and
 the pelvis's facing), ``task_speed`` (``v_c . d*``, m/s), ``task_speed_ratio`` (``task_speed / v*``).
 
@@ -40,7 +43,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from mpenv.humanoid.env import HumanoidMimicEnv, heading_angle, heading_rotation
+from mpenv.humanoid.env import HumanoidMimicEnv, heading_angle, heading_rotation, quaternion_matrix, yaw_placement
 from mpenv.humanoid.mjcf import BODY_ORDER
 
 __all__ = ["StrikeEnv", "TargetHeadingEnv"]
@@ -50,6 +53,16 @@ Step = tuple[np.ndarray, float, bool, bool, dict[str, Any]]
 
 def _wrap(angle: float) -> float:
     return float((angle + np.pi) % (2 * np.pi) - np.pi)
+
+
+def travel_direction(reference: Any) -> float:
+    """Yaw of the clip's direction of travel (its cycle's or its whole root displacement), or of its first frame's
+    facing when the clip stays in place."""
+    qpos = reference.qpos
+    shift = reference.cycle_shift if reference.cyclic else qpos[-1, :3] - qpos[0, :3]
+    if np.hypot(shift[0], shift[1]) < 1e-6:
+        return heading_angle(quaternion_matrix(qpos[0, 3:7]))
+    return float(np.arctan2(shift[1], shift[0]))
 
 
 def _task_weight(weight: float) -> float:
@@ -74,13 +87,19 @@ class TargetHeadingEnv(HumanoidMimicEnv):
         turn: the command's change of direction, uniform in ``[-turn, turn]`` degrees.
         change_window: seconds into the episode between which the command changes, uniform.
         task_weight: ``w_G``; ``w_I = 1 - w_G`` (DeepMimic: 0.3 and 0.7).
+        steer_rate: degrees per second at which the reference's direction of travel turns towards the
+            command; 0: the reference keeps the character's heading (see the module).
         **kwargs: :class:`HumanoidMimicEnv`'s (``reference_sync`` defaults to ``"step"`` here).
     """
 
     def __init__(self, motion: Any = "walk", speed_range: tuple[float, float] = (0.8, 1.2),
                  initial_turn: float = 45.0, turn: float = 90.0, change_window: tuple[float, float] = (3.0, 7.0),
-                 task_weight: float = 0.3, reference_sync: str = "step", **kwargs: Any) -> None:
+                 task_weight: float = 0.3, steer_rate: float = 0.0, reference_sync: str = "step",
+                 **kwargs: Any) -> None:
         self.speed_range = _range(speed_range, "speed_range")
+        self.steer_rate = np.radians(float(steer_rate))
+        if not (np.isfinite(self.steer_rate) and self.steer_rate >= 0):
+            raise ValueError(f"steer_rate must be finite and >= 0, got {steer_rate}")
         self.change_window = _range(change_window, "change_window")
         self.initial_turn, self.turn = np.radians(float(initial_turn)), np.radians(float(turn))
         self.task_weight = _task_weight(task_weight)
@@ -89,6 +108,8 @@ class TargetHeadingEnv(HumanoidMimicEnv):
         self.observation_space = spaces.Box(-np.inf, np.inf, (n,), np.float64)
         self.direction, self.speed, self._change_step = 0.0, 1.0, 0
         self._com = np.zeros(3)
+        self._travel = travel_direction(self.reference)
+        self._steer = 0.0  # the yaw that places the reference (its travel direction is _travel + _steer)
 
     def reset_model(self) -> np.ndarray:
         obs = super().reset_model()
@@ -98,7 +119,17 @@ class TargetHeadingEnv(HumanoidMimicEnv):
         self.speed = float(rng.uniform(*self.speed_range))
         self._change_step = round(rng.uniform(*self.change_window) * self.metadata["render_fps"])
         self._com = self.data.subtree_com[self._body_ids[0]].copy()
+        self._steer = heading_angle(self._global.turn)
         return np.concatenate([obs, self._goal()])
+
+    def _follow_character(self, time: float) -> None:
+        """The reference's pelvis onto the character's; its heading the character's, or steered (see the module)."""
+        if self.steer_rate == 0:
+            return super()._follow_character(time)
+        step = self.steer_rate / self.metadata["render_fps"]
+        self._steer = _wrap(self._steer + np.clip(_wrap(self.direction - self._travel - self._steer), -step, step))
+        pelvis = self._reference_at(time, kinematics=False)["qpos"][:3]
+        self._placement = yaw_placement(self._steer, pelvis, self.data.xpos[self._body_ids[0]])
 
     def step(self, action: np.ndarray) -> Step:
         obs, imitation, terminated, truncated, info = super().step(action)
