@@ -93,6 +93,34 @@ def test_a_steered_reference_turns_towards_the_command_at_its_rate():
         TargetHeadingEnv(steer_rate=-1.0)
 
 
+def test_match_speed_costs_going_faster_than_the_command():
+    """Replaying the walk (about 0.98 m/s) under a 0.7 m/s command: one-sided, r_G = 1; with match_speed,
+    r_G = exp(-2.5 (0.7 - v)^2)."""
+    for match in (False, True):
+        env = TargetHeadingEnv(rsi="frames", random_heading=False, change_window=(100.0, 100.0), match_speed=match)
+        replay_kinematically(env)
+        env.reset(seed=0)
+        env.direction, env.speed = 0.0, 0.7
+        for _ in range(5):
+            info = env.step(np.zeros(69))[4]
+            speed = info["task_speed"]
+            assert speed > 0.8
+            expected = np.exp(-2.5 * (0.7 - speed) ** 2) if match else 1.0
+            assert info["reward_task"] == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("env_class", [TargetHeadingEnv, StrikeEnv])
+def test_the_goal_sits_before_the_future_reference_frames(env_class):
+    """With future frames the goal comes right after the character's 292 numbers, so a policy widened to more
+    future frames by --init-from (new inputs appended at the end) keeps its goal weights."""
+    env = env_class(future_frames=2, early_termination=False)
+    obs, _ = env.reset(seed=3)
+    plain, _ = HumanoidMimicEnv("walk", future_frames=2).reset(seed=3)  # both tasks default to the walk
+    goal = env._goal()
+    np.testing.assert_array_equal(obs, np.concatenate([plain[:292], goal, plain[292:]]))
+    assert obs.shape == (292 + len(goal) + 2 * 72,) == env.observation_space.shape
+
+
 def test_strike_replay_hits_every_target_on_the_reference_path():
     """target_spread 0: each target lies on the hand's reference path, so replaying the clip hits it (the hand
     moves under 0.1 m per step): r_G = 1 from the hit on, and every window closes with task_hit = 1."""

@@ -11,14 +11,16 @@ commanded speed ``v*`` while walking like the clip. DeepMimic's target-heading r
     r_G = exp(-2.5 max(0, v* - v_c . d*)^2),
 
 ``v_c`` the horizontal velocity of the centre of mass over the last step: going slower than commanded, or
-another way, costs; faster does not (the imitation term keeps the clip's pace). The command is drawn at
+another way, costs; faster does not (the imitation term keeps the clip's pace). ``match_speed=True`` drops the
+``max(0, .)``, so that going faster than commanded costs as much as going slower. The command is drawn at
 reset (within ``initial_turn`` degrees of the start heading, a speed in ``speed_range``) and changes once, at
 a random time in ``change_window`` seconds, by up to ``turn`` degrees, to a new speed. The reference's pelvis
 follows the character's every step (``reference_sync="step"``). Its heading either follows the character's too
 (``steer_rate=0``, the default), so imitation scores the style and the task alone the path, or it is *steered*:
 the reference's direction of travel turns towards the command at ``steer_rate`` degrees per second, as a
 kinematic controller would turn the clip, so imitation (the end effectors above all, compared in the world
-frame) also pulls the character round. Goal (3 numbers): the command's direction in the character's heading frame
+frame) also pulls the character round. Goal (3 numbers, placed before the future reference frames, see
+:func:`with_goal`): the command's direction in the character's heading frame
 ``(cos, sin)`` and ``v*``. ``info``: ``reward_task``, ``task_heading_error`` (degrees between the command and
 the pelvis's facing), ``task_speed`` (``v_c . d*``, m/s), ``task_speed_ratio`` (``task_speed / v*``).
 
@@ -31,8 +33,8 @@ reference position at a random time in it, moved by a random offset of up to ``t
     r_G = 1 once the target is hit in its window, else exp(-4 ||p_target - p_e||^2),
 
 a hit being the effector within ``hit_radius`` of the target while the window is open. A new target appears
-when a window closes. Goal (6 numbers): the target relative to the pelvis in the heading frame, the seconds
-until the window opens and until it closes, and whether it is hit. ``info``: ``reward_task``,
+when a window closes. Goal (6 numbers, placed as the heading task's): the target relative to the pelvis in the
+heading frame, the seconds until the window opens and until it closes, and whether it is hit. ``info``: ``reward_task``,
 ``task_distance`` (metres), and, at the step a window closes, ``task_hit`` (1 or 0: its mean is the hit rate).
 """
 
@@ -53,6 +55,14 @@ Step = tuple[np.ndarray, float, bool, bool, dict[str, Any]]
 
 def _wrap(angle: float) -> float:
     return float((angle + np.pi) % (2 * np.pi) - np.pi)
+
+
+def with_goal(obs: np.ndarray, goal: np.ndarray, future_frames: int) -> np.ndarray:
+    """The observation with the goal inserted between the character's state and the future reference frames, so
+    that a task policy widened to more future frames (``--init-from``, which appends new inputs at the end) keeps
+    the weights of its goal inputs."""
+    split = len(obs) - 3 * len(BODY_ORDER) * future_frames
+    return np.concatenate([obs[:split], goal, obs[split:]])
 
 
 def travel_direction(reference: Any) -> float:
@@ -89,13 +99,15 @@ class TargetHeadingEnv(HumanoidMimicEnv):
         task_weight: ``w_G``; ``w_I = 1 - w_G`` (DeepMimic: 0.3 and 0.7).
         steer_rate: degrees per second at which the reference's direction of travel turns towards the
             command; 0: the reference keeps the character's heading (see the module).
+        match_speed: penalize going faster than the command as well as slower (see the module).
         **kwargs: :class:`HumanoidMimicEnv`'s (``reference_sync`` defaults to ``"step"`` here).
     """
 
     def __init__(self, motion: Any = "walk", speed_range: tuple[float, float] = (0.8, 1.2),
                  initial_turn: float = 45.0, turn: float = 90.0, change_window: tuple[float, float] = (3.0, 7.0),
-                 task_weight: float = 0.3, steer_rate: float = 0.0, reference_sync: str = "step",
-                 **kwargs: Any) -> None:
+                 task_weight: float = 0.3, steer_rate: float = 0.0, match_speed: bool = False,
+                 reference_sync: str = "step", **kwargs: Any) -> None:
+        self.match_speed = bool(match_speed)
         self.speed_range = _range(speed_range, "speed_range")
         self.steer_rate = np.radians(float(steer_rate))
         if not (np.isfinite(self.steer_rate) and self.steer_rate >= 0):
@@ -120,7 +132,7 @@ class TargetHeadingEnv(HumanoidMimicEnv):
         self._change_step = round(rng.uniform(*self.change_window) * self.metadata["render_fps"])
         self._com = self.data.subtree_com[self._body_ids[0]].copy()
         self._steer = heading_angle(self._global.turn)
-        return np.concatenate([obs, self._goal()])
+        return with_goal(obs, self._goal(), self.future_frames)
 
     def _follow_character(self, time: float) -> None:
         """The reference's pelvis onto the character's; its heading the character's, or steered (see the module)."""
@@ -141,7 +153,8 @@ class TargetHeadingEnv(HumanoidMimicEnv):
         self._com = com
         d = np.array([np.cos(self.direction), np.sin(self.direction), 0.0])
         speed = float(velocity @ d)
-        task = float(np.exp(-2.5 * max(0.0, self.speed - speed) ** 2))
+        shortfall = self.speed - speed if self.match_speed else max(0.0, self.speed - speed)
+        task = float(np.exp(-2.5 * shortfall**2))
         facing = heading_angle(self.data.xmat[self._body_ids[0]])
         info |= {
             "reward_imitation": imitation,
@@ -153,7 +166,7 @@ class TargetHeadingEnv(HumanoidMimicEnv):
             "command_speed": self.speed,
         }
         reward = (1.0 - self.task_weight) * imitation + self.task_weight * task
-        return np.concatenate([obs, self._goal()]), reward, terminated, truncated, info
+        return with_goal(obs, self._goal(), self.future_frames), reward, terminated, truncated, info
 
     def _goal(self) -> np.ndarray:
         relative = self.direction - heading_angle(self.data.xmat[self._body_ids[0]])
@@ -224,7 +237,7 @@ class StrikeEnv(HumanoidMimicEnv):
     def reset_model(self) -> np.ndarray:
         obs = super().reset_model()
         self._place_target(self._first_window_ending_after(self._start))
-        return np.concatenate([obs, self._goal()])
+        return with_goal(obs, self._goal(), self.future_frames)
 
     def _place_target(self, index: int) -> None:
         """The target of window ``index``: the effector's reference position at a random time of it, plus a
@@ -252,7 +265,7 @@ class StrikeEnv(HumanoidMimicEnv):
             if self.reference.cyclic:
                 self._place_target(self._window_index + 1)
         reward = (1.0 - self.task_weight) * imitation + self.task_weight * task
-        return np.concatenate([obs, self._goal()]), reward, terminated, truncated, info
+        return with_goal(obs, self._goal(), self.future_frames), reward, terminated, truncated, info
 
     def _goal(self) -> np.ndarray:
         ids = self._body_ids
