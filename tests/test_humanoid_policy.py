@@ -1,6 +1,6 @@
 """The policies shipped in mpenv/humanoid/policies: they load safely and imitate their clips (the walk to the
 issue's 5 cm; the run, trained for a shorter time, stays up for whole episodes but tracks less closely; the global
-walk follows the un-synced reference within the issue's 10 cm)."""
+walk follows the un-synced reference within the issue's 10 cm; the heading policy walks where it is told)."""
 
 import numpy as np
 import pytest
@@ -56,6 +56,27 @@ def test_shipped_global_walk_tracks_within_10_cm_globally():
     seeds 0, 1, 2: 52-53 mm on average, worst episodes 70, 68 and 67 mm."""
     stats = run_policy("walk_global", EPISODES)
     assert np.all(stats.episode_means("mpjpe_global") <= 0.10), stats.episode_means("mpjpe_global")
+
+
+def test_shipped_heading_policy_walks_where_it_is_told():
+    """The issue's target-heading bars over 10 s episodes whose command turns once, 3-7 s in: a mean heading error
+    below 15 degrees, and in every episode a speed within 20% of the command and a root-relative MPJPE within
+    70 mm (against the steered reference, so lagging the turn counts too). Measured when shipped: README."""
+    stats = run_policy("heading", EPISODES)
+    assert np.all(stats.lengths == 300), stats.lengths
+    errors = stats.episode_means("task_heading_error")
+    assert errors.mean() < 15.0, errors
+    ratios = stats.episode_means("task_speed_ratio")
+    assert np.all(np.abs(ratios - 1.0) <= 0.2), ratios
+    assert np.all(stats.episode_means("mpjpe") <= 0.07), stats.episode_means("mpjpe")
+
+
+@pytest.mark.xfail(strict=True, reason="over 20 episodes of seed 0 the heading policy's speed ratios span 0.798-1.254: "
+                   "three episodes fall outside 20% of the command (all 20 of seed 1 are within)")
+def test_shipped_heading_policy_keeps_the_speed_within_20_percent_in_20_episodes():
+    stats = run_policy("heading", 20)
+    ratios = stats.episode_means("task_speed_ratio")
+    assert np.all(np.abs(ratios - 1.0) <= 0.2), ratios
 
 
 def test_unknown_shipped_policy_names_the_choices():
