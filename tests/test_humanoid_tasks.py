@@ -84,7 +84,7 @@ def test_a_steered_reference_turns_towards_the_command_at_its_rate():
     yaws = []
     for _ in range(10):
         env.step(np.zeros(69))
-        turn, _, move = env._placement
+        turn = env._placement[0]
         yaws.append(np.degrees(np.arctan2(turn[1, 0], turn[0, 0])))
         pelvis = env.reference_state(env._start + env._frame)["qpos"][:2]
         np.testing.assert_allclose(pelvis, env.data.xpos[env._body_ids[0]][:2], atol=1e-9)
