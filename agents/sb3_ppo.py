@@ -102,6 +102,9 @@ class PPOConfig:
     gamma: float = field(default=0.95, metadata={"help": "discount factor (DeepMimic: 0.95)"})
     gae_lambda: float = field(default=0.95, metadata={"help": "GAE lambda: 1 = Monte Carlo, 0 = one-step TD"})
     clip_range: float = field(default=0.2, metadata={"help": "eps of the clipped probability ratio"})
+    target_kl: float = field(default=0.0, metadata={
+        "help": "stop a rollout's epochs once the approximate KL between the old and the new policy passes 1.5x "
+                "this (0: never; with many action dimensions a small sigma makes each step move the policy far)"})
     ent_coef: float = field(default=0.0, metadata={"help": "weight of the entropy bonus"})
     vf_coef: float = field(default=0.5, metadata={"help": "weight of the critic's squared error"})
     max_grad_norm: float = field(default=0.5, metadata={"help": "clip the gradient's global norm"})
@@ -132,7 +135,7 @@ def check_config(config: PPOConfig) -> None:
     check_config_fields(
         "PPO", config,
         at_least_one=("n_envs", "n_steps", "n_epochs", "eval_every_episodes"),
-        non_negative=("ent_coef", "vf_coef", "eval_every"),
+        non_negative=("ent_coef", "vf_coef", "eval_every", "target_kl"),
         positive=("learning_rate", "clip_range", "max_grad_norm"),
         unit_interval=("gamma", "gae_lambda"),
         choices={"vec": ("subproc", "dummy"), "activation": tuple(ACTIVATIONS)},
@@ -402,6 +405,7 @@ def train_ppo(config: PPOConfig, run: RunContext) -> NormalizedPolicy:
         model = PPO("MlpPolicy", envs, learning_rate=config.learning_rate, n_steps=config.n_steps,
                     batch_size=config.batch_size, n_epochs=config.n_epochs, gamma=config.gamma,
                     gae_lambda=config.gae_lambda, clip_range=config.clip_range, ent_coef=config.ent_coef,
+                    target_kl=config.target_kl or None,
                     vf_coef=config.vf_coef, max_grad_norm=config.max_grad_norm, policy_kwargs=policy_kwargs(config),
                     seed=run.seed, device=run.torch_device)
         model.set_logger(Logger(folder=None, output_formats=[ForwardToRunLog(run.log)]))

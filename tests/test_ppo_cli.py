@@ -180,6 +180,19 @@ class FakeImitationEnv(gym.Env):
 gym.register("test/FakeImitation-v0", entry_point=FakeImitationEnv, max_episode_steps=20)
 
 
+@pytest.mark.parametrize(("target_kl", "epochs_per_rollout"), [("0", 4), ("1e-9", 1)])
+def test_target_kl_stops_a_rollouts_epochs_once_the_policy_moved_that_far(tmp_path, target_kl, epochs_per_rollout):
+    """SB3 counts an update per epoch begun: with a KL bound no step can stay under, each rollout's training stops
+    in its first epoch (after one minibatch step); without one, all four epochs run."""
+    assert train.main(["ppo", "--env", "Pendulum-v1", "--logdir", str(tmp_path), "--total-steps", "512",
+                       "--vec", "dummy", "--n-envs", "2", "--n-steps", "128", "--batch-size", "64", "--n-epochs", "4",
+                       "--hidden-sizes", "16", "--eval-every-episodes", "1", "--eval-episodes", "0",
+                       "--target-kl", target_kl]) == 0
+    run_dir = only_run_dir(tmp_path)
+    assert json.loads((run_dir / "config.json").read_text())["hyperparameters"]["target_kl"] == float(target_kl)
+    assert read_scalars(run_dir, "train/n_updates")[1].max() == 2 * epochs_per_rollout  # two rollouts of 256
+
+
 def test_imitation_terms_are_logged_as_rollout_means(tmp_path):
     assert train.main(["ppo", "--env", "test/FakeImitation-v0", "--logdir", str(tmp_path), "--total-steps", "80",
                        "--vec", "dummy", "--n-envs", "2", "--n-steps", "20", "--batch-size", "20", "--n-epochs", "1",
