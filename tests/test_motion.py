@@ -110,6 +110,66 @@ def test_resample_midpoint_matches_scipy_slerp():
         assert _same_rotations(mid[k], slerp([0.5]).as_rotvec()[0])
 
 
+def _uniform_turn(n_frames: int, rate: float, fps: float = 60.0, cyclic: bool = False) -> Motion:
+    """Every joint turning at ``rate`` rad per frame about its own fixed axis: a Gaussian scales the cosine and
+    sine halves of a uniformly turning quaternion by the same factor, which the renormalisation removes."""
+    rng = np.random.default_rng(1)
+    axes = rng.normal(size=(24, 3))
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    angles = 0.3 + rate * np.arange(n_frames)
+    poses = angles[:, None, None] * axes[None]
+    trans = np.outer(np.arange(n_frames), [0.02, -0.01, 0.0]) + [0.0, 0.0, 0.9]
+    return Motion(fps=fps, poses=poses, trans=trans, name="turn", cyclic=cyclic)
+
+
+def test_smoothing_leaves_a_uniform_turn_unchanged_inside_the_clip_and_the_root_path_everywhere():
+    m = _uniform_turn(40, rate=0.05)
+    s = m.smoothed(1.5)
+    inside = slice(8, 32)  # the 4-sigma support (6 frames) away from the ends, where the end frames repeat
+    assert _same_rotations(s.poses[inside], m.poses[inside])
+    assert not _same_rotations(s.poses[:2], m.poses[:2])  # there the repeated end frames do bend it
+    np.testing.assert_array_equal(s.trans, m.trans)
+
+
+def test_smoothing_a_one_frame_flick_scales_it_by_the_kernels_centre_weight():
+    """A small rotation on one frame: the quaternion's vector part, about half the angle, is filtered linearly, so
+    the smoothed flick is the angle times the (truncated, normalised) Gaussian's centre weight, within 1%."""
+    poses = np.zeros((21, 24, 3))
+    poses[10, 5] = [0.0, 0.02, 0.0]
+    s = Motion(fps=60.0, poses=poses, trans=np.zeros((21, 3))).smoothed(1.3)
+    x = np.arange(-5, 6)  # scipy's support: int(4 sigma + 0.5) frames each side
+    weights = np.exp(-0.5 * (x / 1.3) ** 2)
+    np.testing.assert_allclose(np.linalg.norm(s.poses[10, 5]), 0.02 * weights[5] / weights.sum(), rtol=1e-2)
+    assert np.abs(s.poses[:, [j for j in range(24) if j != 5]]).max() < 1e-12  # the other joints stay at rest
+
+
+def test_smoothing_a_cyclic_clip_is_continuous_across_the_seam():
+    """Filtering the loop, not the clip: a smoothed cycle played twice equals the smoothed three-cycle clip there,
+    and the cycle's displacement is kept."""
+    m = _random_motion(n_frames=30, seed=4)
+    m.poses *= 0.2
+    m.cyclic = True
+    twice = m.smoothed(1.5).loop(2)
+    reference = m.loop(3).smoothed(1.5)  # its first and second cycles' seam is far from its ends
+    assert _same_rotations(twice.poses[24:36], reference.poses[24:36])
+    np.testing.assert_array_equal(twice.trans, m.loop(2).trans)
+
+
+def test_antialias_blurs_by_0_75_new_frames_only_when_the_rate_drops():
+    m = _uniform_turn(41, rate=0.05)
+    m.poses[20, 3] += [0.0, 0.3, 0.0]  # a flick that plain sampling keeps whole on an even frame
+    plain, smooth = m.resample(30.0), m.resample(30.0, antialias=True)
+    assert _same_rotations(plain.poses[10], m.poses[20])
+    assert _same_rotations(smooth.poses, m.smoothed(0.75 * np.sqrt(3.0)).resample(30.0).poses)
+    flick = [Rotation.from_rotvec(r.poses[10, 3]).inv() * Rotation.from_rotvec(r.poses[9, 3]) for r in (plain, smooth)]
+    assert flick[1].magnitude() < 0.6 * flick[0].magnitude()
+    near = Motion(fps=30.0012, poses=m.poses, trans=m.trans)  # the walk's stored rate: nothing to remove
+    np.testing.assert_array_equal(near.resample(30.0, antialias=True).poses, near.resample(30.0).poses)
+    np.testing.assert_array_equal(m.resample(120.0, antialias=True).poses, m.resample(120.0).poses)
+    with pytest.raises(ValueError, match="sigma"):
+        m.smoothed(-1.0)
+
+
 def test_mirror_twice_is_identity_and_swaps_sides():
     m = _random_motion()
     mm = m.mirror()

@@ -329,7 +329,7 @@ def build_reference(motion: Motion, model: mujoco.MjModel, rest_joints: np.ndarr
     ``rest_joints``: the SMPL rest joints ``J(beta)`` in canonical coordinates
     (:func:`vision3d.body.retarget.smpl_rest_joints`).
     """
-    clip = motion.resample(fps) if not math.isclose(motion.fps, fps) else motion
+    clip = motion.resample(fps, antialias=True) if not math.isclose(motion.fps, fps) else motion
     cycle = clip.n_frames
     cyclic = motion.cyclic and cycle > 1
     qpos = motion_qpos(clip.loop(2) if cyclic else clip, rest_joints)  # two cycles: the seam's velocities
