@@ -185,7 +185,7 @@ class Motion:
         span ``[0, (T - 1) / fps_old]`` (no extrapolation), so 30 -> 60 Hz turns ``T`` frames into ``2T - 1`` and
         60 -> 30 Hz brings them back exactly. The same rate returns an unchanged copy.
 
-        ``antialias``: when lowering the rate, first :meth:`smoothed`, so that the motion reaches the new rate
+        ``antialias``: when lowering the rate, first :meth:`smoothed`, so that the joint rotations reach the new rate
         blurred by a Gaussian of 0.75 new frames. Sampling alone folds motion faster than the new rate can show (a
         mocap marker's one-frame flick) into the result. Such a Gaussian keeps 0.06 of the new Nyquist frequency
         (``exp(-2 pi^2 0.75^2 / 4)``) and, for a 30 Hz result, 0.64 at 6 Hz (gait labs low-pass marker data near 6
