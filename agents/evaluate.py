@@ -382,11 +382,18 @@ class EpisodeStats:
             text += "\n" + self.recovery_summary()
         return text
 
+    def recovery_seconds(self, fps: float = 30.0) -> np.ndarray:
+        """Per episode, the seconds from the end of its last push until tracking recovered; NaN where the episode
+        was not pushed, fell, or never tracked within 5 cm again."""
+        recovered = (self.push_end >= 0) & ~self.fell & (self.recovered >= 0)
+        return np.where(recovered, (self.recovered - self.push_end) / fps, np.nan)
+
     def recovery_summary(self, fps: float = 30.0) -> str:
         """Survival of the pushed episodes, and how long tracking took to recover after each one's last push."""
         pushed = self.push_end >= 0
-        recovered = pushed & ~self.fell & (self.recovered >= 0)
-        seconds = (self.recovered[recovered] - self.push_end[recovered]) / fps
+        all_seconds = self.recovery_seconds(fps)
+        recovered = ~np.isnan(all_seconds)
+        seconds = all_seconds[recovered]
         text = (f"pushes: survived {np.sum(pushed & ~self.fell)}/{np.sum(pushed)} pushed episodes; tracking "
                 f"recovered (MPJPE < {RECOVERED * 100:g} cm, no fall) in {np.sum(recovered)}/{np.sum(pushed)}")
         if len(seconds):

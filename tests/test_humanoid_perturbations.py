@@ -94,6 +94,22 @@ def test_recovery_report_by_hand():
         stats.add(2, {"mpjpe": 0.2, "pushed": _ == 0, "fallen": False})
     assert stats.recovery_summary() == ("pushes: survived 2/3 pushed episodes; tracking recovered "
                                         "(MPJPE < 5 cm, no fall) in 1/3, 0.10 s after the push (median; max 0.10 s)")
+    np.testing.assert_array_equal(stats.recovery_seconds(), [0.1, np.nan, np.nan])
+
+
+def test_robustness_benchmark_reports_every_direction_and_the_noise(capsys, benchmark_script):
+    """benchmarks/humanoid_robustness.py on the shipped walk: a 1 N push (nothing, for a 60 kg body) is survived and
+    tracking stays within 5 cm; rows come in the order asked."""
+    bench = benchmark_script("humanoid_robustness")
+    bench.main([str(shipped_policy("walk")), "--episodes", "1", "--push", "1", "--directions", "0,-90",
+                "--action-noise", "0.05"])
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split() for line in lines[2:5]]
+    assert [row[:3] for row in rows] == [["push", "+0", "deg"], ["push", "-90", "deg"], ["action", "noise", "0.05"]]
+    assert rows[0][3] == rows[1][3] == "1/1" and rows[0][4] == rows[1][4] == "1/1", lines
+    assert rows[2][3] == "1/1", lines
+    with pytest.raises(SystemExit):
+        bench.main([str(shipped_policy("walk")), "--directions", "left"])
 
 
 def test_mpenv_eval_pushes_the_shipped_walk(capsys):

@@ -591,15 +591,9 @@ def fit_to_keypoints(
     if not isinstance(camera, (PerspectiveCamera, WeakPerspectiveCamera)):
         raise ValueError(f"camera must be a PerspectiveCamera or WeakPerspectiveCamera, got {type(camera).__name__}")
     check_fit_config(config)
-    iterations, anneal, lr = config.iterations, config.anneal, config.lr
+    iterations, lr = config.iterations, config.lr
     batch, factory = keypoints.shape[0], {"dtype": model.dtype, "device": model.device}
-    pose_prior_std = default_pose_prior_std(**factory) if config.pose_prior_std is None else config.pose_prior_std
-    mixture = config.pose_prior if not isinstance(config.pose_prior, str) else None
-    if config.pose_prior == "gmm":
-        from vision3d.body.pose_prior import default_pose_prior
-
-        mixture = default_pose_prior()
-    energy = FitEnergy(model, keypoints, confidences, camera, config, pose_prior_std, mixture)
+    energy = _energy(model, keypoints, confidences, camera, config)
 
     # Stage 1: camera and global orientation from the torso, starting from similar triangles.
     orient0 = torch.as_tensor(config.init_global_orient, **factory).reshape(-1, 3).expand(batch, 3)
@@ -624,27 +618,89 @@ def fit_to_keypoints(
     if config.multi_start:
         pose0 = depth_hypotheses(dtype=model.dtype).to(model.device).repeat(batch, 1).reshape(-1, N_JOINTS - 1, 3)
         x.pose_6d = matrix_to_rotation_6d(axis_angle_to_matrix(pose0)).reshape(batch * starts, -1)
-    body_history: list[Tensor] = []
-    for part, factor in enumerate(anneal):
-        steps = iterations[1] * (part + 1) // len(anneal) - iterations[1] * part // len(anneal)
-        names = (*camera_names, "orient_6d", "pose_6d", "betas")
-        body_history += _adam(energy_all, x, names, steps, lr, torso_only=False, factor=factor)
+    names = (*camera_names, "orient_6d", "pose_6d", "betas")
+    body_history = _body_stage(energy_all, x, names, iterations[1], config)
 
     with torch.no_grad():
         final, _, _ = energy_all(x, False, 1.0)
         best = final.reshape(batch, starts).argmin(-1) + torch.arange(batch, device=final.device) * starts
-        x = x.select(best)
-        history += [h[best] for h in body_history]
+    history += [h[best] for h in body_history]
+    return _fit_result(energy, x.select(best), history)
+
+
+def _body_stage(energy: FitEnergy, x: FitUnknowns, names: Sequence[str], iterations: int,
+                config: FitConfig) -> list[Tensor]:
+    """Adam on ``names`` for ``iterations`` in total, the prior weights scaled by ``config.anneal``'s factors over
+    equal parts of them; returns the energies of every iteration."""
+    history: list[Tensor] = []
+    for part, factor in enumerate(config.anneal):
+        steps = iterations * (part + 1) // len(config.anneal) - iterations * part // len(config.anneal)
+        history += _adam(energy, x, names, steps, config.lr, torso_only=False, factor=factor)
+    return history
+
+
+def _fit_result(energy: FitEnergy, x: FitUnknowns, history: list[Tensor]) -> FitResult:
+    with torch.no_grad():
         _, joints, body_pose = energy(x, False, 1.0)
         fitted_camera = energy.camera_of(x)
-        error = torch.linalg.vector_norm(project(joints, fitted_camera) - keypoints, dim=-1)
+        error = torch.linalg.vector_norm(project(joints, fitted_camera) - energy.keypoints, dim=-1)
         return FitResult(
             betas=x.betas,
             global_orient=matrix_to_axis_angle(rotation_6d_to_matrix(x.orient_6d)),
             body_pose=body_pose,
             transl=x.transl,
             joints3d=joints,
-            loss_history=torch.stack(history) if history else keypoints.new_zeros(0, batch),
+            loss_history=torch.stack(history) if history else energy.keypoints.new_zeros(0, len(x.betas)),
             camera=fitted_camera,
             reprojection_error=error,
         )
+
+
+def refine_fit(
+    model: BodyModel,
+    keypoints: Tensor,
+    confidences: Tensor,
+    camera: PerspectiveCamera,
+    start: FitResult,
+    iterations: int,
+    config: FitConfig = FitConfig(),  # noqa: B008  (frozen)
+) -> FitResult:
+    """The body stage of :func:`fit_to_keypoints` (``config``'s energy, annealing and step size; pose, shape,
+    orientation and translation all free) run for ``iterations`` from ``start`` -- one start per sample, e.g. a
+    :func:`~vision3d.body.learned_fitting.learned_fit` -- instead of from the camera stage and the depth
+    hypotheses. ``loss_history`` holds the energies of these iterations only."""
+    keypoints = torch.as_tensor(keypoints, dtype=model.dtype, device=model.device)
+    confidences = torch.as_tensor(confidences, dtype=model.dtype, device=model.device)
+    _check_inputs(keypoints, confidences, model)
+    if not isinstance(camera, PerspectiveCamera):
+        raise ValueError(f"refine_fit takes a PerspectiveCamera, got {type(camera).__name__}")
+    check_fit_config(config)
+    if iterations < 0:
+        raise ValueError(f"iterations must be >= 0, got {iterations}")
+    batch, factory = keypoints.shape[0], {"dtype": model.dtype, "device": model.device}
+    if start.body_pose.shape != (batch, 3 * (N_JOINTS - 1)) or start.betas.shape != (batch, model.num_betas):
+        raise ValueError(f"start must be a fit of the same {batch} samples: body_pose {tuple(start.body_pose.shape)}, "
+                         f"betas {tuple(start.betas.shape)}")
+    energy = _energy(model, keypoints, confidences, camera, config)
+    pose = axis_angle_to_matrix(start.body_pose.to(**factory).reshape(batch, N_JOINTS - 1, 3))
+    x = FitUnknowns(
+        orient_6d=matrix_to_rotation_6d(axis_angle_to_matrix(start.global_orient.to(**factory))).clone(),
+        pose_6d=matrix_to_rotation_6d(pose).reshape(batch, -1).clone(),
+        betas=start.betas.to(**factory).clone(),
+        transl=start.transl.to(**factory).clone(),
+        log_scale=torch.zeros(batch, **factory),
+        shift=torch.zeros(batch, 2, **factory),
+    )
+    history = _body_stage(energy, x, ("transl", "orient_6d", "pose_6d", "betas"), iterations, config)
+    return _fit_result(energy, x, history)
+
+
+def _energy(model: BodyModel, keypoints: Tensor, confidences: Tensor, camera: Camera, config: FitConfig) -> FitEnergy:
+    factory = {"dtype": model.dtype, "device": model.device}
+    pose_prior_std = default_pose_prior_std(**factory) if config.pose_prior_std is None else config.pose_prior_std
+    mixture = config.pose_prior if not isinstance(config.pose_prior, str) else None
+    if config.pose_prior == "gmm":
+        from vision3d.body.pose_prior import default_pose_prior
+
+        mixture = default_pose_prior()
+    return FitEnergy(model, keypoints, confidences, camera, config, pose_prior_std, mixture)

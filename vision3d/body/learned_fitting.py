@@ -79,10 +79,12 @@ from mpenv.checkpoint import load_weights_checked
 from vision3d.body.fitting import (
     FACING_CAMERA,
     TORSO_JOINTS,
+    FitConfig,
     FitResult,
     PerspectiveCamera,
     initial_camera,
     project,
+    refine_fit,
     weighted_centroid_and_spread,
 )
 from vision3d.body.model import BodyModel
@@ -306,9 +308,18 @@ def learned_fit(
     confidences: Tensor,
     camera: PerspectiveCamera,
     network: LearnedUpdate | None = None,
+    refine_iterations: int = 0,
+    refine_config: FitConfig | None = None,
 ) -> FitResult:
     """Fit by unrolling ``network`` (default: the shipped one) for its ``steps``; a
-    :class:`~vision3d.body.fitting.FitResult` whose ``loss_history [T + 1, B]`` holds ``L_reproj`` of each iterate."""
+    :class:`~vision3d.body.fitting.FitResult` whose ``loss_history [T + 1, B]`` holds ``L_reproj`` of each iterate.
+
+    ``refine_iterations > 0``: then run that many iterations of :func:`~vision3d.body.fitting.fit_to_keypoints`'s
+    body stage from the unroll's result (:func:`~vision3d.body.fitting.refine_fit`, with ``refine_config``'s energy
+    and schedule, default ``FitConfig()``), as SPIN refines a regressor's estimate with SMPLify; ``loss_history`` is
+    then the refinement's energies."""
+    if refine_iterations < 0:
+        raise ValueError(f"refine_iterations must be >= 0, got {refine_iterations}")
     network = default_learned_fitter() if network is None else network
     keypoints = torch.as_tensor(keypoints, dtype=model.dtype, device=model.device)
     confidences = torch.as_tensor(confidences, dtype=model.dtype, device=model.device)
@@ -318,7 +329,7 @@ def learned_fit(
                                for t in iterates])  # fmt: skip
         orient, pose, betas, transl = unpack(iterates[-1])
         joints = joints_of(model, iterates[-1])
-        return FitResult(
+        fit = FitResult(
             betas=betas,
             global_orient=matrix_to_axis_angle(rotation_6d_to_matrix(orient)),
             body_pose=matrix_to_axis_angle(rotation_6d_to_matrix(pose)).reshape(len(pose), -1),
@@ -328,6 +339,9 @@ def learned_fit(
             camera=camera,
             reprojection_error=torch.linalg.vector_norm(project(joints, camera) - keypoints, dim=-1),
         )
+    if refine_iterations:
+        fit = refine_fit(model, keypoints, confidences, camera, fit, refine_iterations, refine_config or FitConfig())
+    return fit
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -474,7 +488,7 @@ def compare(samples: int = 48, seed: int = 0, network: LearnedUpdate | None = No
     noise, confidences 1) with Adam (``FitConfig()``, :func:`~vision3d.body.pose_prior.gmm_fit_config`, each also
     with 1/5 of its iterations) and with the learned unroll. One row per method: iterations, wall seconds (one
     thread as set by the caller), median / p90 PA-MPJPE (cm), mean reprojection error (px)."""
-    from vision3d.body.fitting import FitConfig, fit_to_keypoints, pa_mpjpe
+    from vision3d.body.fitting import fit_to_keypoints, pa_mpjpe
     from vision3d.body.pose_prior import gmm_fit_config
     from vision3d.body.synthetic import TEST_CLIPS
 
@@ -491,6 +505,11 @@ def compare(samples: int = 48, seed: int = 0, network: LearnedUpdate | None = No
     steps = network.config.steps
     methods.append((f"learned, T = {steps}", steps,
                     lambda: learned_fit(model, keypoints, confidences, people.camera, network)))  # fmt: skip
+    refine = sum(fifth) - steps  # the learned steps and the refinement within 1/5 of Adam's iterations
+    for name, make in (("FitConfig()", FitConfig), ("gmm_fit_config()", gmm_fit_config)):
+        methods.append((f"learned, T = {steps}, + {refine} Adam iterations of {name}", steps + refine,
+                        lambda make=make: learned_fit(model, keypoints, confidences, people.camera, network,
+                                                      refine, make())))  # fmt: skip
     rows = []
     for label, its, fit_fn in methods:
         start = time.time()
