@@ -263,3 +263,24 @@ def test_gmm_prior_meets_the_bar_on_held_out_motion() -> None:
     error_cm = 100.0 * pa_mpjpe(fit.joints3d, people.joints3d)
     assert float(fit.reprojection_error.mean()) < 2.0  # the fit explains the keypoints (noise is 1 px)
     assert float(error_cm.median()) <= 6.0, f"median PA-MPJPE {float(error_cm.median()):.1f} cm"
+
+
+@pytest.mark.slow
+def test_gmm_prior_from_the_learned_start_meets_the_bar_on_held_out_motion() -> None:
+    """The same protocol and scenes, the mixture prior's fit started from the learned fitter's estimate (both learned
+    from the training clips only) instead of from the 16 depth hypotheses, with the same 500 iterations: median
+    PA-MPJPE <= 6 cm. Measured: 5.75 cm here; 6.00 and 5.99 on the scenes of seeds 0 and 1 (README)."""
+    from vision3d.body.model import BodyModel
+    from vision3d.body.pose_prior import learned_start_fit
+
+    torch.set_num_threads(1)
+    model = BodyModel.default(dtype=F64, device="cpu")
+    n = 24
+    config = PeopleConfig(clips=TEST_CLIPS, yaw_degrees=35, elevation_degrees=(-5, 10), image_size=512)
+    people = sample_people(n, config, seed=7, model=model)
+    noise = torch.randn(people.keypoints.shape, generator=torch.Generator().manual_seed(7), dtype=F64)
+    fit = learned_start_fit(model, people.keypoints + noise, torch.ones(n, 24, dtype=F64), people.camera)
+    error_cm = 100.0 * pa_mpjpe(fit.joints3d, people.joints3d)
+    assert fit.loss_history.shape[0] == 500 - 6  # the learned steps count against the budget
+    assert float(fit.reprojection_error.mean()) < 2.0
+    assert float(error_cm.median()) <= 6.0, f"median PA-MPJPE {float(error_cm.median()):.1f} cm"

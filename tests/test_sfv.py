@@ -158,8 +158,8 @@ def test_humanoid_replays_the_recovered_motion_on_the_true_clip(model):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="bars not met: world MPJPE 183 mm (bar 60), replay reward 0.28 (bar 0.9; "
-                   "root-relative 167 mm, PA-MPJPE 134 mm): at 64 px the per-frame fits flip in depth and the "
+@pytest.mark.xfail(strict=True, reason="bars not met: world MPJPE 128 mm (bar 60), replay reward 0.35 (bar 0.9; "
+                   "root-relative 128 mm, PA-MPJPE 98 mm; from SMPLify's T-pose start: 181 mm, 0.28): at 64 px the "
                    "network's keypoints swap left and right between front and back views")
 def test_sfv_end_to_end_meets_the_issue_bar(model):
     """The whole pipeline on 60 frames (2 s) of the held-out cmu_walk filmed at 64 x 64: the shipped 2D network's
@@ -182,3 +182,22 @@ def test_sfv_end_to_end_meets_the_issue_bar(model):
     print(f"world MPJPE {1e3 * error:.0f} mm, replay {replay}")
     assert error <= 0.060, error
     assert replay["reward"] >= 0.9, replay
+
+
+def test_learned_start_fits_held_out_frames_better_than_the_t_pose(model):
+    """The per-frame fits of 30 frames of the held-out walk (exact keypoints + 1 px noise, the same budget of 160
+    iterations): started from the learned fitter's estimate, their mean PA-MPJPE is lower than from SMPLify's T-pose
+    (single start): measured 75 against 97 mm. A bad ``initial`` is refused."""
+    video = render_motion_video(walk(30), model, yaw_degrees=60, render=False)
+    noise = np.random.default_rng(0).normal(0.0, 1.0, video.keypoints.shape)
+    keypoints = (video.keypoints + torch.from_numpy(noise)).float()
+    truth = video.people.joints3d.float()
+    per_frame = FitConfig(iterations=(40, 120), multi_start=False)
+    errors = {}
+    for initial in ("learned", "smplify"):
+        config = SequenceConfig(per_frame=per_frame, iterations=0, initial=initial)
+        fit = fit_sequence(model, keypoints, None, video.camera, config)
+        errors[initial] = float(pa_mpjpe(fit.per_frame.joints3d, truth).mean())
+    assert errors["learned"] < errors["smplify"], errors
+    with pytest.raises(ValueError, match="initial must be"):
+        SequenceConfig(initial="regression")

@@ -66,7 +66,8 @@ from torch import Tensor
 from mpenv import tables
 
 if TYPE_CHECKING:
-    from vision3d.body.fitting import FitConfig
+    from vision3d.body.fitting import FitConfig, FitResult, PerspectiveCamera
+    from vision3d.body.model import BodyModel
     from vision3d.body.motion import Motion
 
 __all__ = [
@@ -81,6 +82,7 @@ __all__ = [
     "fit_gmm",
     "fit_gmm_prior",
     "gmm_fit_config",
+    "learned_start_fit",
     "motion_frames",
 ]
 
@@ -374,8 +376,9 @@ def compare_priors(
     split: Sequence[str] = ("test", "train"),
     image_size: int = 512,
 ) -> list[dict[str, float | str | int]]:
-    """Fit the same synthetic scenes with the diagonal Gaussian prior (``FitConfig()``) and the GMM prior
-    (:func:`gmm_fit_config`): one row per (clips, prior) with the median and 90th-percentile PA-MPJPE (cm) and the
+    """Fit the same synthetic scenes with the diagonal Gaussian prior (``FitConfig()``), the GMM prior
+    (:func:`gmm_fit_config`) and the GMM prior from the learned fitter's start (:func:`learned_start_fit`, the same
+    total of iterations): one row per (clips, prior) with the median and 90th-percentile PA-MPJPE (cm) and the
     mean reprojection error (px). Scenes: ``sample_people(samples, PeopleConfig(clips, yaw_degrees=35,
     elevation_degrees=(-5, 10), image_size=image_size), seed)`` and keypoint noise ``N(0, noise_px^2)`` from
     ``seed``, all confidences 1. The default 512 x 512 image is the fitting tests' (a person about 400 pixels tall);
@@ -393,14 +396,31 @@ def compare_priors(
         noise = torch.randn(people.keypoints.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
         keypoints = people.keypoints + noise_px * noise
         confidences = torch.ones(samples, people.keypoints.shape[1], dtype=torch.float64)
-        for prior, config in (("gaussian", FitConfig(iterations=iterations)),
-                              ("gmm", gmm_fit_config(iterations=iterations))):  # fmt: skip
-            fit = fit_to_keypoints(model, keypoints, confidences, people.camera, config)
+        for prior in ("gaussian", "gmm", "gmm, learned start"):
+            if prior == "gmm, learned start":
+                fit = learned_start_fit(model, keypoints, confidences, people.camera, sum(iterations))
+            else:
+                make = FitConfig if prior == "gaussian" else gmm_fit_config
+                fit = fit_to_keypoints(model, keypoints, confidences, people.camera, make(iterations=iterations))
             error = 100.0 * pa_mpjpe(fit.joints3d, people.joints3d)
             rows.append({"clips": f"{name} ({', '.join(clips)})", "prior": prior, "samples": samples,
                          "median_cm": float(error.median()), "p90_cm": float(torch.quantile(error, 0.9)),
                          "reprojection_px": float(fit.reprojection_error.mean())})  # fmt: skip
     return rows
+
+
+def learned_start_fit(model: BodyModel, keypoints: Tensor, confidences: Tensor, camera: PerspectiveCamera,
+                      iterations: int = 500) -> FitResult:
+    """Fitting with the mixture prior from the learned fitter's estimate instead of from the T-pose's 16 depth
+    hypotheses: the shipped :mod:`~vision3d.body.learned_fitting` update (trained on the same training clips as the
+    prior) unrolled for its steps, then ``iterations`` minus those steps of the body stage of
+    :func:`~vision3d.body.fitting.fit_to_keypoints` with :func:`gmm_fit_config` (one start; SPIN's recipe). The
+    learned start settles the depth ambiguities the prior alone leaves to the choice among the hypotheses."""
+    from vision3d.body.learned_fitting import default_learned_fitter, learned_fit
+
+    network = default_learned_fitter()
+    return learned_fit(model, keypoints, confidences, camera, network, max(iterations - network.config.steps, 0),
+                       gmm_fit_config())
 
 
 def markdown_table(rows: list[dict[str, float | str | int]]) -> str:

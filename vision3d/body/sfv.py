@@ -237,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="lambda_J, weight of the joint accelerations (default: SequenceConfig's)")
     parser.add_argument("--iterations", type=int, default=None,
                         help="Adam iterations of the temporal refinement (default: SequenceConfig's)")
+    parser.add_argument("--initial", choices=("learned", "smplify"), default="learned",
+                        help="start of the per-frame fits: the learned fitter's estimate, or SMPLify's T-pose")
     parser.add_argument("--name", default=None, help="name stored in the Motion (default: the input's stem)")
     parser.add_argument("--check-humanoid", action="store_true",
                         help="replay the Motion kinematically in mpenv/HumanoidMimic-v0 and report its errors")
@@ -276,7 +278,7 @@ def run(args: argparse.Namespace) -> Motion:
         raise InputError(f"{path}: expected a folder of frames, a video ({', '.join(VIDEO_SUFFIXES)}) or a .npz")
     fps = args.fps or video_fps or DEFAULT_FPS
 
-    changes = {"joint_smooth_weight": args.smooth_weight, "iterations": args.iterations}
+    changes = {"joint_smooth_weight": args.smooth_weight, "iterations": args.iterations, "initial": args.initial}
     config = dataclasses.replace(SequenceConfig(), **{k: v for k, v in changes.items() if v is not None})
     model = BodyModel.default()
     fit = fit_sequence(model, torch.from_numpy(keypoints), torch.from_numpy(confidences), camera, config)

@@ -32,8 +32,10 @@ translation ``t_t`` (camera frame, OpenCV axes):
   23 local rotations of ``theta_t``). Joint positions do not see a twist about a bone's own axis; this term keeps
   such unobserved rotations from flickering between frames. Matrices, not angles: no wrap-around at ``pi``.
 
-**Optimization**: per-frame SMPLify fits (:func:`~vision3d.body.fitting.fit_to_keypoints`, all frames as one
-batch) initialise every frame and, through their mean, the shared shape; then Adam refines all unknowns jointly for
+**Optimization**: per-frame fits (all frames as one batch) initialise every frame and, through their mean, the
+shared shape. By default (``initial="learned"``) each starts from the learned fitter's estimate
+(:func:`~vision3d.body.learned_fitting.learned_fit`) and runs SMPLify's body stage from there; ``"smplify"`` runs
+:func:`~vision3d.body.fitting.fit_to_keypoints` from the T-pose. Then Adam refines all unknowns jointly for
 ``iterations`` steps (rotations in the 6D representation, as in the per-frame fit). The energy is one vectorized
 expression over frames and joints. Pixels: both stages fit the image rescaled to a ``reference_focal`` (1000 px)
 focal length, the scale :class:`~vision3d.body.fitting.FitConfig`'s weights were tuned at; rescaling moves no 3D
@@ -115,6 +117,10 @@ class SequenceConfig:
 
     per_frame: FitConfig = field(default_factory=lambda: FitConfig(iterations=(60, 200), multi_start=False),
                                  metadata={"help": "SMPLify settings of the per-frame initialisation and terms"})
+    initial: str = field(default="learned", metadata={
+        "help": "where the per-frame fits start: 'learned' (the shipped learned-gradient-descent unroll, then "
+                "per_frame's body stage for the rest of its iterations; SPIN's recipe) or 'smplify' (per_frame's "
+                "camera stage from the T-pose)"})
     iterations: int = field(default=200, metadata={"help": "Adam iterations of the joint refinement"})
     lr: float = field(default=0.01, metadata={"help": "Adam step size of the refinement (it starts near a fit)"})
     reference_focal: float | None = field(default=1000.0, metadata={
@@ -128,6 +134,8 @@ class SequenceConfig:
 
     def __post_init__(self) -> None:
         check_fit_config(self.per_frame)
+        if self.initial not in ("learned", "smplify"):
+            raise ValueError(f"initial must be 'learned' or 'smplify', got {self.initial!r}")
         if isinstance(self.iterations, bool) or not isinstance(self.iterations, int) or self.iterations < 0:
             raise ValueError(f"iterations must be a non-negative integer, got {self.iterations!r}")
         for name in ("joint_smooth_weight", "rotation_smooth_weight"):
@@ -210,7 +218,7 @@ def fit_sequence(
     camera = PerspectiveCamera(tuple(k * f for f in camera.focal), tuple(k * c for c in camera.principal_point))
     keypoints = k * keypoints
     if init is None:
-        init = fit_to_keypoints(model, keypoints, confidences, camera, config.per_frame)
+        init = per_frame_fit(model, keypoints, confidences, camera, config)
         init = replace(init, camera=original_camera, reprojection_error=init.reprojection_error / k)
 
     per_frame = config.per_frame
@@ -270,6 +278,19 @@ def fit_sequence(
         loss_history=torch.stack(history) if history else keypoints.new_zeros(0),
         reprojection_error=error,
     )
+
+
+def per_frame_fit(model: BodyModel, keypoints: Tensor, confidences: Tensor, camera: PerspectiveCamera,
+                  config: SequenceConfig) -> FitResult:
+    """Every frame fitted on its own as ``config.initial`` says, ``config.per_frame``'s energy and iteration budget
+    (the learned unroll's steps count against it)."""
+    if config.initial == "smplify":
+        return fit_to_keypoints(model, keypoints, confidences, camera, config.per_frame)
+    from vision3d.body.learned_fitting import default_learned_fitter, learned_fit
+
+    network = default_learned_fitter()
+    refine = max(sum(config.per_frame.iterations) - network.config.steps, 0)
+    return learned_fit(model, keypoints, confidences, camera, network, refine, config.per_frame)
 
 
 def per_frame_sequence(fit: FitResult, camera: PerspectiveCamera | None = None) -> SequenceFit:
