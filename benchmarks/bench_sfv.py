@@ -7,11 +7,12 @@ physics humanoid.
 The clip (``cmu_walk``, a test clip: neither the pose prior nor the 2D network saw it) is filmed by one static camera
 60 degrees off its start heading, 10 degrees above (:func:`vision3d.body.video_fitting.render_motion_video`).
 Keypoints: the exact projections + 1 px Gaussian noise, and, if it is shipped, the 2D network's predictions on the
-rendered frames. Rows: per-frame fit (:func:`~vision3d.body.fitting.fit_to_keypoints`, the temporal fit's
-initialisation) and temporal fit (:func:`~vision3d.body.video_fitting.fit_sequence`). Columns: MPJPE and PA-MPJPE
-(mm, camera frame), acceleration error (mm/frame^2; root-relative, and of the joints as placed, which includes
-depth jitter), seconds, and the humanoid's kinematic replay of the recovered Motion (aligned to the clip by a turn
-about z and a shift) against the true clip in ``mpenv/HumanoidMimic-v0``: root-relative and global MPJPE, mm.
+rendered frames. Rows: per-frame fit (:func:`~vision3d.body.video_fitting.per_frame_fit`, the temporal fit's
+initialisation, from the learned fitter's start) and temporal fit (:func:`~vision3d.body.video_fitting.fit_sequence`).
+Columns: MPJPE and PA-MPJPE (mm, camera frame), acceleration error (mm/frame^2; root-relative, and of the joints as
+placed, which includes depth jitter), seconds, and the humanoid's kinematic replay of the recovered Motion (aligned to
+the clip by a turn about z and a shift) against the true clip in ``mpenv/HumanoidMimic-v0``: root-relative and global
+MPJPE, mm.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ import numpy as np
 import torch
 
 from vision3d.body.clips import load_clip
-from vision3d.body.fitting import fit_to_keypoints, mpjpe, pa_mpjpe
+from vision3d.body.fitting import mpjpe, pa_mpjpe
 from vision3d.body.model import BodyModel
 from vision3d.body.sfv import align_motion, humanoid_replay, network_keypoints
 from vision3d.body.video_fitting import (
     SequenceConfig,
     acceleration_error,
     fit_sequence,
+    per_frame_fit,
     per_frame_sequence,
     render_motion_video,
     sequence_to_motion,
@@ -71,7 +73,7 @@ def main() -> None:
             start = time.perf_counter()
             k = config.reference_focal / video.camera.focal[0]
             scaled = type(video.camera)(video.camera.focal[0] * k, tuple(k * c for c in video.camera.principal_point))
-            fit_to_keypoints(model, k * keypoints.float(), torch.ones(keypoints.shape[:2]), scaled, config.per_frame)
+            per_frame_fit(model, k * keypoints.float(), torch.ones(keypoints.shape[:2]), scaled, config)
             init_seconds = time.perf_counter() - start
             for name, result, seconds in (("per-frame", per_frame_sequence(fit.per_frame), init_seconds),
                                           ("temporal", fit, total)):  # fmt: skip
